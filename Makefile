@@ -1,0 +1,48 @@
+# The README's two commands: `make run` and `make test`. Every target creates .venv itself.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/python -m pip
+HOST ?= 127.0.0.1
+PORT ?= 8000
+SCENARIO ?= all
+PYTEST_ARGS ?=
+
+.PHONY: run test lint typecheck unit format clean
+
+$(BIN)/python:
+	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "pushgate needs Python 3.11 or newer")'
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+
+# Reinstall only when the dependency lists change.
+$(VENV)/.run-deps: $(BIN)/python pyproject.toml constraints.txt
+	$(PIP) install --quiet -c constraints.txt -e .
+	touch $@
+
+$(VENV)/.test-deps: $(VENV)/.run-deps
+	$(PIP) install --quiet -c constraints.txt -e '.[test]'
+	touch $@
+
+run: $(VENV)/.run-deps
+	$(BIN)/pushgate serve --host $(HOST) --port $(PORT)
+
+lint: $(VENV)/.test-deps
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+
+typecheck: $(VENV)/.test-deps
+	$(BIN)/mypy
+
+test: lint typecheck
+	$(BIN)/pytest --cov --cov-report=term:skip-covered $(PYTEST_ARGS)
+
+unit: $(VENV)/.test-deps
+	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
+
+format: $(VENV)/.test-deps
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .coverage

@@ -1,0 +1,52 @@
+"""The application factory: routes, error handling, limits and the runtime's lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from pushgate import __version__
+from pushgate.api import errors
+from pushgate.api.limits import BodySizeLimit
+from pushgate.api.routes import health
+from pushgate.api.schemas.common import ERROR_RESPONSES
+from pushgate.runtime import Runtime, open_runtime
+from pushgate.settings import Settings
+
+DESCRIPTION = """
+Self-hosted push notifications through FCM HTTP v1, APNs and Web Push.
+
+Authenticate with `Authorization: Bearer <key>` or `X-API-Key: <key>`. Every failure answers
+`{"error": {"code", "message", "details"}}` with a stable `code`.
+"""
+
+
+def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI:
+    """Build the API. With `runtime` given the caller owns it; otherwise the lifespan opens one."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if runtime is not None:
+            app.state.runtime = runtime
+            yield
+            return
+        owned = await open_runtime(settings)
+        app.state.runtime = owned
+        try:
+            yield
+        finally:
+            await owned.close()
+
+    app = FastAPI(
+        title="pushgate",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        responses=ERROR_RESPONSES,
+    )
+    errors.install(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.server.max_body_bytes)
+    app.include_router(health.router)
+    return app

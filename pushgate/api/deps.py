@@ -1,0 +1,95 @@
+"""FastAPI dependencies as Annotated aliases, so route signatures read as sentences."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pushgate.domain.apikeys import Permission, Scope, allows
+from pushgate.errors import AuthenticationError, PermissionDeniedError
+from pushgate.runtime import Runtime
+from pushgate.store import api_keys
+
+
+def get_runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+async def get_session(runtime: RuntimeDep) -> AsyncIterator[AsyncSession]:
+    # Routes commit explicitly; anything not committed is rolled back when the session closes.
+    async with runtime.sessions() as session:
+        yield session
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who is calling: the app (tenant) every query is scoped to, and the key's scope."""
+
+    app_id: uuid.UUID
+    key_id: uuid.UUID
+    scope: Scope
+
+    def can(self, permission: Permission) -> bool:
+        return allows(self.scope, permission)
+
+
+def presented_key(request: Request) -> str | None:
+    authorization = request.headers.get("authorization")
+    if authorization:
+        scheme, _, value = authorization.partition(" ")
+        if scheme.lower() == "bearer" and value.strip():
+            return value.strip()
+    return request.headers.get("x-api-key") or None
+
+
+async def get_caller(request: Request, session: SessionDep) -> Caller:
+    secret = presented_key(request)
+    if secret is None:
+        raise AuthenticationError(
+            "missing API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    row = await api_keys.authenticate(session=session, secret=secret)
+    if row is None:
+        raise AuthenticationError(
+            "unknown or revoked API key",
+            code="invalid_api_key",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    if await api_keys.touch(session=session, key=row):
+        await session.commit()
+    return Caller(app_id=row.app_id, key_id=row.id, scope=Scope(row.scope))
+
+
+CallerDep = Annotated[Caller, Depends(get_caller)]
+
+
+def require(permission: Permission) -> Callable[[Caller], Awaitable[Caller]]:
+    async def check(caller: CallerDep) -> Caller:
+        if not caller.can(permission):
+            raise PermissionDeniedError(
+                f"a {caller.scope.value} key may not do this (needs {permission.value})",
+                code="insufficient_scope",
+            )
+        return caller
+
+    return check
+
+
+DeviceWriter = Annotated[Caller, Depends(require(Permission.DEVICES_WRITE))]
+DeviceReader = Annotated[Caller, Depends(require(Permission.DEVICES_READ))]
+Sender = Annotated[Caller, Depends(require(Permission.NOTIFICATIONS_SEND))]
+NotificationReader = Annotated[Caller, Depends(require(Permission.NOTIFICATIONS_READ))]
+Admin = Annotated[Caller, Depends(require(Permission.ADMIN))]

@@ -1,0 +1,1 @@
+"""Pure types and rules of push delivery: no I/O lives here."""

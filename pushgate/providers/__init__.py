@@ -1,0 +1,1 @@
+"""Delivery providers: FCM HTTP v1, APNs and Web Push, behind one protocol."""

@@ -1,0 +1,1 @@
+"""Use cases: accept, dispatch and deliver notifications, seeing only domain/ and the ports."""

@@ -1,0 +1,286 @@
+"""Settings: nested sections read from PUSHGATE_* variables, plain legacy names and a TOML file.
+
+Precedence, highest first: arguments given to `load_settings`, `PUSHGATE_<SECTION>__<FIELD>`
+variables, the plain names existing deployments use (`DATABASE_URL`, `RABBITMQ_URL`, ...), the
+config file (`PUSHGATE_CONFIG` or `--config`), then the embedded defaults (SQLite file, embedded
+broker, in-memory key-value store), so `pushgate serve` runs with nothing configured.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    InitSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from pushgate.errors import ConfigError
+
+ENV_PREFIX = "PUSHGATE_"
+
+# Plain names used by the deployments pushgate replaces, mapped to (section, field).
+LEGACY_ENV: dict[str, tuple[str, str]] = {
+    "DATABASE_URL": ("database", "url"),
+    "RABBITMQ_URL": ("broker", "url"),
+    "REDIS_URL": ("redis", "url"),
+    "SERVICE_PORT": ("server", "port"),
+    "LOG_LEVEL": ("log", "level"),
+    "MAX_RETRIES": ("delivery", "max_attempts"),
+    "CIRCUIT_BREAKER_THRESHOLD": ("circuit_breaker", "threshold"),
+    "CIRCUIT_BREAKER_TIMEOUT": ("circuit_breaker", "timeout"),
+    "WORKER_PREFETCH_COUNT": ("worker", "prefetch_count"),
+}
+
+
+def default_data_dir() -> Path:
+    """Where the embedded profile keeps its SQLite file: `$XDG_DATA_HOME/pushgate`."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "pushgate"
+
+
+class ServerSettings(BaseModel):
+    """The HTTP listener."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    public_url: str | None = None
+
+
+class DatabaseSettings(BaseModel):
+    """The source of truth: SQLite (embedded) or PostgreSQL (production)."""
+
+    url: str = ""
+    pool_size: int = Field(default=10, ge=1)
+    echo: bool = False
+
+    @field_validator("url")
+    @classmethod
+    def _known_scheme(cls, value: str) -> str:
+        if value and not value.split(":", 1)[0].startswith(("sqlite", "postgres")):
+            raise ValueError("must be a sqlite:/// or postgresql:// URL")
+        return value
+
+
+class BrokerSettings(BaseModel):
+    """Transport for jobs: `embedded` (a table in the database) or an amqp:// RabbitMQ URL."""
+
+    url: str = "embedded"
+    prefix: str = ""
+    quorum_queues: bool = False
+
+    @field_validator("url")
+    @classmethod
+    def _known_scheme(cls, value: str) -> str:
+        if value != "embedded" and not value.startswith(("amqp://", "amqps://")):
+            raise ValueError("must be 'embedded' or an amqp:// URL")
+        return value
+
+
+class RedisSettings(BaseModel):
+    """The key-value store: Redis when a URL is set, else in process memory."""
+
+    url: str | None = None
+    prefix: str = "pushgate:"
+
+    @field_validator("url")
+    @classmethod
+    def _known_scheme(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must be a redis:// URL")
+        return value or None
+
+
+class LogSettings(BaseModel):
+    """Structured logs."""
+
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    format: Literal["console", "json"] = "console"
+
+    @field_validator("level", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+
+class DeliverySettings(BaseModel):
+    """Retry policy for provider sends."""
+
+    max_attempts: int = Field(default=5, ge=1, le=100)
+    backoff_base_seconds: float = Field(default=1.0, gt=0)
+    backoff_max_seconds: float = Field(default=3600.0, gt=0)
+    request_timeout_seconds: float = Field(default=10.0, gt=0)
+
+
+class CircuitBreakerSettings(BaseModel):
+    """When to stop sending to a failing upstream, and for how long."""
+
+    threshold: int = Field(default=5, ge=1)
+    timeout: float = Field(default=30.0, gt=0)
+
+
+class WorkerSettings(BaseModel):
+    """Consumer concurrency."""
+
+    prefetch_count: int = Field(default=200, ge=1)
+    concurrency: int = Field(default=200, ge=1)
+
+
+class WebPushSettings(BaseModel):
+    """Which subscription endpoints are accepted (SSRF guard) and how TLS is verified."""
+
+    extra_hosts: list[str] = Field(default_factory=list)
+    allow_private_addresses: bool = False
+    ca_bundle: Path | None = None
+
+
+class Settings(BaseSettings):
+    """Every setting pushgate reads. Build with `load_settings()`, never at import time."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="ignore",
+        case_sensitive=False,
+    )
+
+    data_dir: Path = Field(default_factory=default_data_dir)
+    bootstrap_admin_key: SecretStr | None = None
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    broker: BrokerSettings = Field(default_factory=BrokerSettings)
+    redis: RedisSettings = Field(default_factory=RedisSettings)
+    log: LogSettings = Field(default_factory=LogSettings)
+    delivery: DeliverySettings = Field(default_factory=DeliverySettings)
+    circuit_breaker: CircuitBreakerSettings = Field(default_factory=CircuitBreakerSettings)
+    worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    webpush: WebPushSettings = Field(default_factory=WebPushSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        legacy = InitSettingsSource(settings_cls, init_kwargs=_legacy_values(os.environ))
+        return (init_settings, env_settings, legacy)
+
+    @property
+    def database_url(self) -> str:
+        """The SQLAlchemy async URL, with the default SQLite file under `data_dir`."""
+        if not self.database.url:
+            return f"sqlite+aiosqlite:///{self.data_dir / 'pushgate.db'}"
+        return async_database_url(self.database.url)
+
+    @property
+    def is_embedded_database(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def async_database_url(url: str) -> str:
+    """Map the URLs people write (`postgres://`, `postgresql://`, `sqlite://`) to async drivers."""
+    scheme, sep, rest = url.partition("://")
+    if scheme in ("postgres", "postgresql", "postgresql+psycopg2", "postgresql+psycopg"):
+        return f"postgresql+asyncpg{sep}{rest}"
+    if scheme == "sqlite":
+        return f"sqlite+aiosqlite{sep}{rest}"
+    return url
+
+
+def _legacy_values(environ: os._Environ[str] | dict[str, str]) -> dict[str, Any]:
+    values: dict[str, dict[str, str]] = {}
+    for name, (section, field) in LEGACY_ENV.items():
+        if name in environ:
+            values.setdefault(section, {})[field] = environ[name]
+    return dict(values)
+
+
+def _deep_merge(low: dict[str, Any], high: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(low)
+    for key, value in high.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _setting_name(loc: tuple[int | str, ...]) -> str:
+    parts = [str(p) for p in loc]
+    legacy = {v: k for k, v in LEGACY_ENV.items()}
+    name = ENV_PREFIX + "__".join(p.upper() for p in parts)
+    if len(parts) == 2 and (parts[0], parts[1]) in legacy:
+        return f"{name} (or {legacy[(parts[0], parts[1])]})"
+    return name
+
+
+def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Settings:
+    """Read the effective settings.
+
+    Args:
+        config_file: a TOML file with the same nested sections; `PUSHGATE_CONFIG` names one too.
+        overrides: values that win over everything else (tests, CLI flags).
+
+    Raises:
+        ConfigError: one line naming the first bad setting and why.
+    """
+    path = config_file or os.environ.get(ENV_PREFIX + "CONFIG")
+    file_values: dict[str, Any] = {}
+    if path:
+        try:
+            file_values = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"config file {path}: {exc.strerror}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path}: {exc}") from exc
+    try:
+        # Init kwargs outrank the environment in pydantic-settings, so passing the file's values
+        # as kwargs would let the file win. Read the environment alone first, keep only what it
+        # set explicitly, and layer: file < environment < overrides.
+        from_env = Settings().model_dump(exclude_unset=True)
+        return Settings(**_deep_merge(_deep_merge(file_values, from_env), overrides))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise ConfigError(
+            f"invalid setting {_setting_name(first['loc'])}: {first['msg']}"
+        ) from None
+
+
+def redacted(settings: Settings) -> dict[str, Any]:
+    """The effective settings as plain data with passwords and secret values masked."""
+    data = settings.model_dump(mode="json")
+
+    def walk(node: Any, key: str = "") -> Any:
+        if isinstance(node, dict):
+            return {k: walk(v, k) for k, v in node.items()}
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        if isinstance(node, str) and key == "url":
+            return redact_url(node)
+        return node
+
+    result = walk(data)
+    for name, value in settings:
+        if isinstance(value, SecretStr):
+            result[name] = "********"
+    return dict(result)
+
+
+def redact_url(url: str) -> str:
+    """Hide the password of a URL such as postgresql://user:secret@host/db."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":********@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))

@@ -1,0 +1,1 @@
+"""Persistence: SQLAlchemy engine, tables, per-aggregate queries and Alembic migrations."""

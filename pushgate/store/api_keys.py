@@ -1,0 +1,91 @@
+"""Queries on API keys: create (secret returned once), authenticate, revoke, list."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pushgate.domain import apikeys
+from pushgate.domain.apikeys import Scope
+from pushgate.errors import NotFoundError
+from pushgate.store.tables import APIKey, utcnow
+
+# last_used_at is advisory; writing it on every request would cost a row update per call.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+@dataclass(frozen=True, slots=True)
+class CreatedKey:
+    row: APIKey
+    secret: str
+
+
+async def create(
+    *, session: AsyncSession, app_id: uuid.UUID, scope: Scope, name: str | None = None
+) -> CreatedKey:
+    new = apikeys.generate()
+    row = APIKey(app_id=app_id, scope=scope.value, name=name, prefix=new.prefix, key_hash=new.hash)
+    session.add(row)
+    await session.flush()
+    return CreatedKey(row=row, secret=new.secret)
+
+
+async def authenticate(*, session: AsyncSession, secret: str) -> APIKey | None:
+    """The live key row for a presented secret, or None (unknown, wrong or revoked)."""
+    prefix = apikeys.prefix_of(secret)
+    if prefix is None:
+        return None
+    row = (
+        await session.execute(select(APIKey).where(APIKey.prefix == prefix))
+    ).scalar_one_or_none()
+    if row is None or row.revoked_at is not None or not apikeys.matches(secret, row.key_hash):
+        return None
+    return row
+
+
+async def touch(*, session: AsyncSession, key: APIKey, now: datetime | None = None) -> bool:
+    """Record use, at most once per LAST_USED_RESOLUTION. Returns whether a write happened."""
+    now = now or utcnow()
+    if key.last_used_at is not None and now - key.last_used_at < LAST_USED_RESOLUTION:
+        return False
+    await session.execute(update(APIKey).where(APIKey.id == key.id).values(last_used_at=now))
+    return True
+
+
+async def revoke(
+    *,
+    session: AsyncSession,
+    key_id: uuid.UUID | None = None,
+    prefix: str | None = None,
+    app_id: uuid.UUID | None = None,
+) -> APIKey:
+    """Revoke a key by id or by its prefix (what `pushgate keys list` shows).
+
+    Raises:
+        NotFoundError: no such key (in `app_id`, when given).
+    """
+    query = select(APIKey)
+    if key_id is not None:
+        query = query.where(APIKey.id == key_id)
+    elif prefix is not None:
+        query = query.where(APIKey.prefix == (apikeys.prefix_of(prefix) or prefix))
+    else:
+        raise ValueError("revoke needs key_id or prefix")
+    if app_id is not None:
+        query = query.where(APIKey.app_id == app_id)
+    row = (await session.execute(query)).scalar_one_or_none()
+    if row is None:
+        raise NotFoundError("no such API key", code="key_not_found")
+    if row.revoked_at is None:
+        row.revoked_at = utcnow()
+        await session.flush()
+    return row
+
+
+async def list_for_app(*, session: AsyncSession, app_id: uuid.UUID) -> list[APIKey]:
+    query = select(APIKey).where(APIKey.app_id == app_id).order_by(APIKey.created_at)
+    return list((await session.execute(query)).scalars())

@@ -1,0 +1,76 @@
+"""Queries on apps (tenants)."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pushgate.domain import vapid
+from pushgate.errors import ConflictError, InvalidInputError, NotFoundError
+from pushgate.store.tables import App
+
+MAX_NAME = 100
+
+
+async def create(*, session: AsyncSession, name: str, vapid_subject: str | None = None) -> App:
+    """Create an app with a fresh VAPID key pair.
+
+    Raises:
+        InvalidInputError: empty or overlong name, or an unusable VAPID subject.
+        ConflictError: an app with that name exists.
+    """
+    name = name.strip()
+    if not name or len(name) > MAX_NAME:
+        raise InvalidInputError(f"app name must be 1 to {MAX_NAME} characters", field="name")
+    pair = vapid.generate_key_pair()
+    app = App(
+        name=name,
+        vapid_public_key=pair.public_key,
+        vapid_private_key=pair.private_key,
+        vapid_subject=vapid.validate_subject(vapid_subject) if vapid_subject else None,
+    )
+    session.add(app)
+    try:
+        await session.flush()
+    except IntegrityError:
+        await session.rollback()
+        raise ConflictError(f"an app named {name!r} exists", code="app_exists") from None
+    return app
+
+
+async def get(*, session: AsyncSession, app_id: uuid.UUID) -> App:
+    app = await session.get(App, app_id)
+    if app is None:
+        raise NotFoundError("no such app")
+    return app
+
+
+async def get_by_name(*, session: AsyncSession, name: str) -> App:
+    app = (await session.execute(select(App).where(App.name == name))).scalar_one_or_none()
+    if app is None:
+        raise NotFoundError(f"no app named {name!r}", code="app_not_found")
+    return app
+
+
+async def list_all(*, session: AsyncSession) -> list[App]:
+    return list((await session.execute(select(App).order_by(App.created_at))).scalars())
+
+
+async def count(*, session: AsyncSession) -> int:
+    return int((await session.execute(select(func.count()).select_from(App))).scalar_one())
+
+
+async def set_vapid_keys(*, session: AsyncSession, app: App, pair: vapid.VapidKeyPair) -> App:
+    app.vapid_private_key = pair.private_key
+    app.vapid_public_key = pair.public_key
+    await session.flush()
+    return app
+
+
+async def set_vapid_subject(*, session: AsyncSession, app: App, subject: str | None) -> App:
+    app.vapid_subject = vapid.validate_subject(subject) if subject else None
+    await session.flush()
+    return app

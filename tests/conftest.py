@@ -1,0 +1,254 @@
+"""Shared fixtures: real backends per test (fresh SQLite file, a PostgreSQL database per session
+truncated per test, a Redis key prefix per test), the API over ASGITransport, and factories.
+
+A real service that is unreachable skips its tests with the reason, and fails the run when
+PUSHGATE_TEST_SERVICES=require (CI sets it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from pushgate.api.app import create_app
+from pushgate.domain.apikeys import Scope
+from pushgate.runtime import Runtime, open_runtime
+from pushgate.settings import Settings, load_settings
+from pushgate.store import api_keys, apps, db, migrate
+from pushgate.store.tables import Base
+
+POSTGRES_URL = os.environ.get(
+    "PUSHGATE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+REDIS_URL = os.environ.get("PUSHGATE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+RABBITMQ_URL = os.environ.get("PUSHGATE_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
+SERVICES_REQUIRED = os.environ.get("PUSHGATE_TEST_SERVICES", "").lower() == "require"
+
+# Settings must come from the test, never from the developer's shell.
+_SETTING_NAMES = ("PUSHGATE_", "DATABASE_URL", "RABBITMQ_URL", "REDIS_URL", "SERVICE_PORT")
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.startswith(_SETTING_NAMES) and not name.startswith("PUSHGATE_TEST_"):
+            monkeypatch.delenv(name)
+    for name in ("LOG_LEVEL", "MAX_RETRIES", "CIRCUIT_BREAKER_THRESHOLD",
+                 "CIRCUIT_BREAKER_TIMEOUT", "WORKER_PREFETCH_COUNT"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def reachable(url: str, default_port: int) -> bool:
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or default_port), 2):
+            return True
+    except OSError:
+        return False
+
+
+def need_service(name: str, url: str, default_port: int) -> None:
+    if reachable(url, default_port):
+        return
+    reason = f"{name} is not reachable at {url}"
+    if SERVICES_REQUIRED:
+        pytest.fail(f"{reason} and PUSHGATE_TEST_SERVICES=require")
+    pytest.skip(reason)
+
+
+def run_in_thread(factory: Callable[[], Awaitable[None]]) -> None:
+    """Run a coroutine to completion on its own loop: session fixtures may be first requested
+    from inside a test's running loop, where asyncio.run is not allowed."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, factory()).result()  # type: ignore[arg-type]
+
+
+# --- databases -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[str]:
+    """A PostgreSQL database of this test session, migrated once; its async URL."""
+    need_service("PostgreSQL", POSTGRES_URL, 5432)
+    name = f"pushgate_t_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    admin_url = POSTGRES_URL.replace("postgresql://", "postgresql+asyncpg://", 1)
+    base, _, _ = admin_url.rpartition("/")
+    url = f"{base}/{name}"
+
+    async def create() -> None:
+        engine = create_async_engine(admin_url, isolation_level="AUTOCOMMIT")
+        async with engine.connect() as connection:
+            await connection.execute(text(f'CREATE DATABASE "{name}"'))
+        await engine.dispose()
+        target = db.create_engine(url)
+        await migrate.upgrade(target)
+        await target.dispose()
+
+    async def drop() -> None:
+        engine = create_async_engine(admin_url, isolation_level="AUTOCOMMIT")
+        async with engine.connect() as connection:
+            await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        await engine.dispose()
+
+    run_in_thread(create)
+    yield url
+    run_in_thread(drop)
+
+
+async def truncate_all(url: str) -> None:
+    engine = db.create_engine(url)
+    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+    async with engine.begin() as connection:
+        await connection.execute(text(f"TRUNCATE {tables} CASCADE"))
+    await engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A migrated, empty database: a fresh SQLite file, or the session's PostgreSQL database."""
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'pushgate.db'}"
+        engine = db.create_engine(url)
+        await migrate.upgrade(engine)
+        await engine.dispose()
+        return url
+    url: str = request.getfixturevalue("postgres_database")
+    await truncate_all(url)
+    return url
+
+
+@pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = db.create_engine(database_url)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+def sessions(engine: AsyncEngine) -> db.SessionMaker:
+    return db.session_maker(engine)
+
+
+# --- other services --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def redis_url() -> str:
+    need_service("Redis", REDIS_URL, 6379)
+    return REDIS_URL
+
+
+@pytest.fixture
+def rabbitmq_url() -> str:
+    need_service("RabbitMQ", RABBITMQ_URL, 5672)
+    return RABBITMQ_URL
+
+
+@pytest.fixture
+def unique_prefix() -> str:
+    """A namespace for keys and queue names, so concurrent test runs never share state."""
+    return f"t{uuid.uuid4().hex[:10]}."
+
+
+# --- settings, runtime and API ---------------------------------------------------------------
+
+
+@pytest.fixture(params=["embedded", pytest.param("services", marks=[pytest.mark.postgres,
+                                                                   pytest.mark.redis])])
+def profile(request: pytest.FixtureRequest) -> str:
+    """The backend profile: embedded (SQLite, memory kv) or services (PostgreSQL, Redis)."""
+    return str(request.param)
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path) -> Callable[..., Settings]:
+    def make(**overrides: Any) -> Settings:
+        overrides.setdefault("data_dir", tmp_path / "data")
+        return load_settings(**overrides)
+
+    return make
+
+
+@pytest.fixture
+async def settings(
+    request: pytest.FixtureRequest, profile: str, tmp_path: Path,
+    make_settings: Callable[..., Settings], unique_prefix: str,
+) -> Settings:
+    if profile == "embedded":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'pushgate.db'}"
+        engine = db.create_engine(url)
+        await migrate.upgrade(engine)
+        await engine.dispose()
+        return make_settings(database={"url": url})
+    url = request.getfixturevalue("postgres_database")
+    await truncate_all(url)
+    redis = request.getfixturevalue("redis_url")
+    return make_settings(database={"url": url}, redis={"url": redis, "prefix": unique_prefix})
+
+
+@pytest.fixture
+async def runtime(settings: Settings) -> AsyncIterator[Runtime]:
+    rt = await open_runtime(settings)
+    yield rt
+    await rt.close()
+
+
+@pytest.fixture
+async def client(settings: Settings, runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client on the app, inside its lifespan, on the test's event loop."""
+    app = create_app(settings, runtime=runtime)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://pushgate.test"
+        ) as http,
+    ):
+        yield http
+
+
+@dataclass
+class TenantKeys:
+    """An app and one key of each scope, as headers ready to send."""
+
+    app_id: uuid.UUID
+    app_name: str
+    admin: dict[str, str]
+    send: dict[str, str]
+    subscribe: dict[str, str]
+
+
+@pytest.fixture
+def tenant_factory(runtime: Runtime) -> Callable[[str], Awaitable[TenantKeys]]:
+    async def make(name: str = "acme") -> TenantKeys:
+        async with runtime.sessions() as session:
+            app = await apps.create(session=session, name=name)
+            keys = {
+                scope: await api_keys.create(session=session, app_id=app.id, scope=scope)
+                for scope in Scope
+            }
+            await session.commit()
+        return TenantKeys(
+            app_id=app.id,
+            app_name=name,
+            **{s.value: {"Authorization": f"Bearer {k.secret}"} for s, k in keys.items()},
+        )
+
+    return make
+
+
+@pytest.fixture
+async def tenant(tenant_factory: Callable[[str], Awaitable[TenantKeys]]) -> TenantKeys:
+    return await tenant_factory("acme")
