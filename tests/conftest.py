@@ -46,15 +46,22 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith(_SETTING_NAMES) and not name.startswith("PUSHGATE_TEST_"):
             monkeypatch.delenv(name)
-    for name in ("LOG_LEVEL", "MAX_RETRIES", "CIRCUIT_BREAKER_THRESHOLD",
-                 "CIRCUIT_BREAKER_TIMEOUT", "WORKER_PREFETCH_COUNT"):
+    for name in (
+        "LOG_LEVEL",
+        "MAX_RETRIES",
+        "CIRCUIT_BREAKER_THRESHOLD",
+        "CIRCUIT_BREAKER_TIMEOUT",
+        "WORKER_PREFETCH_COUNT",
+    ):
         monkeypatch.delenv(name, raising=False)
 
 
 def reachable(url: str, default_port: int) -> bool:
     parts = urlsplit(url)
     try:
-        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or default_port), 2):
+        with socket.create_connection(
+            (parts.hostname or "127.0.0.1", parts.port or default_port), 2
+        ):
             return True
     except OSError:
         return False
@@ -166,8 +173,9 @@ def unique_prefix() -> str:
 # --- settings, runtime and API ---------------------------------------------------------------
 
 
-@pytest.fixture(params=["embedded", pytest.param("services", marks=[pytest.mark.postgres,
-                                                                   pytest.mark.redis])])
+@pytest.fixture(
+    params=["embedded", pytest.param("services", marks=[pytest.mark.postgres, pytest.mark.redis])]
+)
 def profile(request: pytest.FixtureRequest) -> str:
     """The backend profile: embedded (SQLite, memory kv) or services (PostgreSQL, Redis)."""
     return str(request.param)
@@ -184,8 +192,11 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
 
 @pytest.fixture
 async def settings(
-    request: pytest.FixtureRequest, profile: str, tmp_path: Path,
-    make_settings: Callable[..., Settings], unique_prefix: str,
+    request: pytest.FixtureRequest,
+    profile: str,
+    tmp_path: Path,
+    make_settings: Callable[..., Settings],
+    unique_prefix: str,
 ) -> Settings:
     if profile == "embedded":
         url = f"sqlite+aiosqlite:///{tmp_path / 'pushgate.db'}"
