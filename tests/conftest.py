@@ -127,13 +127,17 @@ async def truncate_all(url: str) -> None:
 async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A migrated, empty database: a fresh SQLite file, or the session's PostgreSQL database."""
     if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'pushgate.db'}"
-        engine = db.create_engine(url)
-        await migrate.upgrade(engine)
-        await engine.dispose()
-        return url
+        return await migrated_sqlite(tmp_path)
     url: str = request.getfixturevalue("postgres_database")
     await truncate_all(url)
+    return url
+
+
+async def migrated_sqlite(directory: Path) -> str:
+    url = f"sqlite+aiosqlite:///{directory / 'pushgate.db'}"
+    engine = db.create_engine(url)
+    await migrate.upgrade(engine)
+    await engine.dispose()
     return url
 
 
@@ -199,11 +203,7 @@ async def settings(
     unique_prefix: str,
 ) -> Settings:
     if profile == "embedded":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'pushgate.db'}"
-        engine = db.create_engine(url)
-        await migrate.upgrade(engine)
-        await engine.dispose()
-        return make_settings(database={"url": url})
+        return make_settings(database={"url": await migrated_sqlite(tmp_path)})
     url = request.getfixturevalue("postgres_database")
     await truncate_all(url)
     redis = request.getfixturevalue("redis_url")
