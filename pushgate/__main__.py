@@ -1,0 +1,5 @@
+"""`python -m pushgate` runs the CLI."""
+
+from pushgate.cli import main
+
+main()
