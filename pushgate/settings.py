@@ -8,18 +8,22 @@ broker, in-memory key-value store), so `pushgate serve` runs with nothing config
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     InitSettingsSource,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
 )
 
 from pushgate.errors import ConfigError
@@ -137,9 +141,20 @@ class WorkerSettings(BaseModel):
 class WebPushSettings(BaseModel):
     """Which subscription endpoints are accepted (SSRF guard) and how TLS is verified."""
 
-    extra_hosts: list[str] = Field(default_factory=list)
+    # NoDecode: `PUSHGATE_WEBPUSH__EXTRA_HOSTS=a.example,b.example` is what people write, and
+    # pydantic-settings would otherwise insist on JSON for a list.
+    extra_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
     allow_private_addresses: bool = False
     ca_bundle: Path | None = None
+
+    @field_validator("extra_hosts", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            if value.lstrip().startswith("["):
+                return json.loads(value)
+            return [host.strip() for host in value.split(",") if host.strip()]
+        return value
 
 
 class Settings(BaseSettings):
@@ -254,6 +269,12 @@ def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Se
         raise ConfigError(
             f"invalid setting {_setting_name(first['loc'])}: {first['msg']}"
         ) from None
+    except SettingsError as exc:
+        # A section given whole (`PUSHGATE_SERVER='{...}'`) that is not JSON.
+        field = re.search(r'field "(\w+)"', str(exc))
+        name = ENV_PREFIX + field.group(1).upper() if field else "from the environment"
+        reason = " ".join(str(exc.__cause__ or exc).split())
+        raise ConfigError(f"invalid setting {name}: not a JSON object ({reason})") from None
 
 
 def redacted(settings: Settings) -> dict[str, Any]:

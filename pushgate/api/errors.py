@@ -52,7 +52,11 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     if not isinstance(exc, RequestValidationError):
         raise exc
     problems = [
-        {"field": _field(e.get("loc", ())), "message": str(e.get("msg", "invalid"))}
+        {
+            # A body that is not JSON at all: its loc is a character offset, not a field.
+            "field": "body" if e.get("type") == "json_invalid" else _field(e.get("loc", ())),
+            "message": str(e.get("msg", "invalid")),
+        }
         for e in exc.errors()
     ]
     first = problems[0] if problems else {"field": "body", "message": "invalid"}
@@ -67,7 +71,9 @@ async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
         raise exc
     code = HTTP_CODES.get(exc.status_code, "http_error")
     headers = dict(exc.headers) if exc.headers else None
-    return error_response(exc.status_code, code, str(exc.detail), headers=headers)
+    # Our own HTTPException subclasses (the body size limit) carry details like PushgateError.
+    details = getattr(exc, "details", None)
+    return error_response(exc.status_code, code, str(exc.detail), details, headers)
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

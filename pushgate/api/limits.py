@@ -13,6 +13,7 @@ class _TooLarge(HTTPException):
 
     def __init__(self, max_bytes: int) -> None:
         super().__init__(413, f"request body over {max_bytes} bytes")
+        self.details = {"max_bytes": max_bytes}
 
 
 class BodySizeLimit:

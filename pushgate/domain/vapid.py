@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import ipaddress
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -14,6 +15,14 @@ from pushgate.errors import InvalidInputError
 # Apple answers 403 BadJwtToken when the subject's domain is not a real public one.
 _UNUSABLE_HOSTS = ("localhost", "localhost.localdomain")
 _UNUSABLE_SUFFIXES = (".local", ".localhost", ".internal", ".test", ".invalid", ".example")
+
+
+def _is_ip_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return host.replace(".", "").isdigit()
+    return True
 
 
 def b64url_encode(data: bytes) -> str:
@@ -109,7 +118,7 @@ def validate_subject(subject: str) -> str:
         "." not in host
         or host in _UNUSABLE_HOSTS
         or host.endswith(_UNUSABLE_SUFFIXES)
-        or host.replace(".", "").isdigit()
+        or _is_ip_address(host)
     ):
         raise InvalidInputError(
             f"VAPID subject needs a real public domain, not {host or 'nothing'!r}"

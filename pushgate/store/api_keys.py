@@ -72,7 +72,11 @@ async def revoke(
     if key_id is not None:
         query = query.where(APIKey.id == key_id)
     elif prefix is not None:
-        query = query.where(APIKey.prefix == (apikeys.prefix_of(prefix) or prefix))
+        # Accept what people paste: the prefix `keys list` shows, the same with the pgk_ mark
+        # (the start of their secret), or the whole secret.
+        given = prefix.strip()
+        candidates = {apikeys.prefix_of(given) or given, given.removeprefix(apikeys.KEY_MARK)}
+        query = query.where(APIKey.prefix.in_(candidates))
     else:
         raise ValueError("revoke needs key_id or prefix")
     if app_id is not None:

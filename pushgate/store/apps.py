@@ -32,11 +32,11 @@ async def create(*, session: AsyncSession, name: str, vapid_subject: str | None 
         vapid_private_key=pair.private_key,
         vapid_subject=vapid.validate_subject(vapid_subject) if vapid_subject else None,
     )
-    session.add(app)
     try:
-        await session.flush()
+        # A savepoint, so a duplicate undoes only this insert, not the caller's other work.
+        async with session.begin_nested():
+            session.add(app)
     except IntegrityError:
-        await session.rollback()
         raise ConflictError(f"an app named {name!r} exists", code="app_exists") from None
     return app
 

@@ -1,0 +1,241 @@
+"""The KeyValueStore contract, run against the in-memory store and Redis.
+
+Expiry is checked with an injected clock on the memory store; Redis keeps real time, so there a
+short ttl is polled for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+
+import pytest
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from pushgate.kv.base import KeyValueStore
+from pushgate.kv.memory import MemoryKeyValueStore
+from pushgate.kv.redis import RedisKeyValueStore
+
+SHORT_TTL = 0.2
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class Harness:
+    """A store plus a way to let `seconds` pass for it."""
+
+    kv: KeyValueStore
+    elapse: Callable[[float], Awaitable[None]]
+    # The ttl to use when a test waits for expiry: any value works with the fake clock.
+    ttl: float
+
+
+async def _poll_until_gone(kv: KeyValueStore, key: str, limit: float = 3.0) -> None:
+    # Redis expires on its own clock; poll briefly instead of guessing a sleep.
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if await kv.get(key) is None:
+            return
+        await asyncio.sleep(0.02)
+
+
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
+async def harness(request: pytest.FixtureRequest, unique_prefix: str) -> AsyncIterator[Harness]:
+    if request.param == "memory":
+        clock = FakeClock()
+
+        async def advance(seconds: float) -> None:
+            clock.now += seconds
+
+        memory = MemoryKeyValueStore(clock=clock)
+        yield Harness(kv=memory, elapse=advance, ttl=30.0)
+        await memory.close()
+        return
+
+    url: str = request.getfixturevalue("redis_url")
+    store = RedisKeyValueStore(url, prefix=unique_prefix)
+
+    async def wait(seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+    yield Harness(kv=store, elapse=wait, ttl=SHORT_TTL)
+    await store.close()
+    # Leave nothing behind in the shared server.
+    admin = Redis.from_url(url)
+    keys = [key async for key in admin.scan_iter(match=f"{unique_prefix}*")]
+    if keys:
+        await admin.delete(*keys)
+    await admin.aclose()
+
+
+async def test_missing_key_reads_as_none(harness: Harness) -> None:
+    assert await harness.kv.get("absent") is None
+
+
+async def test_set_then_get_returns_the_bytes(harness: Harness) -> None:
+    await harness.kv.set("greeting", b"hello \x00\xff")
+
+    assert await harness.kv.get("greeting") == b"hello \x00\xff"
+
+
+async def test_set_replaces_the_value(harness: Harness) -> None:
+    await harness.kv.set("k", b"one")
+    await harness.kv.set("k", b"two")
+
+    assert await harness.kv.get("k") == b"two"
+
+
+async def test_add_stores_only_once(harness: Harness) -> None:
+    # When two callers claim the same key
+    first = await harness.kv.add("claim", b"worker-1")
+    second = await harness.kv.add("claim", b"worker-2")
+
+    # Then only the first wins, and its value stays
+    assert (first, second) == (True, False)
+    assert await harness.kv.get("claim") == b"worker-1"
+
+
+async def test_add_succeeds_again_after_delete(harness: Harness) -> None:
+    await harness.kv.add("lock", b"a")
+    await harness.kv.delete("lock")
+
+    assert await harness.kv.add("lock", b"b") is True
+    assert await harness.kv.get("lock") == b"b"
+
+
+async def test_delete_removes_and_tolerates_absent_keys(harness: Harness) -> None:
+    await harness.kv.set("k", b"v")
+
+    await harness.kv.delete("k")
+    await harness.kv.delete("never-there")
+
+    assert await harness.kv.get("k") is None
+
+
+async def test_set_with_ttl_expires(harness: Harness) -> None:
+    # Given
+    await harness.kv.set("session", b"v", ttl=harness.ttl)
+    assert await harness.kv.get("session") == b"v"
+
+    # When the ttl passes
+    await harness.elapse(harness.ttl)
+    await _poll_until_gone(harness.kv, "session")
+
+    # Then
+    assert await harness.kv.get("session") is None
+
+
+async def test_set_without_ttl_does_not_expire(harness: Harness) -> None:
+    await harness.kv.set("forever", b"v")
+
+    await harness.elapse(harness.ttl * 2)
+
+    assert await harness.kv.get("forever") == b"v"
+
+
+async def test_add_is_possible_again_once_the_claim_expires(harness: Harness) -> None:
+    # Given a claim with a ttl
+    assert await harness.kv.add("claim", b"old", ttl=harness.ttl)
+
+    # When it expires
+    await harness.elapse(harness.ttl)
+    await _poll_until_gone(harness.kv, "claim")
+
+    # Then a new claim wins
+    assert await harness.kv.add("claim", b"new", ttl=harness.ttl) is True
+    assert await harness.kv.get("claim") == b"new"
+
+
+async def test_incr_counts_from_one(harness: Harness) -> None:
+    counts = [await harness.kv.incr("hits", ttl=60) for _ in range(3)]
+
+    assert counts == [1, 2, 3]
+
+
+async def test_incr_keys_count_independently(harness: Harness) -> None:
+    await harness.kv.incr("a", ttl=60)
+    await harness.kv.incr("a", ttl=60)
+
+    assert await harness.kv.incr("b", ttl=60) == 1
+
+
+async def test_incr_window_is_fixed_from_the_first_hit(harness: Harness) -> None:
+    # Given a rate-limit window opened by a first hit
+    window = harness.ttl * 5
+    assert await harness.kv.incr("rate", ttl=window) == 1
+
+    # When more hits come half-way through the window
+    await harness.elapse(window * 0.5)
+    counts = [await harness.kv.incr("rate", ttl=window) for _ in range(2)]
+
+    # Then the count keeps rising...
+    assert counts == [2, 3]
+
+    # ...and the window closes one ttl after the first hit: the later hits did not extend it
+    await harness.elapse(window * 0.6)
+    assert await harness.kv.get("rate") is None
+    assert await harness.kv.incr("rate", ttl=window) == 1
+
+
+async def test_counter_value_reads_back_as_its_digits(harness: Harness) -> None:
+    await harness.kv.incr("n", ttl=60)
+    await harness.kv.incr("n", ttl=60)
+
+    assert await harness.kv.get("n") == b"2"
+
+
+async def test_ping_answers_when_reachable(harness: Harness) -> None:
+    await harness.kv.ping()
+
+
+@pytest.mark.redis
+async def test_redis_keys_are_namespaced_by_prefix(redis_url: str, unique_prefix: str) -> None:
+    # Given two stores on one server with different prefixes
+    one = RedisKeyValueStore(redis_url, prefix=unique_prefix + "one:")
+    two = RedisKeyValueStore(redis_url, prefix=unique_prefix + "two:")
+    try:
+        # When both write the same key
+        await one.set("k", b"1")
+        await two.set("k", b"2")
+
+        # Then neither sees the other's value
+        assert await one.get("k") == b"1"
+        assert await two.get("k") == b"2"
+    finally:
+        await one.delete("k")
+        await two.delete("k")
+        await one.close()
+        await two.close()
+
+
+async def test_closing_twice_is_harmless(harness: Harness) -> None:
+    await harness.kv.close()
+    await harness.kv.close()
+
+
+async def test_unreachable_redis_fails_ping() -> None:
+    store = RedisKeyValueStore("redis://127.0.0.1:1/0")
+    try:
+        with pytest.raises(RedisConnectionError):
+            await asyncio.wait_for(store.ping(), 10)
+    finally:
+        await store.close()
+
+
+async def test_closed_memory_store_keeps_nothing() -> None:
+    store = MemoryKeyValueStore()
+    await store.set("k", b"v")
+
+    await store.close()
+
+    assert await store.get("k") is None
