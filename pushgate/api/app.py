@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from pushgate import __version__
 from pushgate.api import errors
 from pushgate.api.limits import BodySizeLimit
-from pushgate.api.routes import health, webpush
+from pushgate.api.routes import devices, health, webpush
 from pushgate.api.schemas.common import ERROR_RESPONSES
 from pushgate.runtime import Runtime, open_runtime
 from pushgate.settings import Settings
@@ -50,4 +50,5 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
     app.add_middleware(BodySizeLimit, max_bytes=settings.server.max_body_bytes)
     app.include_router(health.router)
     app.include_router(webpush.router)
+    app.include_router(devices.router)
     return app

@@ -1,0 +1,111 @@
+"""The SSRF guard's network half: resolve a Web Push endpoint's host and refuse non-public answers.
+
+Registration calls `check_endpoint`. DNS can change between registration and delivery (rebinding),
+so the sender must check again at connect time: `GuardedResolver` wraps aiohttp's resolver with the
+same `is_public_address` rule, so the addresses checked are the addresses connected to.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Awaitable, Callable, Sequence
+
+from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.resolver import ThreadedResolver
+
+from pushgate.domain import endpoint
+from pushgate.errors import UnsafeEndpointError
+from pushgate.settings import WebPushSettings
+
+DNS_TIMEOUT_SECONDS = 5.0
+
+Resolver = Callable[[str, int], Awaitable[Sequence[str]]]
+"""Resolves (host, port) to the IP addresses a connection could go to, as text."""
+
+
+class RefusedAddressError(OSError):
+    """A host resolved to an address we refuse to connect to (an OSError, so aiohttp wraps it as a
+    connection failure; the sender can tell it apart by this type in the exception chain)."""
+
+
+async def system_resolve(host: str, port: int) -> list[str]:
+    """Every address the loop's getaddrinfo gives for a TCP connection to host:port."""
+    loop = asyncio.get_running_loop()
+    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return [str(info[4][0]) for info in infos]
+
+
+def refused_addresses(addresses: Sequence[str]) -> list[str]:
+    """The addresses of a DNS answer that are not public (all of them must be, or none is used)."""
+    return [a for a in addresses if not endpoint.is_public_address(a)]
+
+
+async def check_endpoint(
+    url: str,
+    policy: WebPushSettings,
+    *,
+    resolve: Resolver = system_resolve,
+    dns_timeout: float = DNS_TIMEOUT_SECONDS,
+) -> endpoint.Endpoint:
+    """Accept a subscription endpoint only if pushgate may POST to it.
+
+    Known push services pass by name alone. A host opened by `policy.extra_hosts` must be an IP
+    literal or a name whose every address is public, unless `policy.allow_private_addresses`.
+
+    Raises:
+        InvalidInputError: code `invalid_subscription`, the URL is not a usable https URL.
+        UnsafeEndpointError: the host is not allowed, does not resolve, or is not public.
+    """
+    target = endpoint.parse_endpoint(url, extra_hosts=policy.extra_hosts)
+    if target.known or policy.allow_private_addresses:
+        return target
+    if target.address is not None:
+        addresses: Sequence[str] = [str(target.address)]
+    else:
+        try:
+            async with asyncio.timeout(dns_timeout):
+                addresses = await resolve(target.host, target.port)
+        except (OSError, TimeoutError):
+            raise UnsafeEndpointError(
+                f"endpoint host {target.host!r} does not resolve, so it cannot be checked",
+                field=endpoint.ENDPOINT_FIELD,
+            ) from None
+    refused = refused_addresses(addresses)
+    if refused or not addresses:
+        raise UnsafeEndpointError(
+            f"endpoint host {target.host!r} resolves to a non-public address "
+            f"({', '.join(refused) or 'none'})",
+            field=endpoint.ENDPOINT_FIELD,
+        )
+    return target
+
+
+class GuardedResolver(AbstractResolver):
+    """An aiohttp resolver that refuses a host when any of its addresses is not public.
+
+    aiohttp does not call the resolver for IP-literal hosts, so the sender still runs
+    `check_endpoint` (or `endpoint.is_public_address`) on those itself.
+    """
+
+    def __init__(
+        self, inner: AbstractResolver | None = None, *, allow_private: bool = False
+    ) -> None:
+        self._inner = inner or ThreadedResolver()
+        self._allow_private = allow_private
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        results = await self._inner.resolve(host, port, family)
+        if self._allow_private:
+            return results
+        refused = refused_addresses([r["host"] for r in results])
+        if refused or not results:
+            raise RefusedAddressError(
+                f"{host} resolves to a non-public address ({', '.join(refused) or 'none'})"
+            )
+        return results
+
+    async def close(self) -> None:
+        await self._inner.close()

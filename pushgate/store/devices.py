@@ -1,0 +1,385 @@
+"""Queries on devices and their topics: race-safe registration, keyset pages, soft and hard delete.
+
+Every query filters on `app_id`; a device of another app is indistinguishable from a missing one.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, delete, false, or_, select, true
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pushgate.domain import ids
+from pushgate.domain.subscription import Platform, PushAddress
+from pushgate.errors import InvalidInputError, NotFoundError
+from pushgate.store.tables import Device, DeviceTopic, utcnow
+
+MAX_TOPICS = 100
+DELETED = "deleted"
+
+# The device attributes a client may set besides its address and topics.
+PROFILE_FIELDS = frozenset({"user_id", "locale", "timezone", "app_version", "meta", "enabled"})
+_COLUMN_OF = {"meta": "metadata"}
+
+
+class Status(StrEnum):
+    """What a device is to a sender: `deactivated` (deleted or invalidated by a provider) wins
+    over `disabled` (switched off by the client), which wins over `active`."""
+
+    ACTIVE = "active"
+    DISABLED = "disabled"
+    DEACTIVATED = "deactivated"
+
+
+VISIBLE = frozenset({Status.ACTIVE, Status.DISABLED})
+
+
+def status_of(device: Device) -> Status:
+    if device.invalidated_at is not None:
+        return Status.DEACTIVATED
+    return Status.ACTIVE if device.enabled else Status.DISABLED
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceRecord:
+    """A device row and its topics, sorted."""
+
+    device: Device
+    topics: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Registration:
+    record: DeviceRecord
+    created: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One keyset page; `next_after` is the id to continue after, None on the last page."""
+
+    items: list[DeviceRecord]
+    next_after: uuid.UUID | None
+
+
+def device_not_found() -> NotFoundError:
+    return NotFoundError("no such device", code="device_not_found")
+
+
+async def upsert(
+    *,
+    session: AsyncSession,
+    app_id: uuid.UUID,
+    address: PushAddress,
+    profile: Mapping[str, Any] | None = None,
+    topics: Sequence[str] | None = None,
+    now: datetime | None = None,
+) -> Registration:
+    """Register a device, or refresh the one with the same (app, platform, token).
+
+    A re-registration changes only the `profile` fields given (and the Web Push keys), refreshes
+    `last_seen_at` and `updated_at`, and revives a deleted or provider-invalidated device. `topics`,
+    when given, replace the device's set. One `INSERT ... ON CONFLICT`, so concurrent registrations
+    of one token meet in the database instead of failing on the unique constraint.
+    """
+    now = now or utcnow()
+    profile = _checked(profile or {})
+    new_id = ids.new_id()
+    insert = _insert_for(session)
+    values: dict[str, Any] = {
+        "id": new_id,
+        "app_id": app_id,
+        "platform": address.platform.value,
+        "token": address.token,
+        "p256dh": address.p256dh,
+        "auth": address.auth,
+        "expires_at": address.expires_at,
+        "enabled": True,
+        "meta": {},
+        "created_at": now,
+        "updated_at": now,
+        "last_seen_at": now,
+    }
+    statement = insert(Device).values(values | profile)
+    refreshed = ("p256dh", "auth", "expires_at", *(_COLUMN_OF.get(k, k) for k in profile))
+    changes: dict[str, Any] = {name: statement.excluded[name] for name in refreshed}
+    changes |= {
+        "updated_at": now,
+        "last_seen_at": now,
+        "invalidated_at": None,
+        "invalidation_reason": None,
+    }
+    statement = statement.on_conflict_do_update(
+        index_elements=["app_id", "platform", "token"], set_=changes
+    )
+    result = await session.execute(
+        statement.returning(Device), execution_options={"populate_existing": True}
+    )
+    device = result.scalar_one()
+    if topics is not None:
+        await _replace_topics(session, app_id=app_id, device_id=device.id, topics=topics)
+        kept = tuple(sorted(set(topics)))
+    else:
+        kept = await _topics_of(session, app_id=app_id, device_id=device.id)
+    return Registration(DeviceRecord(device, kept), created=device.id == new_id)
+
+
+async def get(*, session: AsyncSession, app_id: uuid.UUID, device_id: uuid.UUID) -> DeviceRecord:
+    """Raises: NotFoundError `device_not_found`, also for another app's device."""
+    device = await _row(session, app_id=app_id, device_id=device_id)
+    return DeviceRecord(device, await _topics_of(session, app_id=app_id, device_id=device_id))
+
+
+async def list_page(
+    *,
+    session: AsyncSession,
+    app_id: uuid.UUID,
+    user_id: str | None = None,
+    platform: Platform | None = None,
+    topic: str | None = None,
+    enabled: bool | None = None,
+    statuses: Collection[Status] = VISIBLE,
+    after: uuid.UUID | None = None,
+    limit: int = 100,
+) -> Page:
+    """One page of an app's devices in id (creation) order, after the device id `after`.
+
+    With a topic the scan walks `ix_device_topics_app_topic_device` in device-id order; with a
+    user, `ix_devices_app_user`. Fan-out streams an audience by calling this page by page.
+    """
+    if topic is not None:
+        key = DeviceTopic.device_id
+        query = (
+            select(Device)
+            .join(DeviceTopic, DeviceTopic.device_id == Device.id)
+            .where(DeviceTopic.app_id == app_id, DeviceTopic.topic == topic)
+        )
+    else:
+        key = Device.id
+        query = select(Device)
+    query = query.where(Device.app_id == app_id, _status_clause(statuses))
+    if user_id is not None:
+        query = query.where(Device.user_id == user_id)
+    if platform is not None:
+        query = query.where(Device.platform == platform.value)
+    if enabled is not None:
+        query = query.where(Device.enabled.is_(enabled))
+    if after is not None:
+        query = query.where(key > after)
+    rows = list((await session.execute(query.order_by(key).limit(limit + 1))).scalars())
+    more = len(rows) > limit
+    rows = rows[:limit]
+    topics = await _topics_of_many(session, app_id=app_id, device_ids=[d.id for d in rows])
+    items = [DeviceRecord(d, topics.get(d.id, ())) for d in rows]
+    return Page(items=items, next_after=rows[-1].id if more else None)
+
+
+async def update(
+    *,
+    session: AsyncSession,
+    app_id: uuid.UUID,
+    device_id: uuid.UUID,
+    profile: Mapping[str, Any] | None = None,
+    topics: Sequence[str] | None = None,
+    now: datetime | None = None,
+) -> DeviceRecord:
+    """Change the given profile fields and, when given, replace the topics. Does not revive a
+    deactivated device: only the client re-registering its token shows the token still works.
+
+    Raises: NotFoundError `device_not_found`.
+    """
+    device = await _row(session, app_id=app_id, device_id=device_id)
+    for name, value in _checked(profile or {}).items():
+        setattr(device, name, value)
+    device.updated_at = now or utcnow()
+    await session.flush()
+    if topics is None:
+        return DeviceRecord(device, await _topics_of(session, app_id=app_id, device_id=device_id))
+    await _replace_topics(session, app_id=app_id, device_id=device_id, topics=topics)
+    return DeviceRecord(device, tuple(sorted(set(topics))))
+
+
+async def add_topics(
+    *,
+    session: AsyncSession,
+    app_id: uuid.UUID,
+    device_id: uuid.UUID,
+    topics: Sequence[str],
+    now: datetime | None = None,
+) -> DeviceRecord:
+    """Subscribe a device to topics; topics it already has are left alone.
+
+    Raises:
+        NotFoundError: `device_not_found`.
+        InvalidInputError: `too_many_topics`, the device would have more than MAX_TOPICS.
+    """
+    device = await _row(session, app_id=app_id, device_id=device_id)
+    existing = await _topics_of(session, app_id=app_id, device_id=device_id)
+    merged = set(existing) | set(topics)
+    if len(merged) > MAX_TOPICS:
+        raise InvalidInputError(
+            f"a device may have at most {MAX_TOPICS} topics", field="topics", code="too_many_topics"
+        )
+    await _insert_topics(session, app_id=app_id, device_id=device_id, topics=set(topics))
+    device.updated_at = now or utcnow()
+    await session.flush()
+    return DeviceRecord(device, tuple(sorted(merged)))
+
+
+async def remove_topic(
+    *,
+    session: AsyncSession,
+    app_id: uuid.UUID,
+    device_id: uuid.UUID,
+    topic: str,
+    now: datetime | None = None,
+) -> DeviceRecord:
+    """Unsubscribe a device from a topic (nothing happens if it was not subscribed).
+
+    Raises: NotFoundError `device_not_found`.
+    """
+    device = await _row(session, app_id=app_id, device_id=device_id)
+    await session.execute(
+        delete(DeviceTopic).where(
+            DeviceTopic.app_id == app_id,
+            DeviceTopic.device_id == device_id,
+            DeviceTopic.topic == topic,
+        )
+    )
+    device.updated_at = now or utcnow()
+    await session.flush()
+    return DeviceRecord(device, await _topics_of(session, app_id=app_id, device_id=device_id))
+
+
+async def deactivate(
+    *,
+    session: AsyncSession,
+    app_id: uuid.UUID,
+    device_id: uuid.UUID,
+    reason: str = DELETED,
+    now: datetime | None = None,
+) -> Device:
+    """Soft-delete: the row stays for history and analytics, senders skip it. A device already
+    deactivated keeps its first time and reason, which say why it really went away.
+
+    Raises: NotFoundError `device_not_found`.
+    """
+    device = await _row(session, app_id=app_id, device_id=device_id)
+    if device.invalidated_at is None:
+        now = now or utcnow()
+        device.invalidated_at = now
+        device.invalidation_reason = reason
+        device.updated_at = now
+        await session.flush()
+    return device
+
+
+async def purge(*, session: AsyncSession, app_id: uuid.UUID, device_id: uuid.UUID) -> None:
+    """Delete a device and its topics for good.
+
+    Raises: NotFoundError `device_not_found`.
+    """
+    await session.execute(
+        delete(DeviceTopic).where(DeviceTopic.app_id == app_id, DeviceTopic.device_id == device_id)
+    )
+    gone = await session.execute(
+        delete(Device).where(Device.app_id == app_id, Device.id == device_id).returning(Device.id)
+    )
+    if gone.scalar_one_or_none() is None:
+        raise device_not_found()
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def _insert_for(session: AsyncSession) -> Any:
+    # Both dialects spell the upsert `INSERT ... ON CONFLICT`, through different constructs.
+    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+
+
+def _checked(profile: Mapping[str, Any]) -> dict[str, Any]:
+    unknown = set(profile) - PROFILE_FIELDS
+    if unknown:
+        raise ValueError(f"not device profile fields: {sorted(unknown)}")
+    return dict(profile)
+
+
+def _status_clause(statuses: Collection[Status]) -> ColumnElement[bool]:
+    wanted = set(statuses)
+    if wanted >= set(Status):
+        return true()
+    live = Device.invalidated_at.is_(None)
+    clauses: list[ColumnElement[bool]] = []
+    if Status.DEACTIVATED in wanted:
+        clauses.append(Device.invalidated_at.is_not(None))
+    if {Status.ACTIVE, Status.DISABLED} <= wanted:
+        clauses.append(live)
+    elif Status.ACTIVE in wanted:
+        clauses.append(and_(live, Device.enabled.is_(True)))
+    elif Status.DISABLED in wanted:
+        clauses.append(and_(live, Device.enabled.is_(False)))
+    return or_(*clauses) if clauses else false()
+
+
+async def _row(session: AsyncSession, *, app_id: uuid.UUID, device_id: uuid.UUID) -> Device:
+    query = select(Device).where(Device.app_id == app_id, Device.id == device_id)
+    device = (await session.execute(query)).scalar_one_or_none()
+    if device is None:
+        raise device_not_found()
+    return device
+
+
+async def _topics_of(
+    session: AsyncSession, *, app_id: uuid.UUID, device_id: uuid.UUID
+) -> tuple[str, ...]:
+    query = (
+        select(DeviceTopic.topic)
+        .where(DeviceTopic.app_id == app_id, DeviceTopic.device_id == device_id)
+        .order_by(DeviceTopic.topic)
+    )
+    return tuple((await session.execute(query)).scalars())
+
+
+async def _topics_of_many(
+    session: AsyncSession, *, app_id: uuid.UUID, device_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, tuple[str, ...]]:
+    if not device_ids:
+        return {}
+    query = (
+        select(DeviceTopic.device_id, DeviceTopic.topic)
+        .where(DeviceTopic.app_id == app_id, DeviceTopic.device_id.in_(device_ids))
+        .order_by(DeviceTopic.device_id, DeviceTopic.topic)
+    )
+    found: dict[uuid.UUID, list[str]] = {}
+    for device_id, topic in await session.execute(query):
+        found.setdefault(device_id, []).append(topic)
+    return {k: tuple(v) for k, v in found.items()}
+
+
+async def _replace_topics(
+    session: AsyncSession, *, app_id: uuid.UUID, device_id: uuid.UUID, topics: Sequence[str]
+) -> None:
+    wanted = set(topics)
+    stale = delete(DeviceTopic).where(
+        DeviceTopic.app_id == app_id, DeviceTopic.device_id == device_id
+    )
+    if wanted:
+        stale = stale.where(DeviceTopic.topic.not_in(wanted))
+    await session.execute(stale)
+    await _insert_topics(session, app_id=app_id, device_id=device_id, topics=wanted)
+
+
+async def _insert_topics(
+    session: AsyncSession, *, app_id: uuid.UUID, device_id: uuid.UUID, topics: Iterable[str]
+) -> None:
+    rows = [{"device_id": device_id, "topic": t, "app_id": app_id} for t in sorted(topics)]
+    if rows:
+        statement = _insert_for(session)(DeviceTopic).values(rows).on_conflict_do_nothing()
+        await session.execute(statement)
