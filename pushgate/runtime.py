@@ -11,6 +11,9 @@ from dataclasses import dataclass, field
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from pushgate.broker.base import Broker
+from pushgate.broker.embedded import EmbeddedBroker
+from pushgate.broker.rabbitmq import RabbitMQBroker
 from pushgate.kv.base import KeyValueStore
 from pushgate.kv.memory import MemoryKeyValueStore
 from pushgate.kv.redis import RedisKeyValueStore
@@ -55,6 +58,17 @@ def build_kv(settings: Settings) -> KeyValueStore:
     if settings.redis.url:
         return RedisKeyValueStore(settings.redis.url, prefix=settings.redis.prefix)
     return MemoryKeyValueStore()
+
+
+def build_broker(settings: Settings, engine: AsyncEngine) -> Broker:
+    """The job transport named by `broker.url`; call `start()` before use and `close()` after."""
+    if settings.broker.url == "embedded":
+        return EmbeddedBroker(engine)
+    return RabbitMQBroker(
+        settings.broker.url,
+        prefix=settings.broker.prefix,
+        quorum_queues=settings.broker.quorum_queues,
+    )
 
 
 async def open_runtime(settings: Settings) -> Runtime:

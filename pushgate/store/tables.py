@@ -11,10 +11,12 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     ForeignKey,
     Index,
+    Integer,
     MetaData,
     String,
     Text,
@@ -144,3 +146,33 @@ class DeviceTopic(Base):
     app_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"))
 
     __table_args__ = (Index("ix_device_topics_app_topic_device", "app_id", "topic", "device_id"),)
+
+
+class Job(Base):
+    """A message of the embedded broker: waiting, leased to a consumer, delayed, or dead.
+
+    `run_at` is when the job may next be handed out. A consumer claims a job by moving `run_at`
+    to the end of its lease, so a job whose consumer died becomes claimable again by itself.
+    """
+
+    __tablename__ = "jobs"
+
+    # A 32-bit id would run out within days at thousands of jobs a second; SQLite's rowid is
+    # already 64-bit and only an INTEGER primary key becomes it.
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
+    )
+    queue: Mapped[str] = mapped_column(String(32))
+    body: Mapped[bytes]
+    headers: Mapped[dict[str, Any] | None]
+    attempts: Mapped[int] = mapped_column(default=1)
+    # Deliveries since the job was last published or retried; above 1 means redelivered.
+    claims: Mapped[int] = mapped_column(default=0)
+    run_at: Mapped[datetime]
+    claimed_by: Mapped[str | None] = mapped_column(String(32))
+    # The queue a dead letter came from, and why it failed (or why it was last retried).
+    origin: Mapped[str | None] = mapped_column(String(32))
+    reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (Index("ix_jobs_queue_run_at", "queue", "run_at"),)
