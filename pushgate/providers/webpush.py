@@ -363,9 +363,10 @@ class UnsafeAddressError(OSError):
 
 
 class GuardedResolver(AbstractResolver):
-    """A resolver that drops answers the `allowed` predicate refuses, so a subscription host
-    whose DNS now points at a private or metadata address is never connected to
-    (PROTOCOLS.md, SSRF: check again at send time).
+    """A resolver that refuses a host when any of its DNS answers fails the `allowed` predicate,
+    so a subscription host whose DNS now points at a private or metadata address is never
+    connected to (PROTOCOLS.md, SSRF: check again at send time). All answers must pass, as at
+    registration: a host mixing public and private addresses is not a push service.
 
     Args:
         allowed: True for an address the provider may connect to.
@@ -383,11 +384,11 @@ class GuardedResolver(AbstractResolver):
             # aiohttp's resolvers bind the running loop when built, so build on first use.
             self._inner = aiohttp.DefaultResolver()
         answers = await self._inner.resolve(host, port, family)
-        safe = [a for a in answers if _address_allowed(a["host"], self._allowed)]
-        if not safe:
-            refused = ", ".join(a["host"] for a in answers)
-            raise UnsafeAddressError(f"{host} resolves only to refused addresses ({refused})")
-        return safe
+        refused = [a["host"] for a in answers if not _address_allowed(a["host"], self._allowed)]
+        if refused or not answers:
+            listed = ", ".join(refused) or "no address"
+            raise UnsafeAddressError(f"{host} resolves to a refused address ({listed})")
+        return answers
 
     async def close(self) -> None:
         if self._inner is not None:

@@ -4,17 +4,24 @@ pipeline must survive, redirects, connection reuse, certificate checks and the S
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
 import pytest
+from aiohttp.abc import AbstractResolver, ResolveResult
 
 from pushgate.domain.message import Message, Priority
 from pushgate.domain.outcome import OutcomeKind
 from pushgate.domain.vapid import VapidKeyPair, generate_key_pair
 from pushgate.providers.base import Target
-from pushgate.providers.webpush import VapidCredentials, WebPushProvider
+from pushgate.providers.webpush import (
+    GuardedResolver,
+    UnsafeAddressError,
+    VapidCredentials,
+    WebPushProvider,
+)
 from pushgate.settings import DeliverySettings, WebPushSettings
 from tests.fakes.webpush_server import FakeWebPushService
 
@@ -223,16 +230,25 @@ async def test_the_address_check_refuses_a_loopback_endpoint(fake, make_provider
     assert fake.requests == 0
 
 
-async def test_the_address_check_keeps_the_answers_it_allows(fake, make_provider, credentials):
-    # localhost resolves to ::1 and 127.0.0.1; only the IPv4 answer may be used.
+async def test_an_endpoint_whose_addresses_pass_the_check_is_delivered(
+    fake, make_provider, credentials
+):
+    # By name, so the connection goes through the guarded resolver.
     subscription = fake.new_subscription()
-    provider = make_provider(address_allowed=lambda ip: ip.version == 4)
+    seen: list[str] = []
+
+    def allowed(ip) -> bool:
+        seen.append(str(ip))
+        return True
+
+    provider = make_provider(address_allowed=allowed)
     target = target_of(subscription)
     target = Target(target.token.replace("127.0.0.1", "localhost"), target.p256dh, target.auth)
 
     outcome = await provider.send(target, Message(body="x"), credentials)
 
     assert outcome.kind is OutcomeKind.SENT
+    assert "127.0.0.1" in seen
     assert fake.received[0].claims["aud"] == f"https://localhost:{fake.port}"
 
 
@@ -271,3 +287,39 @@ async def test_the_fake_speaks_http2_and_refuses_requests_without_vapid(fake):
     assert response.http_version == "HTTP/2"
     assert response.status_code == 401
     assert fake.http_versions["2"] == 1
+
+
+class StaticResolver(AbstractResolver):
+    """Answers every lookup with fixed addresses (a DNS answer an attacker controls)."""
+
+    def __init__(self, *addresses: str) -> None:
+        self.addresses = addresses
+
+    async def resolve(self, host, port=0, family=socket.AF_INET) -> list[ResolveResult]:
+        return [
+            ResolveResult(hostname=host, host=a, port=port, family=family, proto=0, flags=0)
+            for a in self.addresses
+        ]
+
+    async def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    "answers",
+    [("93.184.215.14", "10.0.0.5"), ("169.254.169.254",), ()],
+    ids=["mixed", "metadata", "empty"],
+)
+async def test_a_host_with_any_refused_address_is_refused(answers):
+    resolver = GuardedResolver(lambda ip: ip.is_global, StaticResolver(*answers))
+
+    with pytest.raises(UnsafeAddressError):
+        await resolver.resolve("push.example.com", 443)
+
+
+async def test_a_host_with_only_public_addresses_resolves():
+    resolver = GuardedResolver(lambda ip: ip.is_global, StaticResolver("93.184.215.14"))
+
+    (answer,) = await resolver.resolve("push.example.com", 443)
+
+    assert answer["host"] == "93.184.215.14"
