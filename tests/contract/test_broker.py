@@ -20,7 +20,7 @@ import aio_pika
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from pushgate.broker.base import Broker, IncomingMessage
+from pushgate.broker.base import Broker, DeadLetter, IncomingMessage
 from pushgate.broker.embedded import EmbeddedBroker
 from pushgate.broker.rabbitmq import RabbitMQBroker, Topology
 from pushgate.store import db
@@ -118,6 +118,17 @@ async def eventually(check: Callable[[], bool], within: float = 4.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("condition not met within the timeout")
         await asyncio.sleep(0.02)
+
+
+async def dead_lettered(broker: Broker, count: int, within: float = 4.0) -> list[DeadLetter]:
+    """The dead letters once `count` are there: a handler's decisions are applied after it
+    returns, so seeing the message in the handler does not mean it is in `failed` yet."""
+    deadline = time.monotonic() + within
+    while len(letters := await broker.dead_letters(limit=100)) < count:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{count} dead letters not there within the timeout")
+        await asyncio.sleep(0.02)
+    return letters
 
 
 class Recorder:
@@ -245,7 +256,7 @@ async def test_dead_letter_keeps_reason_body_headers_and_attempts_and_can_be_req
 
     # Then it is listed in failed, and listing does not remove it
     await eventually(lambda: len(recorder.messages) == 2)
-    letters = await broker.dead_letters(limit=10)
+    letters = await dead_lettered(broker, 1)
     assert await broker.dead_letters(limit=10) == letters
     assert len(letters) == 1
     letter = letters[0]
