@@ -37,6 +37,8 @@ app.add_typer(config_app, name="config")
 app.add_typer(apps_app, name="apps")
 app.add_typer(keys_app, name="keys")
 app.add_typer(vapid_app, name="vapid")
+dlq_app = typer.Typer(help="The dead-letter queue (failed.queue).", no_args_is_help=True)
+app.add_typer(dlq_app, name="dlq")
 
 out = Console()
 
@@ -86,8 +88,10 @@ def _emit_json(data: dict[str, Any]) -> None:
     sys.stdout.write(orjson.dumps(data).decode() + "\n")
 
 
-async def _with_runtime(settings: Settings, work: Callable[[Runtime], Awaitable[T]]) -> T:
-    async with running(settings) as runtime:
+async def _with_runtime(
+    settings: Settings, work: Callable[[Runtime], Awaitable[T]], *, broker: bool = False
+) -> T:
+    async with running(settings, start_broker=broker) as runtime:
         await _ensure_schema(runtime)
         return await work(runtime)
 
@@ -131,16 +135,16 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Listen address.")] = None,
     port: Annotated[int | None, typer.Option(help="Listen port.")] = None,
 ) -> None:
-    """Run everything in one process on the configured backends (embedded by default)."""
+    """Run the API, the worker and the scheduler in one process (embedded backends by default)."""
     server = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
     settings = _settings(config, **({"server": server} if server else {}))
     logs.configure(settings.log)
     _run(_prepare_single_node(settings))
-    _serve_http(settings)
+    _serve_http(settings, with_worker=True)
 
 
 async def _prepare_single_node(settings: Settings) -> None:
-    async with running(settings) as runtime:
+    async with running(settings, start_broker=False) as runtime:
         await migrate.upgrade(runtime.engine)
         created = await bootstrap.ensure_default_app(runtime)
     if created is not None:
@@ -170,7 +174,7 @@ async def _nothing(_runtime: Runtime) -> None:
     return None
 
 
-def _serve_http(settings: Settings) -> None:
+def _serve_http(settings: Settings, *, with_worker: bool = False) -> None:
     import uvicorn
 
     from pushgate.api.app import create_app
@@ -181,7 +185,7 @@ def _serve_http(settings: Settings) -> None:
         highlight=False,
     )
     uvicorn.run(
-        create_app(settings),
+        create_app(settings, with_worker=with_worker),
         host=settings.server.host,
         port=settings.server.port,
         loop=_uvicorn_loop(),
@@ -191,6 +195,17 @@ def _serve_http(settings: Settings) -> None:
         proxy_headers=True,
         server_header=False,
     )
+
+
+@app.command()
+def worker(config: ConfigOption = None) -> None:
+    """Run a worker: ingress, dispatch and deliver consumers and the scheduler (production)."""
+    from pushgate import worker as worker_module
+
+    settings = _settings(config)
+    logs.configure(settings.log)
+    _run(_with_runtime(settings, _nothing))
+    _run(worker_module.run(settings))
 
 
 @app.command("migrate")
@@ -478,6 +493,70 @@ def vapid_subject(
         _emit_json(data)
     else:
         out.print(f"app {app_name} VAPID subject: {data['vapid_subject']}", highlight=False)
+
+
+# --- dead letters ----------------------------------------------------------------------------
+
+
+@dlq_app.command("list")
+def dlq_list(
+    limit: Annotated[int, typer.Option(help="At most this many.")] = 50,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show what failed for good, with the reason and the last answer."""
+    settings = _settings(config)
+
+    async def work(runtime: Runtime) -> list[dict[str, Any]]:
+        letters = await runtime.broker.dead_letters(limit=limit)
+        return [
+            {
+                "id": letter.id,
+                "queue": letter.queue,
+                "reason": letter.reason,
+                "attempts": letter.attempts,
+                "failed_at": letter.failed_at.isoformat() if letter.failed_at else None,
+                "body": letter.body.decode("utf-8", "replace"),
+            }
+            for letter in letters
+        ]
+
+    rows = _run(_with_runtime(settings, work, broker=True))
+    if as_json:
+        _emit_json({"dead_letters": rows})
+        return
+    table = Table("id", "from", "attempts", "failed at", "reason", "body")
+    for row in rows:
+        table.add_row(
+            row["id"],
+            row["queue"],
+            str(row["attempts"]),
+            row["failed_at"] or "",
+            row["reason"],
+            row["body"][:80],
+        )
+    out.print(table)
+
+
+@dlq_app.command("requeue")
+def dlq_requeue(
+    ids: Annotated[
+        list[str] | None, typer.Argument(help="Ids from `dlq list`; none = all.")
+    ] = None,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Put dead letters back on the queue they came from."""
+    settings = _settings(config)
+
+    async def work(runtime: Runtime) -> int:
+        return await runtime.broker.requeue_dead_letters(ids or None)
+
+    count = _run(_with_runtime(settings, work, broker=True))
+    if as_json:
+        _emit_json({"requeued": count})
+    else:
+        out.print(f"requeued {count} message(s)", highlight=False)
 
 
 def main() -> None:

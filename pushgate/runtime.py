@@ -1,4 +1,4 @@
-"""The composition root: builds the store, key-value store (and later broker and providers) from
+"""The composition root: builds the store, key-value store, broker and delivery providers from
 settings, checks their health, and closes them. No other module picks implementations."""
 
 from __future__ import annotations
@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -14,9 +15,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from pushgate.broker.base import Broker
 from pushgate.broker.embedded import EmbeddedBroker
 from pushgate.broker.rabbitmq import RabbitMQBroker
+from pushgate.domain import endpoint
+from pushgate.domain.circuit import CircuitBoard
+from pushgate.domain.retry import RetryPolicy
 from pushgate.kv.base import KeyValueStore
 from pushgate.kv.memory import MemoryKeyValueStore
 from pushgate.kv.redis import RedisKeyValueStore
+from pushgate.providers.base import DeliveryProvider
+from pushgate.providers.webpush import WebPushProvider
+from pushgate.sending.credentials import Credentials
 from pushgate.settings import Settings
 from pushgate.store import db
 
@@ -31,6 +38,11 @@ class Runtime:
     engine: AsyncEngine
     sessions: db.SessionMaker
     kv: KeyValueStore
+    broker: Broker
+    providers: dict[str, DeliveryProvider[Any]]
+    credentials: Credentials
+    circuits: CircuitBoard
+    retry_policy: RetryPolicy
     checks: dict[str, Callable[[], Awaitable[None]]] = field(default_factory=dict)
 
     async def health(self) -> dict[str, str]:
@@ -50,6 +62,11 @@ class Runtime:
         return dict(zip(names, results, strict=True))
 
     async def close(self) -> None:
+        """Close in the reverse order of use: the broker waits for its handlers, which may
+        still send through the providers and write to the store."""
+        await self.broker.close()
+        for provider in self.providers.values():
+            await provider.close()
         await self.kv.close()
         await self.engine.dispose()
 
@@ -68,15 +85,46 @@ def build_broker(settings: Settings, engine: AsyncEngine) -> Broker:
         settings.broker.url,
         prefix=settings.broker.prefix,
         quorum_queues=settings.broker.quorum_queues,
+        delay_levels=settings.broker.delay_levels,
     )
 
 
-async def open_runtime(settings: Settings) -> Runtime:
+def build_providers(settings: Settings) -> dict[str, DeliveryProvider[Any]]:
+    guard = None if settings.webpush.allow_private_addresses else endpoint.is_public_address
+    return {
+        "webpush": WebPushProvider(
+            settings=settings.webpush,
+            delivery=settings.delivery,
+            limit=settings.webpush.connection_limit,
+            limit_per_host=settings.webpush.connections_per_host,
+            address_allowed=guard,
+        ),
+    }
+
+
+async def open_runtime(settings: Settings, *, start_broker: bool = True) -> Runtime:
+    """Build every backend. `start_broker=False` for commands that only touch the database."""
     engine = db.create_engine(
         settings.database_url, pool_size=settings.database.pool_size, echo=settings.database.echo
     )
+    sessions = db.session_maker(engine)
     runtime = Runtime(
-        settings=settings, engine=engine, sessions=db.session_maker(engine), kv=build_kv(settings)
+        settings=settings,
+        engine=engine,
+        sessions=sessions,
+        kv=build_kv(settings),
+        broker=build_broker(settings, engine),
+        providers=build_providers(settings),
+        credentials=Credentials(sessions, settings),
+        circuits=CircuitBoard(
+            threshold=settings.circuit_breaker.threshold,
+            timeout=settings.circuit_breaker.timeout,
+        ),
+        retry_policy=RetryPolicy(
+            max_attempts=settings.delivery.max_attempts,
+            base=settings.delivery.backoff_base_seconds,
+            cap=settings.delivery.backoff_max_seconds,
+        ),
     )
 
     async def database() -> None:
@@ -85,12 +133,19 @@ async def open_runtime(settings: Settings) -> Runtime:
 
     runtime.checks["database"] = database
     runtime.checks["kv"] = runtime.kv.ping
+    runtime.checks["broker"] = runtime.broker.ping
+    if start_broker:
+        try:
+            await runtime.broker.start()
+        except BaseException:
+            await runtime.close()
+            raise
     return runtime
 
 
 @asynccontextmanager
-async def running(settings: Settings) -> AsyncIterator[Runtime]:
-    runtime = await open_runtime(settings)
+async def running(settings: Settings, *, start_broker: bool = True) -> AsyncIterator[Runtime]:
+    runtime = await open_runtime(settings, start_broker=start_broker)
     try:
         yield runtime
     finally:

@@ -26,7 +26,8 @@ from pydantic_settings import (
     SettingsError,
 )
 
-from pushgate.errors import ConfigError
+from pushgate.domain import vapid
+from pushgate.errors import ConfigError, InvalidInputError
 
 ENV_PREFIX = "PUSHGATE_"
 
@@ -80,6 +81,10 @@ class BrokerSettings(BaseModel):
     url: str = "embedded"
     prefix: str = ""
     quorum_queues: bool = False
+    # RabbitMQ retry delay queues, seconds; a retry waits for the next level up.
+    delay_levels: list[float] = Field(
+        default_factory=lambda: [1.0, 5.0, 30.0, 120.0, 600.0, 3600.0]
+    )
 
     @field_validator("url")
     @classmethod
@@ -122,6 +127,7 @@ class DeliverySettings(BaseModel):
     backoff_base_seconds: float = Field(default=1.0, gt=0)
     backoff_max_seconds: float = Field(default=3600.0, gt=0)
     request_timeout_seconds: float = Field(default=10.0, gt=0)
+    immediate_max_devices: int = Field(default=100, ge=1, le=1000)
 
 
 class CircuitBreakerSettings(BaseModel):
@@ -136,6 +142,9 @@ class WorkerSettings(BaseModel):
 
     prefetch_count: int = Field(default=200, ge=1)
     concurrency: int = Field(default=200, ge=1)
+    sweep_interval: float = Field(default=1.0, gt=0)
+    dispatch_page_size: int = Field(default=1000, ge=1, le=10_000)
+    deliver_job_size: int = Field(default=250, ge=1, le=5000)
 
 
 class WebPushSettings(BaseModel):
@@ -146,6 +155,20 @@ class WebPushSettings(BaseModel):
     extra_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
     allow_private_addresses: bool = False
     ca_bundle: Path | None = None
+    # The VAPID contact for apps that set none of their own (`pushgate vapid subject`).
+    vapid_subject: str | None = None
+    connection_limit: int = Field(default=200, ge=1)
+    connections_per_host: int = Field(default=50, ge=1)
+
+    @field_validator("vapid_subject")
+    @classmethod
+    def _usable_subject(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        try:
+            return vapid.validate_subject(value)
+        except InvalidInputError as exc:
+            raise ValueError(exc.message) from None
 
     @field_validator("extra_hosts", mode="before")
     @classmethod

@@ -12,18 +12,20 @@ import concurrent.futures
 import os
 import socket
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import aio_pika
 import httpx
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from pushgate.api.app import create_app
+from pushgate.broker.rabbitmq import Topology
 from pushgate.domain.apikeys import Scope
 from pushgate.runtime import Runtime, open_runtime
 from pushgate.settings import Settings, load_settings
@@ -177,11 +179,15 @@ def unique_prefix() -> str:
 # --- settings, runtime and API ---------------------------------------------------------------
 
 
-@pytest.fixture(
-    params=["embedded", pytest.param("services", marks=[pytest.mark.postgres, pytest.mark.redis])]
+SERVICES = pytest.param(
+    "services", marks=[pytest.mark.postgres, pytest.mark.redis, pytest.mark.rabbitmq]
 )
+
+
+@pytest.fixture(params=["embedded", SERVICES])
 def profile(request: pytest.FixtureRequest) -> str:
-    """The backend profile: embedded (SQLite, memory kv) or services (PostgreSQL, Redis)."""
+    """The backend profile: embedded (SQLite, embedded broker, memory kv) or services
+    (PostgreSQL, RabbitMQ, Redis)."""
     return str(request.param)
 
 
@@ -201,13 +207,37 @@ async def settings(
     tmp_path: Path,
     make_settings: Callable[..., Settings],
     unique_prefix: str,
-) -> Settings:
+) -> AsyncIterator[Settings]:
     if profile == "embedded":
-        return make_settings(database={"url": await migrated_sqlite(tmp_path)})
+        yield make_settings(database={"url": await migrated_sqlite(tmp_path)})
+        return
     url = request.getfixturevalue("postgres_database")
     await truncate_all(url)
     redis = request.getfixturevalue("redis_url")
-    return make_settings(database={"url": url}, redis={"url": redis, "prefix": unique_prefix})
+    rabbitmq = request.getfixturevalue("rabbitmq_url")
+    yield make_settings(
+        database={"url": url},
+        redis={"url": redis, "prefix": unique_prefix},
+        broker={"url": rabbitmq, "prefix": unique_prefix, "delay_levels": TEST_DELAY_LEVELS},
+    )
+    await delete_rabbitmq_topology(rabbitmq, unique_prefix)
+
+
+# Short retry delays, so retries on RabbitMQ take seconds in tests, not minutes.
+TEST_DELAY_LEVELS = [0.2, 0.5, 1.0, 2.0, 5.0]
+
+
+async def delete_rabbitmq_topology(
+    url: str, prefix: str, levels: Sequence[float] = TEST_DELAY_LEVELS
+) -> None:
+    """Remove every queue and the exchange a test's broker declared under its prefix."""
+    connection = await aio_pika.connect(url)
+    async with connection:
+        channel = await connection.channel()
+        for quorum in (False, True):
+            for spec in Topology(prefix, tuple(levels), quorum).queues():
+                await channel.queue_delete(spec.name)
+        await channel.exchange_delete(Topology(prefix).exchange)
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -10,10 +11,11 @@ from fastapi import FastAPI
 from pushgate import __version__
 from pushgate.api import errors
 from pushgate.api.limits import BodySizeLimit
-from pushgate.api.routes import devices, health, webpush
+from pushgate.api.routes import devices, health, notifications, webpush
 from pushgate.api.schemas.common import ERROR_RESPONSES
 from pushgate.runtime import Runtime, open_runtime
 from pushgate.settings import Settings
+from pushgate.worker import Worker
 
 DESCRIPTION = """
 Self-hosted push notifications through FCM HTTP v1, APNs and Web Push.
@@ -23,21 +25,26 @@ Authenticate with `Authorization: Bearer <key>` or `X-API-Key: <key>`. Every fai
 """
 
 
-def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI:
-    """Build the API. With `runtime` given the caller owns it; otherwise the lifespan opens one."""
+def create_app(
+    settings: Settings, *, runtime: Runtime | None = None, with_worker: bool = False
+) -> FastAPI:
+    """Build the API. With `runtime` given the caller owns it; otherwise the lifespan opens one.
+    `with_worker` runs the worker in the same process (`pushgate serve`): it starts after the
+    runtime and stops, finishing its work in flight, before the runtime closes."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if runtime is not None:
-            app.state.runtime = runtime
+        async with contextlib.AsyncExitStack() as stack:
+            current = runtime
+            if current is None:
+                current = await open_runtime(settings)
+                stack.push_async_callback(current.close)
+            app.state.runtime = current
+            if with_worker:
+                background = Worker(current)
+                await background.start()
+                stack.push_async_callback(background.stop)
             yield
-            return
-        owned = await open_runtime(settings)
-        app.state.runtime = owned
-        try:
-            yield
-        finally:
-            await owned.close()
 
     app = FastAPI(
         title="pushgate",
@@ -51,4 +58,5 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
     app.include_router(health.router)
     app.include_router(webpush.router)
     app.include_router(devices.router)
+    app.include_router(notifications.router)
     return app

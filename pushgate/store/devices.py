@@ -10,9 +10,10 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, and_, delete, false, or_, select, true
+from sqlalchemy import ColumnElement, Table, and_, bindparam, delete, false, or_, select, true
+from sqlalchemy import update as sql_update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -279,6 +280,31 @@ async def deactivate(
         device.updated_at = now
         await session.flush()
     return device
+
+
+async def invalidate_many(
+    *, session: AsyncSession, reasons: Mapping[uuid.UUID, str], now: datetime
+) -> None:
+    """Deactivate devices a provider declared gone (`token invalid`), in one executemany.
+    Devices already deactivated keep their first time and reason."""
+    if not reasons:
+        return
+    rows = [
+        {"device_id": device_id, "reason": reason[:255], "now": now}
+        for device_id, reason in reasons.items()
+    ]
+    table = cast(Table, Device.__table__)
+    # Core UPDATE, so executemany applies with the extra WHERE clause.
+    statement = (
+        sql_update(table)
+        .where(table.c.id == bindparam("device_id"), table.c.invalidated_at.is_(None))
+        .values(
+            invalidated_at=bindparam("now"),
+            invalidation_reason=bindparam("reason"),
+            updated_at=bindparam("now"),
+        )
+    )
+    await session.execute(statement, rows)
 
 
 async def purge(*, session: AsyncSession, app_id: uuid.UUID, device_id: uuid.UUID) -> None:

@@ -131,6 +131,8 @@ class Device(Base):
     __table_args__ = (
         UniqueConstraint("app_id", "platform", "token", name="uq_devices_app_platform_token"),
         Index("ix_devices_app_user", "app_id", "user_id"),
+        # Broadcast fan-out streams an app's devices in id order.
+        Index("ix_devices_app_id", "app_id", "id"),
     )
 
 
@@ -176,3 +178,81 @@ class Job(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     __table_args__ = (Index("ix_jobs_queue_run_at", "queue", "run_at"),)
+
+
+class Notification(Base):
+    """An accepted send request: what to send (`message`), to whom (`target`), and its progress.
+
+    `total` counts the deliveries dispatch created and `finished` those with a final status;
+    dispatch sets `dispatched_at` when the audience is fully expanded, and the notification is
+    final once both hold and `finished == total`. Per-outcome counts come from `deliveries`.
+    """
+
+    __tablename__ = "notifications"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    app_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(20))
+    target: Mapped[dict[str, Any]]
+    message: Mapped[dict[str, Any]]
+    category: Mapped[str | None] = mapped_column(String(100))
+    meta: Mapped[dict[str, Any]] = mapped_column("metadata", default=dict)
+    send_at: Mapped[datetime | None]
+    expires_at: Mapped[datetime]
+    idempotency_key: Mapped[str | None] = mapped_column(String(255))
+    request_hash: Mapped[str | None] = mapped_column(String(64))
+    # Keyset position of the audience expansion, so a redelivered dispatch job resumes.
+    dispatch_cursor: Mapped[str | None] = mapped_column(String(100))
+    # A dispatching worker holds the notification until then; a dead worker's hold runs out.
+    lease_until: Mapped[datetime | None]
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    finished: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    dispatched_at: Mapped[datetime | None]
+    completed_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        UniqueConstraint("app_id", "idempotency_key", name="uq_notifications_app_idempotency"),
+        Index("ix_notifications_app_created", "app_id", "id"),
+        Index("ix_notifications_status_send_at", "status", "send_at"),
+    )
+
+
+class Delivery(Base):
+    """One notification to one device (or raw token): its status, attempts and last answer.
+
+    The address is copied from the device so a send needs no join and raw tokens fit the same
+    shape; `lease_until` marks a claim by a worker, so a redelivered job does not send twice and
+    a dead worker's claims expire.
+    """
+
+    __tablename__ = "deliveries"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
+    )
+    notification_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("notifications.id", ondelete="CASCADE")
+    )
+    app_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    device_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    platform: Mapped[str] = mapped_column(String(16))
+    token: Mapped[str] = mapped_column(Text)
+    p256dh: Mapped[str | None] = mapped_column(String(100))
+    auth: Mapped[str | None] = mapped_column(String(40))
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None]
+    lease_until: Mapped[datetime | None]
+    provider_message_id: Mapped[str | None] = mapped_column(String(255))
+    response_code: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        Index("ix_deliveries_notification", "notification_id", "id"),
+        Index("ix_deliveries_status_next", "status", "next_attempt_at"),
+    )

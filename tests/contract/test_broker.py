@@ -16,15 +16,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import aio_pika
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pushgate.broker.base import Broker, DeadLetter, IncomingMessage
 from pushgate.broker.embedded import EmbeddedBroker
-from pushgate.broker.rabbitmq import RabbitMQBroker, Topology
+from pushgate.broker.rabbitmq import RabbitMQBroker
 from pushgate.store import db
-from tests.conftest import migrated_sqlite, truncate_all
+from tests.conftest import delete_rabbitmq_topology, migrated_sqlite, truncate_all
 
 LEVELS = (0.2, 0.5, 1.0)
 REPO = Path(__file__).resolve().parents[2]
@@ -79,13 +78,7 @@ class Backend:
 
 
 async def delete_topology(url: str, prefix: str) -> None:
-    connection = await aio_pika.connect(url)
-    async with connection:
-        channel = await connection.channel()
-        for quorum in (False, True):
-            for spec in Topology(prefix, LEVELS, quorum).queues():
-                await channel.queue_delete(spec.name)
-        await channel.exchange_delete(Topology(prefix).exchange)
+    await delete_rabbitmq_topology(url, prefix, LEVELS)
 
 
 @pytest.fixture(

@@ -317,7 +317,8 @@ def quick_health(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 async def readiness(settings: Settings) -> httpx.Response:
-    runtime = await open_runtime(settings)
+    # A backend that went away after start-up: starting the broker would already need it.
+    runtime = await open_runtime(settings, start_broker=False)
     app = create_app(settings, runtime=runtime)
     try:
         async with (

@@ -16,7 +16,7 @@ async def test_liveness_reports_version(client: httpx.AsyncClient) -> None:
 async def test_readiness_checks_every_backend(client: httpx.AsyncClient) -> None:
     response = await client.get("/health/ready")
     assert response.status_code == 200
-    assert response.json()["checks"] == {"database": "ok", "kv": "ok"}
+    assert response.json()["checks"] == {"database": "ok", "kv": "ok", "broker": "ok"}
 
 
 async def test_unknown_route_is_json_404(client: httpx.AsyncClient) -> None:

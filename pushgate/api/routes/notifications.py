@@ -1,0 +1,260 @@
+"""Notifications: accept (single, bulk, immediate), status, deliveries, history, cancel."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Response
+from pydantic import ValidationError
+
+from pushgate.api.deps import NotificationReader, RuntimeDep, Sender, SessionDep
+from pushgate.api.schemas.notifications import (
+    BulkCreate,
+    BulkItemResult,
+    BulkResult,
+    DeliveriesPublic,
+    DeliveryPublic,
+    ImmediateDeliveryResult,
+    ImmediateResult,
+    NotificationAccepted,
+    NotificationCreate,
+    NotificationPublic,
+    NotificationsPublic,
+    NotificationSummary,
+)
+from pushgate.domain.notification import DeliveryStatus, NotificationStatus
+from pushgate.errors import InvalidInputError, PushgateError
+from pushgate.sending import accept, immediate
+from pushgate.store import deliveries, notifications
+from pushgate.store.tables import Notification
+
+router = APIRouter(prefix="/v1/notifications", tags=["notifications"])
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        max_length=255,
+        description="Same key + same body replays the first answer; kept 24 h or more.",
+    ),
+]
+
+
+def _accepted(row: Notification) -> NotificationAccepted:
+    return NotificationAccepted(
+        id=row.id,
+        status=row.status,
+        status_url=f"/v1/notifications/{row.id}",
+        idempotency_key=row.idempotency_key,
+    )
+
+
+def _with_key(body: NotificationCreate, header: str | None) -> NotificationCreate:
+    if header is None:
+        return body
+    if body.idempotency_key is not None and body.idempotency_key != header:
+        raise InvalidInputError(
+            "the Idempotency-Key header and the body's idempotency_key differ",
+            field="idempotency_key",
+        )
+    return body.model_copy(update={"idempotency_key": header})
+
+
+@router.post("", status_code=202, summary="Accept a notification for delivery")
+async def create(
+    body: NotificationCreate,
+    caller: Sender,
+    runtime: RuntimeDep,
+    response: Response,
+    idempotency_key: IdempotencyKey = None,
+) -> NotificationAccepted:
+    request = _with_key(body, idempotency_key)
+    [result] = await accept.accept_many(runtime, app_id=caller.app_id, requests=[request])
+    if isinstance(result, PushgateError):
+        raise result
+    response.headers["Location"] = f"/v1/notifications/{result.notification.id}"
+    if result.replayed:
+        response.headers["Idempotency-Replay"] = "true"
+    return _accepted(result.notification)
+
+
+@router.post("/bulk", status_code=200, summary="Accept up to 1000 notifications, each on its own")
+async def create_bulk(body: BulkCreate, caller: Sender, runtime: RuntimeDep) -> BulkResult:
+    outcomes: list[accept.Accepted | PushgateError | None] = []
+    parsed: list[NotificationCreate] = []
+    for index, item in enumerate(body.notifications):
+        try:
+            parsed.append(NotificationCreate.model_validate(item))
+            outcomes.append(None)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first.get("loc", ())) or "body"
+            outcomes.append(
+                InvalidInputError(
+                    f"{where}: {first.get('msg')}", field=f"notifications.{index}.{where}"
+                )
+            )
+        except PushgateError as exc:
+            outcomes.append(exc)
+    accepted = iter(await accept.accept_many(runtime, app_id=caller.app_id, requests=parsed))
+    items: list[BulkItemResult] = []
+    for index, outcome in enumerate(outcomes):
+        result = outcome if outcome is not None else next(accepted)
+        if isinstance(result, accept.Accepted):
+            items.append(
+                BulkItemResult(
+                    index=index, status_code=202, notification=_accepted(result.notification)
+                )
+            )
+        else:
+            items.append(
+                BulkItemResult(
+                    index=index,
+                    status_code=result.status_code,
+                    error={
+                        "code": result.code,
+                        "message": result.message,
+                        "details": result.details,
+                    },
+                )
+            )
+    count = sum(1 for i in items if i.status_code == 202)
+    return BulkResult(accepted=count, failed=len(items) - count, results=items)
+
+
+@router.post("/send-immediate", summary="Deliver now to a small audience and report each outcome")
+async def send_immediate(
+    body: NotificationCreate,
+    caller: Sender,
+    runtime: RuntimeDep,
+    idempotency_key: IdempotencyKey = None,
+) -> ImmediateResult:
+    request = _with_key(body, idempotency_key)
+    row, results = await immediate.send(runtime, app_id=caller.app_id, request=request)
+    return ImmediateResult(
+        id=row.id,
+        status=row.status,
+        deliveries=[
+            ImmediateDeliveryResult(
+                delivery_id=r.delivery_id,
+                device_id=r.device_id,
+                platform=r.platform,
+                status=r.status.value,
+                response_code=r.outcome.status_code if r.outcome else None,
+                error=(r.outcome.error or None) if r.outcome else None,
+                provider_message_id=r.outcome.message_id if r.outcome else None,
+            )
+            for r in results
+        ],
+    )
+
+
+@router.get("", summary="History, newest first")
+async def history(
+    caller: NotificationReader,
+    session: SessionDep,
+    status: NotificationStatus | None = None,
+    category: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: str | None = None,
+) -> NotificationsPublic:
+    rows = await notifications.history(
+        session=session,
+        app_id=caller.app_id,
+        status=status,
+        category=category,
+        since=since,
+        until=until,
+        after=_uuid_cursor(cursor),
+        limit=limit,
+    )
+    next_cursor = _encode(str(rows[-1].id)) if len(rows) == limit else None
+    return NotificationsPublic(
+        items=[NotificationSummary.of(r) for r in rows], next_cursor=next_cursor
+    )
+
+
+@router.get("/by-idempotency-key/{key}", summary="Find a notification by its idempotency key")
+async def get_by_key(
+    key: str, caller: NotificationReader, session: SessionDep
+) -> NotificationPublic:
+    row = await notifications.get_by_idempotency_key(session=session, app_id=caller.app_id, key=key)
+    return await _public(session, row)
+
+
+@router.get("/{notification_id}", summary="Status and counters")
+async def get(
+    notification_id: uuid.UUID, caller: NotificationReader, session: SessionDep
+) -> NotificationPublic:
+    row = await notifications.get(
+        session=session, app_id=caller.app_id, notification_id=notification_id
+    )
+    return await _public(session, row)
+
+
+async def _public(session: Any, row: Notification) -> NotificationPublic:
+    by_platform = await notifications.delivery_counts(session=session, notification_id=row.id)
+    return NotificationPublic.of(row, by_platform, notifications.counts_summary(by_platform))
+
+
+@router.get("/{notification_id}/deliveries", summary="Each device's outcome")
+async def list_deliveries(
+    notification_id: uuid.UUID,
+    caller: NotificationReader,
+    session: SessionDep,
+    status: DeliveryStatus | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: str | None = None,
+) -> DeliveriesPublic:
+    after = None
+    if cursor is not None:
+        try:
+            after = int(_decode(cursor))
+        except ValueError:
+            raise InvalidInputError("cursor is not one this API gave", field="cursor") from None
+    rows = await deliveries.page_for_notification(
+        session=session,
+        app_id=caller.app_id,
+        notification_id=notification_id,
+        status=status,
+        after=after,
+        limit=limit,
+    )
+    next_cursor = _encode(str(rows[-1].id)) if len(rows) == limit else None
+    return DeliveriesPublic(items=[DeliveryPublic.of(r) for r in rows], next_cursor=next_cursor)
+
+
+@router.post("/{notification_id}/cancel", summary="Cancel a notification not dispatched yet")
+async def cancel(
+    notification_id: uuid.UUID, caller: Sender, session: SessionDep
+) -> NotificationAccepted:
+    row = await notifications.cancel(
+        session=session, app_id=caller.app_id, notification_id=notification_id
+    )
+    await session.commit()
+    return _accepted(row)
+
+
+def _encode(value: str) -> str:
+    return base64.urlsafe_b64encode(value.encode()).rstrip(b"=").decode()
+
+
+def _decode(cursor: str) -> str:
+    try:
+        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (ValueError, UnicodeDecodeError):
+        raise ValueError("bad cursor") from None
+
+
+def _uuid_cursor(cursor: str | None) -> uuid.UUID | None:
+    if cursor is None:
+        return None
+    try:
+        return uuid.UUID(_decode(cursor))
+    except ValueError:
+        raise InvalidInputError("cursor is not one this API gave", field="cursor") from None

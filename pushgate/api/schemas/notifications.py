@@ -1,0 +1,160 @@
+"""Bodies of the notifications API. The request shape itself is `domain.request`."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, Field
+
+from pushgate.domain.request import NotificationCreate
+from pushgate.store.tables import Delivery, Notification
+
+__all__ = ["NotificationCreate"]
+
+
+class NotificationAccepted(BaseModel):
+    id: uuid.UUID
+    status: str
+    status_url: str
+    idempotency_key: str | None = None
+
+
+class NotificationPublic(BaseModel):
+    id: uuid.UUID
+    status: str
+    target: dict[str, Any] = Field(description="`{kind, value}`: who it goes to.")
+    category: str | None
+    metadata: dict[str, Any]
+    idempotency_key: str | None
+    created_at: datetime
+    send_at: datetime | None
+    expires_at: datetime
+    dispatched_at: datetime | None
+    completed_at: datetime | None
+    counts: dict[str, int] = Field(description="Deliveries per status, and `total`.")
+    platforms: dict[str, dict[str, int]] = Field(description="platform -> status -> count.")
+    message: dict[str, Any]
+
+    @classmethod
+    def of(
+        cls, row: Notification, by_platform: dict[str, dict[str, int]], counts: dict[str, int]
+    ) -> NotificationPublic:
+        return cls(
+            id=row.id,
+            status=row.status,
+            target=row.target,
+            category=row.category,
+            metadata=row.meta,
+            idempotency_key=row.idempotency_key,
+            created_at=row.created_at,
+            send_at=row.send_at,
+            expires_at=row.expires_at,
+            dispatched_at=row.dispatched_at,
+            completed_at=row.completed_at,
+            counts=counts,
+            platforms=by_platform,
+            message=row.message,
+        )
+
+
+class NotificationSummary(BaseModel):
+    id: uuid.UUID
+    status: str
+    category: str | None
+    target_kind: str
+    title: str | None
+    created_at: datetime
+    send_at: datetime | None
+    completed_at: datetime | None
+    total: int
+
+    @classmethod
+    def of(cls, row: Notification) -> NotificationSummary:
+        return cls(
+            id=row.id,
+            status=row.status,
+            category=row.category,
+            target_kind=str(row.target.get("kind")),
+            title=row.message.get("title"),
+            created_at=row.created_at,
+            send_at=row.send_at,
+            completed_at=row.completed_at,
+            total=row.total,
+        )
+
+
+class NotificationsPublic(BaseModel):
+    items: list[NotificationSummary]
+    next_cursor: str | None
+
+
+class DeliveryPublic(BaseModel):
+    id: int
+    device_id: uuid.UUID | None
+    platform: str
+    status: str
+    attempts: int
+    response_code: int | None
+    error: str | None
+    provider_message_id: str | None
+    created_at: datetime
+    updated_at: datetime
+    sent_at: datetime | None
+    next_attempt_at: datetime | None
+
+    @classmethod
+    def of(cls, row: Delivery) -> DeliveryPublic:
+        return cls(
+            id=row.id,
+            device_id=row.device_id,
+            platform=row.platform,
+            status=row.status,
+            attempts=row.attempts,
+            response_code=row.response_code,
+            error=row.error,
+            provider_message_id=row.provider_message_id,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+            sent_at=row.sent_at,
+            next_attempt_at=row.next_attempt_at,
+        )
+
+
+class DeliveriesPublic(BaseModel):
+    items: list[DeliveryPublic]
+    next_cursor: str | None
+
+
+class BulkCreate(BaseModel):
+    notifications: Annotated[list[dict[str, Any]], Field(min_length=1, max_length=1000)]
+
+
+class BulkItemResult(BaseModel):
+    index: int
+    status_code: int
+    notification: NotificationAccepted | None = None
+    error: dict[str, Any] | None = None
+
+
+class BulkResult(BaseModel):
+    accepted: int
+    failed: int
+    results: list[BulkItemResult]
+
+
+class ImmediateDeliveryResult(BaseModel):
+    delivery_id: int
+    device_id: uuid.UUID | None
+    platform: str
+    status: str
+    response_code: int | None
+    error: str | None
+    provider_message_id: str | None
+
+
+class ImmediateResult(BaseModel):
+    id: uuid.UUID
+    status: str
+    deliveries: list[ImmediateDeliveryResult]

@@ -1,0 +1,167 @@
+"""Accept notifications: validate what needs I/O, apply idempotency keys, store, and hand the
+due ones to dispatch. Used by the API (single and bulk) and the `push.queue` ingress."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from pushgate import netguard
+from pushgate.broker import base as broker_base
+from pushgate.domain import message as messages
+from pushgate.domain import subscription
+from pushgate.domain.notification import NotificationStatus
+from pushgate.domain.request import NotificationCreate
+from pushgate.errors import ConflictError, InvalidInputError, PushgateError
+from pushgate.logs import get_logger
+from pushgate.runtime import Runtime
+from pushgate.sending import jobs
+from pushgate.store import notifications
+from pushgate.store.tables import Notification, utcnow
+
+log = get_logger(__name__)
+
+# How long a request holding an idempotency key may take before another with the same key is
+# let through (a crashed request must not block its key forever).
+IN_PROGRESS_SECONDS = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    notification: Notification
+    replayed: bool
+
+
+async def validate(runtime: Runtime, request: NotificationCreate) -> None:
+    """Checks that need settings or DNS: payload size, raw tokens and their endpoints.
+
+    Raises:
+        PushgateError: 413 for an oversized payload, 422 naming the bad token field.
+    """
+    messages.check_webpush_payload(request.message(), field="body")
+    for index, token in enumerate(request.tokens or ()):
+        try:
+            if token.subscription is not None:
+                sub = token.subscription
+                subscription.webpush_address(
+                    endpoint=sub.endpoint,
+                    p256dh=sub.keys.p256dh,
+                    auth=sub.keys.auth,
+                    expiration_time=sub.expirationTime,
+                )
+                await netguard.check_endpoint(sub.endpoint, runtime.settings.webpush)
+            else:
+                subscription.token_address(subscription.Platform(token.platform), token.token or "")
+        except InvalidInputError as exc:
+            # Name the item: `tokens.3.subscription.keys.auth`, not just `keys.auth`.
+            field = exc.field or "token"
+            exc.field = f"tokens.{index}.{field}"
+            exc.details = {"field": exc.field}
+            raise
+
+
+async def accept_many(
+    runtime: Runtime,
+    *,
+    app_id: uuid.UUID,
+    requests: Sequence[NotificationCreate],
+    now: datetime | None = None,
+    publish: bool = True,
+) -> list[Accepted | PushgateError]:
+    """Accept a batch; one result per request, in order. Bad items do not sink good ones.
+
+    Stored notifications are durable before this returns; their dispatch jobs are published
+    after the commit (unless `publish` is False: send-immediate dispatches in the request), and
+    if that fails the sweeper publishes them later.
+    """
+    now = now or utcnow()
+    results: list[Accepted | PushgateError | None] = [None] * len(requests)
+    valid: list[tuple[int, NotificationCreate]] = []
+    locks: list[str] = []
+    for index, request in enumerate(requests):
+        try:
+            await validate(runtime, request)
+        except PushgateError as exc:
+            results[index] = exc
+            continue
+        key = request.idempotency_key
+        if key is not None:
+            lock = f"idem:{app_id}:{key}"
+            if not await runtime.kv.add(lock, b"1", ttl=IN_PROGRESS_SECONDS):
+                results[index] = await _busy_or_replay(runtime, app_id, request)
+                continue
+            locks.append(lock)
+        valid.append((index, request))
+    try:
+        if valid:
+            await _store(runtime, app_id, valid, results, now, publish=publish)
+    finally:
+        for lock in locks:
+            await runtime.kv.delete(lock)
+    return [r for r in results if r is not None]
+
+
+async def _store(
+    runtime: Runtime,
+    app_id: uuid.UUID,
+    valid: list[tuple[int, NotificationCreate]],
+    results: list[Accepted | PushgateError | None],
+    now: datetime,
+    *,
+    publish: bool,
+) -> None:
+    items = [
+        notifications.NewNotification(
+            target=request.target(),
+            message=jobs.encode_message(request.message()),
+            category=request.category,
+            metadata=request.metadata,
+            send_at=request.send_at,
+            expires_at=request.expires_at(now),
+            idempotency_key=request.idempotency_key,
+            request_hash=request.request_hash() if request.idempotency_key else None,
+        )
+        for _, request in valid
+    ]
+    async with runtime.sessions() as session:
+        created = await notifications.create_many(
+            session=session, app_id=app_id, items=items, now=now
+        )
+        await session.commit()
+    due: list[uuid.UUID] = []
+    for (index, _), outcome in zip(valid, created, strict=True):
+        if isinstance(outcome, PushgateError):
+            results[index] = outcome
+            continue
+        results[index] = Accepted(notification=outcome.row, replayed=outcome.replayed)
+        if not outcome.replayed and outcome.row.status == NotificationStatus.ACCEPTED:
+            due.append(outcome.row.id)
+    if due and publish:
+        try:
+            await runtime.broker.publish(broker_base.DISPATCH, [jobs.dispatch_job(i) for i in due])
+        except Exception as exc:  # stored already: the sweeper will publish them
+            log.warning(
+                "dispatch publish failed; the sweeper will retry", count=len(due), error=str(exc)
+            )
+
+
+async def _busy_or_replay(
+    runtime: Runtime, app_id: uuid.UUID, request: NotificationCreate
+) -> Accepted | PushgateError:
+    key = request.idempotency_key or ""
+    async with runtime.sessions() as session:
+        try:
+            row = await notifications.get_by_idempotency_key(
+                session=session, app_id=app_id, key=key
+            )
+        except PushgateError:
+            return ConflictError(
+                f"a request with idempotency key {key!r} is in progress",
+                code="idempotency_in_progress",
+                headers={"Retry-After": "1"},
+            )
+    if row.request_hash != request.request_hash():
+        return notifications.key_reused(key)
+    return Accepted(notification=row, replayed=True)

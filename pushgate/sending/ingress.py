@@ -1,0 +1,93 @@
+"""The `push.queue` ingress: other services publish the same JSON as `POST /v1/notifications`
+(plus `app` or `app_id` to say whose it is, and the fields older systems send). A message that
+cannot be accepted goes to the dead-letter queue with the reason; it never blocks the others."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+
+from pushgate.broker import base as broker_base
+from pushgate.domain.request import NotificationCreate
+from pushgate.errors import NotFoundError, PushgateError
+from pushgate.logs import get_logger
+from pushgate.runtime import Runtime
+from pushgate.sending import accept
+from pushgate.store import apps
+
+log = get_logger(__name__)
+
+ENVELOPE_FIELDS = ("app", "app_id")
+
+
+class Ingress:
+    def __init__(self, runtime: Runtime, *, default_app: str = "default") -> None:
+        self.runtime = runtime
+        self.default_app = default_app
+        self._app_ids: dict[str, uuid.UUID] = {}
+
+    async def handle(self, batch: list[broker_base.IncomingMessage]) -> None:
+        by_app: dict[uuid.UUID, list[tuple[broker_base.IncomingMessage, NotificationCreate]]] = {}
+        for message in batch:
+            try:
+                app_id, request = await self._read(message)
+            except (ValueError, PushgateError) as exc:
+                message.dead_letter(_reason(exc))
+                continue
+            by_app.setdefault(app_id, []).append((message, request))
+        for app_id, items in by_app.items():
+            results = await accept.accept_many(
+                self.runtime, app_id=app_id, requests=[r for _, r in items]
+            )
+            for (message, _), result in zip(items, results, strict=True):
+                if isinstance(result, PushgateError) and result.status_code == 409:
+                    message.retry(1.0, result.message)  # the same key is being accepted now
+                elif isinstance(result, PushgateError):
+                    message.dead_letter(_reason(result))
+                else:
+                    message.ack()
+
+    async def _read(
+        self, message: broker_base.IncomingMessage
+    ) -> tuple[uuid.UUID, NotificationCreate]:
+        try:
+            data: Any = orjson.loads(message.body)
+        except orjson.JSONDecodeError as exc:
+            raise ValueError(f"not JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise ValueError("the message must be a JSON object")
+        app_ref = (
+            data.pop("app", None)
+            or data.pop("app_id", None)
+            or message.headers.get("app", self.default_app)
+        )
+        data.pop("app_id", None)
+        app_id = await self._app_id(str(app_ref))
+        return app_id, NotificationCreate.model_validate(data)
+
+    async def _app_id(self, ref: str) -> uuid.UUID:
+        cached = self._app_ids.get(ref)
+        if cached is not None:
+            return cached
+        async with self.runtime.sessions() as session:
+            try:
+                row = await apps.get(session=session, app_id=uuid.UUID(ref))
+            except ValueError:
+                row = await apps.get_by_name(session=session, name=ref)
+            except NotFoundError:
+                raise
+        self._app_ids[ref] = row.id
+        return row.id
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ())) or "body"
+        return f"invalid_input: {where}: {first.get('msg')}"[:500]
+    if isinstance(exc, PushgateError):
+        return f"{exc.code}: {exc.message}"[:500]
+    return str(exc)[:500]

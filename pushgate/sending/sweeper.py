@@ -1,0 +1,47 @@
+"""The scheduler and sweeper: the database says what is due or unfinished, this loop hands it
+to the broker. Scheduled sends fire from here (any send time, surviving restarts), and work
+whose job was lost (a crash between commit and publish, a dead worker) is published again."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import datetime
+
+from pushgate.broker import base as broker_base
+from pushgate.logs import get_logger
+from pushgate.runtime import Runtime
+from pushgate.sending import jobs
+from pushgate.store import deliveries, notifications
+from pushgate.store.tables import utcnow
+
+log = get_logger(__name__)
+
+JOB_SIZE = 250
+
+
+async def sweep_once(runtime: Runtime, *, now: datetime | None = None) -> tuple[int, int]:
+    """Publish what is due; returns (notifications, deliveries) published."""
+    now = now or utcnow()
+    async with runtime.sessions() as session:
+        due = await notifications.release_due(session=session, now=now)
+        stale = await deliveries.stale(session=session, now=now)
+        await deliveries.touch(session=session, ids=stale, now=now)
+        await session.commit()
+    if due:
+        await runtime.broker.publish(broker_base.DISPATCH, [jobs.dispatch_job(i) for i in due])
+    if stale:
+        chunks = [stale[i : i + JOB_SIZE] for i in range(0, len(stale), JOB_SIZE)]
+        await runtime.broker.publish(broker_base.DELIVER, [jobs.deliver_job(c) for c in chunks])
+    return len(due), len(stale)
+
+
+async def run(runtime: Runtime, *, interval: float = 1.0, stop: asyncio.Event) -> None:
+    """Sweep every `interval` seconds until `stop` is set. Errors are logged, never fatal."""
+    while not stop.is_set():
+        try:
+            await sweep_once(runtime)
+        except Exception:
+            log.exception("sweep failed; trying again")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), interval)

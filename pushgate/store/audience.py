@@ -1,0 +1,95 @@
+"""Streams a notification's audience from the devices table, one keyset page at a time, so the
+memory a broadcast to a million devices needs is that of one page."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import Select, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pushgate.domain import condition
+from pushgate.domain.notification import TargetKind
+from pushgate.store.tables import Device, DeviceTopic
+
+PAGE_SIZE = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    device_id: uuid.UUID
+    platform: str
+    token: str
+    p256dh: str | None
+    auth: str | None
+
+
+_COLUMNS = (Device.id, Device.platform, Device.token, Device.p256dh, Device.auth)
+
+
+async def page(
+    *,
+    session: AsyncSession,
+    app_id: uuid.UUID,
+    target: dict[str, object],
+    after: uuid.UUID | None,
+    limit: int = PAGE_SIZE,
+) -> tuple[list[Recipient], uuid.UUID | None]:
+    """The next page of active recipients after the device id `after`, and the cursor for the
+    page after it (None when this was the last page)."""
+    kind = TargetKind(str(target["kind"]))
+    # Plain columns, not ORM objects: a broadcast reads every device of the app.
+    query = select(*_COLUMNS).where(
+        Device.app_id == app_id, Device.enabled.is_(True), Device.invalidated_at.is_(None)
+    )
+    parsed: condition.Expr | None = None
+    if kind is TargetKind.DEVICE_IDS:
+        query = query.where(Device.id.in_([uuid.UUID(str(v)) for v in _values(target)]))
+    elif kind is TargetKind.USER_IDS:
+        query = query.where(Device.user_id.in_([str(v) for v in _values(target)]))
+    elif kind is TargetKind.TOPICS:
+        query = query.where(Device.id.in_(_subscribed(app_id, [str(v) for v in _values(target)])))
+    elif kind is TargetKind.CONDITION:
+        parsed = condition.parse(str(target["value"]))
+        if not condition.needs_every_device(parsed):
+            query = query.where(
+                Device.id.in_(_subscribed(app_id, sorted(condition.topics_of(parsed))))
+            )
+    elif kind is not TargetKind.BROADCAST:
+        raise ValueError(f"{kind} is not streamed from the devices table")
+    if after is not None:
+        query = query.where(Device.id > after)
+    rows = (await session.execute(query.order_by(Device.id).limit(limit))).all()
+    cursor: uuid.UUID | None = rows[-1][0] if len(rows) == limit else None
+    recipients = [Recipient(*row) for row in rows]
+    if parsed is not None and recipients:
+        topics = await _topics_of(session, [r.device_id for r in recipients])
+        recipients = [
+            r for r in recipients if condition.evaluate(parsed, topics.get(r.device_id, set()))
+        ]
+    return recipients, cursor
+
+
+def _values(target: dict[str, object]) -> Sequence[object]:
+    value = target["value"]
+    if not isinstance(value, list):
+        raise ValueError("target value must be a list")
+    return value
+
+
+def _subscribed(app_id: uuid.UUID, topics: Sequence[str]) -> Select[uuid.UUID]:
+    return select(DeviceTopic.device_id).where(
+        DeviceTopic.app_id == app_id, DeviceTopic.topic.in_(topics)
+    )
+
+
+async def _topics_of(session: AsyncSession, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, set[str]]:
+    rows = await session.execute(
+        select(DeviceTopic.device_id, DeviceTopic.topic).where(DeviceTopic.device_id.in_(ids))
+    )
+    topics: dict[uuid.UUID, set[str]] = {}
+    for device_id, topic in rows:
+        topics.setdefault(device_id, set()).add(topic)
+    return topics

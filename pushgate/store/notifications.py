@@ -1,0 +1,367 @@
+"""Queries on notifications: create (with idempotency), read, history, cancel, progress."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pushgate.domain.ids import new_id
+from pushgate.domain.notification import (
+    DeliveryStatus,
+    NotificationStatus,
+    final_status,
+)
+from pushgate.errors import ConflictError, InvalidInputError, NotFoundError
+from pushgate.store.tables import Delivery, Notification, utcnow
+
+# An accepted notification whose dispatch job has not started after this long is published
+# again (its job was lost between commit and publish, or with a broker outage).
+STALE_ACCEPTED_SECONDS = 30
+
+
+@dataclass(frozen=True, slots=True)
+class NewNotification:
+    """A validated request, ready to store."""
+
+    target: dict[str, Any]
+    message: dict[str, Any]
+    category: str | None
+    metadata: dict[str, Any]
+    send_at: datetime | None
+    expires_at: datetime
+    idempotency_key: str | None
+    request_hash: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Created:
+    row: Notification
+    replayed: bool
+
+
+async def create_many(
+    *,
+    session: AsyncSession,
+    app_id: uuid.UUID,
+    items: Sequence[NewNotification],
+    now: datetime | None = None,
+) -> list[Created | InvalidInputError]:
+    """Insert notifications in one flush. An item whose idempotency key exists is not inserted:
+    it yields the stored row (`replayed`) when the request hash matches, or a ConflictError.
+
+    The caller commits.
+    """
+    now = now or utcnow()
+    keys = [i.idempotency_key for i in items if i.idempotency_key]
+    existing: dict[str, Notification] = {}
+    if keys:
+        query = select(Notification).where(
+            Notification.app_id == app_id, Notification.idempotency_key.in_(keys)
+        )
+        existing = {n.idempotency_key or "": n for n in (await session.execute(query)).scalars()}
+    results: list[Created | InvalidInputError] = []
+    fresh: list[Notification] = []
+    seen: dict[str, Notification] = {}
+    for item in items:
+        key = item.idempotency_key
+        prior = existing.get(key) if key else None
+        if prior is None and key and key in seen:
+            prior = seen[key]
+        if prior is not None:
+            if prior.request_hash == item.request_hash:
+                results.append(Created(row=prior, replayed=True))
+            else:
+                results.append(key_reused(key or ""))
+            continue
+        scheduled = item.send_at is not None and item.send_at > now
+        row = Notification(
+            id=new_id(),
+            app_id=app_id,
+            status=(NotificationStatus.SCHEDULED if scheduled else NotificationStatus.ACCEPTED),
+            target=item.target,
+            message=item.message,
+            category=item.category,
+            meta=item.metadata,
+            send_at=item.send_at,
+            expires_at=item.expires_at,
+            idempotency_key=key,
+            request_hash=item.request_hash,
+            total=0,
+            finished=0,
+            created_at=now,
+            updated_at=now,
+        )
+        fresh.append(row)
+        if key:
+            seen[key] = row
+        results.append(Created(row=row, replayed=False))
+    session.add_all(fresh)
+    await session.flush()
+    return results
+
+
+def key_reused(key: str) -> InvalidInputError:
+    return InvalidInputError(
+        f"idempotency key {key!r} was used with a different request body",
+        field="idempotency_key",
+        code="idempotency_key_reused",
+    )
+
+
+async def get(
+    *, session: AsyncSession, app_id: uuid.UUID, notification_id: uuid.UUID
+) -> Notification:
+    row = await session.get(Notification, notification_id)
+    if row is None or row.app_id != app_id:
+        raise NotFoundError("no such notification", code="notification_not_found")
+    return row
+
+
+async def get_by_idempotency_key(
+    *, session: AsyncSession, app_id: uuid.UUID, key: str
+) -> Notification:
+    query = select(Notification).where(
+        Notification.app_id == app_id, Notification.idempotency_key == key
+    )
+    row = (await session.execute(query)).scalar_one_or_none()
+    if row is None:
+        raise NotFoundError(
+            "no notification with that idempotency key", code="notification_not_found"
+        )
+    return row
+
+
+async def history(
+    *,
+    session: AsyncSession,
+    app_id: uuid.UUID,
+    status: str | None = None,
+    category: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    after: uuid.UUID | None = None,
+    limit: int = 100,
+) -> list[Notification]:
+    """Newest first, keyset-paginated on the id (ids are time-ordered)."""
+    query = select(Notification).where(Notification.app_id == app_id)
+    if status:
+        query = query.where(Notification.status == status)
+    if category:
+        query = query.where(Notification.category == category)
+    if since:
+        query = query.where(Notification.created_at >= since)
+    if until:
+        query = query.where(Notification.created_at < until)
+    if after:
+        query = query.where(Notification.id < after)
+    query = query.order_by(Notification.id.desc()).limit(limit)
+    return list((await session.execute(query)).scalars())
+
+
+async def cancel(
+    *, session: AsyncSession, app_id: uuid.UUID, notification_id: uuid.UUID
+) -> Notification:
+    """Cancel a notification that has not been dispatched yet.
+
+    Raises:
+        NotFoundError: not in this app.
+        ConflictError: code `not_cancelable`, dispatch has started or it is final.
+    """
+    now = utcnow()
+    result = await session.execute(
+        update(Notification)
+        .where(
+            Notification.id == notification_id,
+            Notification.app_id == app_id,
+            Notification.status.in_([NotificationStatus.SCHEDULED, NotificationStatus.ACCEPTED]),
+        )
+        .values(status=NotificationStatus.CANCELED, updated_at=now, completed_at=now)
+    )
+    row = await get(session=session, app_id=app_id, notification_id=notification_id)
+    if result.rowcount == 0:  # type: ignore[attr-defined]
+        raise ConflictError(
+            f"a notification in status {row.status} cannot be canceled",
+            code="not_cancelable",
+        )
+    await session.refresh(row)
+    return row
+
+
+async def delivery_counts(
+    *, session: AsyncSession, notification_id: uuid.UUID
+) -> dict[str, dict[str, int]]:
+    """platform -> status -> count, from the deliveries themselves."""
+    query = (
+        select(Delivery.platform, Delivery.status, func.count())
+        .where(Delivery.notification_id == notification_id)
+        .group_by(Delivery.platform, Delivery.status)
+    )
+    counts: dict[str, dict[str, int]] = {}
+    for platform, status, count in await session.execute(query):
+        counts.setdefault(platform, {})[status] = int(count)
+    return counts
+
+
+async def claim_dispatch(
+    *, session: AsyncSession, notification_id: uuid.UUID, now: datetime, until: datetime
+) -> Notification | None:
+    """Take the notification for dispatching until `until`, or None when there is nothing to
+    do: canceled, final, not due yet, or held by another live dispatcher. One UPDATE, so two
+    workers given the same job never both expand the audience."""
+    statement = (
+        update(Notification)
+        .where(
+            Notification.id == notification_id,
+            or_(
+                Notification.status == NotificationStatus.ACCEPTED,
+                and_(
+                    Notification.status == NotificationStatus.SCHEDULED,
+                    Notification.send_at <= now,
+                ),
+                and_(
+                    Notification.status == NotificationStatus.DISPATCHING,
+                    Notification.dispatched_at.is_(None),
+                    or_(Notification.lease_until.is_(None), Notification.lease_until < now),
+                ),
+            ),
+        )
+        .values(status=NotificationStatus.DISPATCHING, lease_until=until, updated_at=now)
+        .returning(Notification)
+    )
+    return (await session.execute(statement)).scalar_one_or_none()
+
+
+async def get_many(*, session: AsyncSession, ids: Collection[uuid.UUID]) -> list[Notification]:
+    query = select(Notification).where(Notification.id.in_(list(ids)))
+    return list((await session.execute(query)).scalars())
+
+
+async def record_page(
+    *,
+    session: AsyncSession,
+    notification_id: uuid.UUID,
+    added: int,
+    cursor: str,
+    lease_until: datetime,
+) -> None:
+    """Count a page of deliveries, move the resume cursor and renew the dispatcher's hold."""
+    await session.execute(
+        update(Notification)
+        .where(Notification.id == notification_id)
+        .values(
+            total=Notification.total + added,
+            dispatch_cursor=cursor,
+            lease_until=lease_until,
+            updated_at=utcnow(),
+        )
+    )
+
+
+async def finish_dispatch(*, session: AsyncSession, notification_id: uuid.UUID) -> None:
+    await session.execute(
+        update(Notification)
+        .where(Notification.id == notification_id, Notification.dispatched_at.is_(None))
+        .values(dispatched_at=utcnow(), lease_until=None)
+    )
+    await finalize(session=session, notification_ids=[notification_id])
+
+
+async def add_finished(*, session: AsyncSession, finished: dict[uuid.UUID, int]) -> None:
+    for notification_id, count in sorted(finished.items()):  # sorted: a stable lock order
+        await session.execute(
+            update(Notification)
+            .where(Notification.id == notification_id)
+            .values(finished=Notification.finished + count)
+        )
+    await finalize(session=session, notification_ids=list(finished))
+
+
+async def finalize(*, session: AsyncSession, notification_ids: Sequence[uuid.UUID]) -> None:
+    """Give a final status to each notification whose deliveries are all final."""
+    if not notification_ids:
+        return
+    query = select(Notification.id).where(
+        Notification.id.in_(notification_ids),
+        Notification.status == NotificationStatus.DISPATCHING,
+        Notification.dispatched_at.is_not(None),
+        Notification.finished >= Notification.total,
+    )
+    done = list((await session.execute(query)).scalars())
+    now = utcnow()
+    for notification_id in done:
+        counts: dict[str, int] = {}
+        for by_status in (
+            await delivery_counts(session=session, notification_id=notification_id)
+        ).values():
+            for status, count in by_status.items():
+                counts[status] = counts.get(status, 0) + count
+        await session.execute(
+            update(Notification)
+            .where(
+                Notification.id == notification_id,
+                Notification.status == NotificationStatus.DISPATCHING,
+            )
+            .values(status=final_status(counts), completed_at=now, updated_at=now)
+        )
+
+
+async def release_due(*, session: AsyncSession, now: datetime, limit: int = 500) -> list[uuid.UUID]:
+    """The notifications to publish for dispatch now: scheduled ones whose time has come, and
+    ones whose dispatch job was lost (accepted a while ago and never taken, or held by a
+    dispatcher whose lease ran out). Each is touched so the next sweep waits before asking
+    again; a scheduled one becomes `accepted`, which keeps it cancelable until dispatch."""
+    stale = now - timedelta(seconds=STALE_ACCEPTED_SECONDS)
+    query = (
+        select(Notification.id)
+        .where(
+            or_(
+                and_(
+                    Notification.status == NotificationStatus.SCHEDULED,
+                    Notification.send_at <= now,
+                ),
+                and_(
+                    Notification.status == NotificationStatus.ACCEPTED,
+                    Notification.updated_at < stale,
+                ),
+                and_(
+                    Notification.status == NotificationStatus.DISPATCHING,
+                    Notification.dispatched_at.is_(None),
+                    Notification.lease_until < now,
+                ),
+            )
+        )
+        .limit(limit)
+    )
+    ids = list((await session.execute(query)).scalars())
+    if ids:
+        await session.execute(
+            update(Notification)
+            .where(Notification.id.in_(ids), Notification.status == NotificationStatus.SCHEDULED)
+            .values(status=NotificationStatus.ACCEPTED)
+        )
+        await session.execute(
+            update(Notification)
+            .where(Notification.id.in_(ids), Notification.status != NotificationStatus.DISPATCHING)
+            .values(updated_at=now)
+        )
+        await session.execute(
+            update(Notification)
+            .where(Notification.id.in_(ids), Notification.status == NotificationStatus.DISPATCHING)
+            .values(lease_until=now + timedelta(seconds=STALE_ACCEPTED_SECONDS))
+        )
+    return ids
+
+
+def counts_summary(by_platform: dict[str, dict[str, int]]) -> dict[str, int]:
+    total: dict[str, int] = {status.value: 0 for status in DeliveryStatus}
+    for by_status in by_platform.values():
+        for status, count in by_status.items():
+            total[status] = total.get(status, 0) + count
+    total["total"] = sum(v for k, v in total.items() if k != "total")
+    return total
