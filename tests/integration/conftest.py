@@ -1,0 +1,151 @@
+"""Fixtures for the delivery pipeline: a fake Web Push service over TLS, and pushgate (API +
+worker) running on the test's backend profile and trusting the fake's certificate."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+
+from pushgate.api.app import create_app
+from pushgate.runtime import Runtime, open_runtime
+from pushgate.settings import Settings
+from pushgate.worker import Worker
+from tests.conftest import TenantKeys
+from tests.fakes.webpush_server import FakeWebPushService
+
+FINAL = {"completed", "partially_failed", "failed", "expired", "canceled"}
+
+
+@pytest.fixture
+async def fake_push() -> AsyncIterator[FakeWebPushService]:
+    async with FakeWebPushService() as fake:
+        yield fake
+
+
+def pipeline_settings(settings: Settings, fake: FakeWebPushService, **delivery: Any) -> Settings:
+    """The profile's settings, opened to the fake on loopback and trusting its CA."""
+    webpush = settings.webpush.model_copy(
+        update={
+            "extra_hosts": ["127.0.0.1"],
+            "allow_private_addresses": True,
+            "ca_bundle": fake.ca_pem_path,
+            "vapid_subject": "mailto:ops@pushgate.example.com",
+        }
+    )
+    worker = settings.worker.model_copy(update={"sweep_interval": 0.2})
+    return settings.model_copy(
+        update={
+            "webpush": webpush,
+            "worker": worker,
+            "delivery": settings.delivery.model_copy(
+                update={"backoff_base_seconds": 0.2, **delivery}
+            ),
+        }
+    )
+
+
+@dataclass
+class Pushgate:
+    """pushgate as `serve` runs it (API and worker in one process), plus helpers for tests."""
+
+    settings: Settings
+    runtime: Runtime
+    http: httpx.AsyncClient
+    worker: Worker
+
+    async def subscribe(
+        self, headers: dict[str, str], subscription: dict[str, Any], **fields: Any
+    ) -> str:
+        body = {"platform": "webpush", "subscription": subscription, **fields}
+        response = await self.http.post("/v1/devices", json=body, headers=headers)
+        assert response.status_code == 201, response.text
+        return str(response.json()["id"])
+
+    async def send(self, headers: dict[str, str], body: dict[str, Any], **kw: Any) -> str:
+        response = await self.http.post("/v1/notifications", json=body, headers=headers, **kw)
+        assert response.status_code == 202, response.text
+        return str(response.json()["id"])
+
+    async def finished(
+        self, headers: dict[str, str], notification_id: str, within: float = 20.0
+    ) -> dict[str, Any]:
+        """The notification once its status is final."""
+        deadline = time.monotonic() + within
+        while True:
+            response = await self.http.get(f"/v1/notifications/{notification_id}", headers=headers)
+            assert response.status_code == 200, response.text
+            body: dict[str, Any] = response.json()
+            if body["status"] in FINAL:
+                return body
+            if time.monotonic() > deadline:
+                raise AssertionError(f"not final within {within}s: {body}")
+            await asyncio.sleep(0.05)
+
+    async def deliveries(self, headers: dict[str, str], notification_id: str) -> list[Any]:
+        response = await self.http.get(
+            f"/v1/notifications/{notification_id}/deliveries", headers=headers
+        )
+        assert response.status_code == 200, response.text
+        items: list[Any] = response.json()["items"]
+        return items
+
+
+PushgateFactory = Callable[..., Awaitable[Pushgate]]
+
+
+@pytest.fixture
+async def make_pushgate(
+    settings: Settings, fake_push: FakeWebPushService
+) -> AsyncIterator[PushgateFactory]:
+    """Start pushgate (API + worker) on the profile; keyword arguments override delivery
+    settings (e.g. `max_attempts=2`)."""
+    started: list[tuple[Runtime, Worker, httpx.AsyncClient, Any]] = []
+
+    async def make(**delivery: Any) -> Pushgate:
+        configured = pipeline_settings(settings, fake_push, **delivery)
+        runtime = await open_runtime(configured)
+        worker = Worker(runtime)
+        await worker.start()
+        app = create_app(configured, runtime=runtime)
+        lifespan = app.router.lifespan_context(app)
+        await lifespan.__aenter__()
+        http = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://pushgate.test"
+        )
+        started.append((runtime, worker, http, lifespan))
+        return Pushgate(settings=configured, runtime=runtime, http=http, worker=worker)
+
+    yield make
+    for runtime, worker, http, lifespan in reversed(started):
+        await http.aclose()
+        await lifespan.__aexit__(None, None, None)
+        await worker.stop()
+        await runtime.close()
+
+
+@pytest.fixture
+async def pushgate(make_pushgate: PushgateFactory) -> Pushgate:
+    return await make_pushgate()
+
+
+@pytest.fixture
+async def acme(pushgate: Pushgate) -> TenantKeys:
+    """A tenant in the running pushgate (the `tenant` fixture's runtime is another one)."""
+    from pushgate.domain.apikeys import Scope
+    from pushgate.store import api_keys, apps
+
+    async with pushgate.runtime.sessions() as session:
+        app = await apps.create(session=session, name="acme")
+        keys = {s: await api_keys.create(session=session, app_id=app.id, scope=s) for s in Scope}
+        await session.commit()
+    return TenantKeys(
+        app_id=app.id,
+        app_name="acme",
+        **{s.value: {"Authorization": f"Bearer {k.secret}"} for s, k in keys.items()},
+    )
