@@ -208,6 +208,18 @@ def worker(config: ConfigOption = None) -> None:
     _run(worker_module.run(settings))
 
 
+@app.command()
+def demo() -> None:
+    """Send a first notification to a local Web Push receiver and print it decrypted.
+
+    Needs nothing else: a throwaway pushgate and receiver run in this process and are gone
+    when it ends."""
+    from pushgate import demo as demo_module
+
+    logs.configure(load_settings(log={"level": "WARNING"}).log)
+    _run(demo_module.run(lambda line: out.print(line, highlight=False, markup=False)))
+
+
 @app.command("migrate")
 def migrate_command(config: ConfigOption = None) -> None:
     """Create or upgrade the database schema to the latest revision."""
