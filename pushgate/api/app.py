@@ -5,8 +5,10 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
 from pushgate import __version__
 from pushgate.api import errors
@@ -16,6 +18,8 @@ from pushgate.api.schemas.common import ERROR_RESPONSES
 from pushgate.runtime import Runtime, open_runtime
 from pushgate.settings import Settings
 from pushgate.worker import Worker
+
+WEB = Path(__file__).resolve().parent.parent / "web"
 
 DESCRIPTION = """
 Self-hosted push notifications through FCM HTTP v1, APNs and Web Push.
@@ -59,4 +63,6 @@ def create_app(
     app.include_router(webpush.router)
     app.include_router(devices.router)
     app.include_router(notifications.router)
+    # Static pages for people: the Web Push test page and its service worker.
+    app.mount("/web", StaticFiles(directory=WEB, html=True), name="web")
     return app
