@@ -57,7 +57,8 @@ class ServerSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
-    public_url: str | None = None
+    # Requests a minute per API key; 0 means no limit.
+    rate_limit_per_minute: int = Field(default=0, ge=0)
 
 
 class DatabaseSettings(BaseModel):
@@ -145,6 +146,10 @@ class WorkerSettings(BaseModel):
     sweep_interval: float = Field(default=1.0, gt=0)
     dispatch_page_size: int = Field(default=1000, ge=1, le=10_000)
     deliver_job_size: int = Field(default=250, ge=1, le=5000)
+    # How long a worker's claim on deliveries lasts before another worker (or the sweeper) may
+    # take them back; the worker raises it to cover its own slowest send. Lower: a crashed
+    # worker's deliveries come back sooner.
+    claim_lease_seconds: float = Field(default=60.0, gt=0)
 
 
 class WebPushSettings(BaseModel):

@@ -10,6 +10,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from pushgate.api import ratelimit
 from pushgate.domain.apikeys import Permission, Scope, allows
 from pushgate.errors import AuthenticationError, PermissionDeniedError
 from pushgate.runtime import Runtime
@@ -54,7 +55,7 @@ def presented_key(request: Request) -> str | None:
     return request.headers.get("x-api-key") or None
 
 
-async def get_caller(request: Request, session: SessionDep) -> Caller:
+async def get_caller(request: Request, session: SessionDep, runtime: RuntimeDep) -> Caller:
     secret = presented_key(request)
     if secret is None:
         raise AuthenticationError(
@@ -68,6 +69,9 @@ async def get_caller(request: Request, session: SessionDep) -> Caller:
             code="invalid_api_key",
             headers={"WWW-Authenticate": "Bearer"},
         )
+    limit = runtime.settings.server.rate_limit_per_minute
+    if limit:
+        await ratelimit.check(runtime.kv, row.id, per_minute=limit)
     if await api_keys.touch(session=session, key=row):
         await session.commit()
     return Caller(app_id=row.app_id, key_id=row.id, scope=Scope(row.scope))
