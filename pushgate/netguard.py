@@ -8,11 +8,12 @@ same `is_public_address` rule, so the addresses checked are the addresses connec
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import socket
 from collections.abc import Awaitable, Callable, Sequence
 
 from aiohttp.abc import AbstractResolver, ResolveResult
-from aiohttp.resolver import ThreadedResolver
+from aiohttp.resolver import DefaultResolver
 
 from pushgate.domain import endpoint
 from pushgate.errors import UnsafeEndpointError
@@ -81,31 +82,55 @@ async def check_endpoint(
     return target
 
 
-class GuardedResolver(AbstractResolver):
-    """An aiohttp resolver that refuses a host when any of its addresses is not public.
+AddressCheck = Callable[[endpoint.IPAddress], bool]
+"""True for an address a sender may connect to (normally `endpoint.is_public_address`)."""
 
-    aiohttp does not call the resolver for IP-literal hosts, so the sender still runs
-    `check_endpoint` (or `endpoint.is_public_address`) on those itself.
+
+class GuardedResolver(AbstractResolver):
+    """An aiohttp resolver that refuses a host when any of its DNS answers fails `allowed`, so a
+    subscription host whose DNS now points at a private or metadata address is never connected
+    to. All answers must pass, as at registration: a host mixing public and private addresses is
+    not a push service.
+
+    aiohttp does not call the resolver for IP-literal hosts, so the sender still checks those
+    itself with the same predicate.
+
+    Args:
+        allowed: True for an address the sender may connect to.
+        inner: the resolver asked first; aiohttp's default when None.
     """
 
     def __init__(
-        self, inner: AbstractResolver | None = None, *, allow_private: bool = False
+        self,
+        allowed: AddressCheck = endpoint.is_public_address,
+        inner: AbstractResolver | None = None,
     ) -> None:
-        self._inner = inner or ThreadedResolver()
-        self._allow_private = allow_private
+        self._allowed = allowed
+        self._inner = inner
 
     async def resolve(
         self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
     ) -> list[ResolveResult]:
-        results = await self._inner.resolve(host, port, family)
-        if self._allow_private:
-            return results
-        refused = refused_addresses([r["host"] for r in results])
-        if refused or not results:
+        if self._inner is None:
+            # aiohttp's resolvers bind the running loop when built, so build on first use.
+            self._inner = DefaultResolver()
+        answers = await self._inner.resolve(host, port, family)
+        refused = [a["host"] for a in answers if not address_allowed(a["host"], self._allowed)]
+        if refused or not answers:
             raise RefusedAddressError(
-                f"{host} resolves to a non-public address ({', '.join(refused) or 'none'})"
+                f"{host} resolves to a refused address ({', '.join(refused) or 'none'})"
             )
-        return results
+        return answers
 
     async def close(self) -> None:
-        await self._inner.close()
+        if self._inner is not None:
+            await self._inner.close()
+
+
+def address_allowed(host: str, allowed: AddressCheck) -> bool:
+    """Whether an address given as text passes `allowed` (anything unparsable does not)."""
+    try:
+        address = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return False
+    return allowed(address)

@@ -14,7 +14,6 @@ import hashlib
 import http
 import ipaddress
 import os
-import socket
 import ssl
 import time
 from collections.abc import Callable, Mapping
@@ -26,7 +25,7 @@ from urllib.parse import urlsplit
 import aiohttp
 import jwt
 import orjson
-from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.abc import AbstractResolver
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives import hmac as crypto_hmac
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -34,6 +33,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF, HKDFExpand
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from pushgate import netguard
 from pushgate.domain.message import (
     MAX_TTL_SECONDS,
     Message,
@@ -47,7 +47,6 @@ from pushgate.providers.base import DeliveryProvider, Platform, Target
 from pushgate.settings import DeliverySettings, WebPushSettings
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-AddressCheck = Callable[[IPAddress], bool]
 
 # --- encryption (RFC 8291 on RFC 8188 aes128gcm) ---------------------------------------------
 
@@ -358,51 +357,6 @@ def _error_text(status: int, body: bytes) -> str:
 _MAX_RESPONSE_BYTES = 16_384
 
 
-class UnsafeAddressError(OSError):
-    """A push endpoint resolved only to addresses the SSRF guard refuses."""
-
-
-class GuardedResolver(AbstractResolver):
-    """A resolver that refuses a host when any of its DNS answers fails the `allowed` predicate,
-    so a subscription host whose DNS now points at a private or metadata address is never
-    connected to (PROTOCOLS.md, SSRF: check again at send time). All answers must pass, as at
-    registration: a host mixing public and private addresses is not a push service.
-
-    Args:
-        allowed: True for an address the provider may connect to.
-        inner: the resolver asked first; aiohttp's default when None.
-    """
-
-    def __init__(self, allowed: AddressCheck, inner: AbstractResolver | None = None) -> None:
-        self._allowed = allowed
-        self._inner = inner
-
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[ResolveResult]:
-        if self._inner is None:
-            # aiohttp's resolvers bind the running loop when built, so build on first use.
-            self._inner = aiohttp.DefaultResolver()
-        answers = await self._inner.resolve(host, port, family)
-        refused = [a["host"] for a in answers if not _address_allowed(a["host"], self._allowed)]
-        if refused or not answers:
-            listed = ", ".join(refused) or "no address"
-            raise UnsafeAddressError(f"{host} resolves to a refused address ({listed})")
-        return answers
-
-    async def close(self) -> None:
-        if self._inner is not None:
-            await self._inner.close()
-
-
-def _address_allowed(host: str, allowed: AddressCheck) -> bool:
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return allowed(address)
-
-
 class WebPushProvider(DeliveryProvider[VapidCredentials]):
     """Sends Web Push messages over one keep-alive connection pool shared by all apps.
 
@@ -429,7 +383,7 @@ class WebPushProvider(DeliveryProvider[VapidCredentials]):
         delivery: DeliverySettings,
         limit: int = 200,
         limit_per_host: int = 50,
-        address_allowed: AddressCheck | None = None,
+        address_allowed: netguard.AddressCheck | None = None,
         resolver: AbstractResolver | None = None,
         signer: VapidSigner | None = None,
         clock: Callable[[], float] = time.time,
@@ -441,7 +395,7 @@ class WebPushProvider(DeliveryProvider[VapidCredentials]):
         self._limit_per_host = limit_per_host
         self._address_allowed = address_allowed
         self._resolver: AbstractResolver | None = (
-            GuardedResolver(address_allowed, resolver) if address_allowed else resolver
+            netguard.GuardedResolver(address_allowed, resolver) if address_allowed else resolver
         )
         self._signer = signer or VapidSigner(clock=clock)
         self._clock = clock
@@ -483,7 +437,7 @@ class WebPushProvider(DeliveryProvider[VapidCredentials]):
         except aiohttp.ClientConnectorCertificateError as exc:
             return Outcome.retry_later(f"TLS certificate not trusted: {exc.certificate_error}")
         except aiohttp.ClientConnectorError as exc:
-            if isinstance(exc.os_error, UnsafeAddressError):
+            if isinstance(exc.os_error, netguard.RefusedAddressError):
                 return Outcome.rejected(f"refused by the SSRF guard: {exc.os_error}")
             return Outcome.retry_later(f"cannot connect: {exc}")
         except (aiohttp.ClientError, OSError) as exc:

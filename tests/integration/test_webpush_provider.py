@@ -15,13 +15,9 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from pushgate.domain.message import Message, Priority
 from pushgate.domain.outcome import OutcomeKind
 from pushgate.domain.vapid import VapidKeyPair, generate_key_pair
+from pushgate.netguard import GuardedResolver, RefusedAddressError
 from pushgate.providers.base import Target
-from pushgate.providers.webpush import (
-    GuardedResolver,
-    UnsafeAddressError,
-    VapidCredentials,
-    WebPushProvider,
-)
+from pushgate.providers.webpush import VapidCredentials, WebPushProvider
 from pushgate.settings import DeliverySettings, WebPushSettings
 from tests.fakes.webpush_server import FakeWebPushService
 
@@ -313,7 +309,7 @@ class StaticResolver(AbstractResolver):
 async def test_a_host_with_any_refused_address_is_refused(answers):
     resolver = GuardedResolver(lambda ip: ip.is_global, StaticResolver(*answers))
 
-    with pytest.raises(UnsafeAddressError):
+    with pytest.raises(RefusedAddressError):
         await resolver.resolve("push.example.com", 443)
 
 

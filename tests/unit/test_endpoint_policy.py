@@ -312,21 +312,21 @@ class FixedResolver(AbstractResolver):
 
 async def test_send_time_resolver_refuses_a_host_rebound_to_a_private_address() -> None:
     # Given a host that now resolves to loopback
-    guarded = netguard.GuardedResolver(FixedResolver(["127.0.0.1"]))
+    guarded = netguard.GuardedResolver(inner=FixedResolver(["127.0.0.1"]))
     # When the sender's connector resolves it, Then the connection is refused
     with pytest.raises(netguard.RefusedAddressError, match=re.escape("127.0.0.1")):
         await guarded.resolve("push.example.net", 443)
 
 
 async def test_send_time_resolver_passes_public_answers_through() -> None:
-    guarded = netguard.GuardedResolver(FixedResolver(["93.184.215.14"]))
+    guarded = netguard.GuardedResolver(inner=FixedResolver(["93.184.215.14"]))
     results = await guarded.resolve("push.example.net", 443)
     assert [r["host"] for r in results] == ["93.184.215.14"]
 
 
 async def test_send_time_resolver_allows_private_answers_when_configured() -> None:
     inner = FixedResolver(["127.0.0.1"])
-    guarded = netguard.GuardedResolver(inner, allow_private=True)
+    guarded = netguard.GuardedResolver(lambda _ip: True, inner)
     assert [r["host"] for r in await guarded.resolve("localhost", 8443)] == ["127.0.0.1"]
     await guarded.close()
     assert inner.closed
