@@ -31,7 +31,7 @@ def b64url_encode(data: bytes) -> str:
 
 def b64url_decode(text: str) -> bytes:
     """Decode base64url with or without padding; raises ValueError on anything else."""
-    if not text or any(c not in _B64URL for c in text.rstrip("=")):
+    if not text or not _B64URL.issuperset(text.rstrip("=")):
         raise ValueError("not base64url")
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
