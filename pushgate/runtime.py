@@ -4,6 +4,7 @@ settings, checks their health, and closes them. No other module picks implementa
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ from pushgate.broker.base import Broker
 from pushgate.broker.embedded import EmbeddedBroker
 from pushgate.broker.rabbitmq import RabbitMQBroker
 from pushgate.domain import endpoint
-from pushgate.domain.circuit import CircuitBoard
+from pushgate.domain.circuit import SHARED_KEY, CircuitBoard, CircuitReport, read_shared
 from pushgate.domain.retry import RetryPolicy
 from pushgate.kv.base import KeyValueStore
 from pushgate.kv.memory import MemoryKeyValueStore
@@ -60,6 +61,19 @@ class Runtime:
         names = list(self.checks)
         results = await asyncio.gather(*(probe(self.checks[n]) for n in names))
         return dict(zip(names, results, strict=True))
+
+    async def open_circuits(self) -> list[CircuitReport]:
+        """Every circuit that is not closed: this process's breakers, and those the workers
+        share through the key-value store (an API process sends nothing itself). A key-value
+        store that cannot be read leaves only the local ones; `health` reports it."""
+        found = {(r.app_id, r.provider, r.origin): r for r in self.circuits.reports()}
+        try:
+            raw = await asyncio.wait_for(self.kv.get(SHARED_KEY), HEALTH_TIMEOUT)
+        except Exception:  # the kv check of `health` says why
+            raw = None
+        for report in read_shared(raw, now=time.time()):
+            found.setdefault((report.app_id, report.provider, report.origin), report)
+        return sorted(found.values(), key=lambda r: (r.app_id, r.provider, r.origin))
 
     async def close(self) -> None:
         """Close in the reverse order of use: the broker waits for its handlers, which may

@@ -2,13 +2,16 @@
 record every outcome in a few batched writes (deliveries, devices, notification progress).
 
 Retries go back through the broker with a delay; exhausted ones become `failed` and a record
-with the last answer goes to the dead-letter queue. An open circuit defers a delivery without
-counting an attempt.
+with the last answer goes to the dead-letter queue; one whose next try would come after its
+notification expires becomes `expired`. An open circuit (or an origin held by a 429's
+Retry-After) defers a delivery without counting an attempt.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import math
 import time
 import uuid
 from collections import defaultdict
@@ -21,6 +24,8 @@ from urllib.parse import urlsplit
 import orjson
 
 from pushgate.broker import base as broker_base
+from pushgate.domain import circuit
+from pushgate.domain.circuit import CircuitBreaker
 from pushgate.domain.message import Message
 from pushgate.domain.notification import DeliveryStatus, NotificationStatus
 from pushgate.domain.outcome import Outcome, OutcomeKind
@@ -35,6 +40,10 @@ from pushgate.store.tables import Delivery, Notification, utcnow
 log = get_logger(__name__)
 
 NOTIFICATION_CACHE_SECONDS = 2.0
+# While a circuit is not closed, its state is re-shared at most this often (it heals an update
+# lost to a concurrent writer); every change of state is shared at once.
+SHARE_EVERY_SECONDS = 1.0
+SHARED_TTL_SECONDS = 24 * 3600.0
 
 OUTCOME_STATUS = {
     OutcomeKind.SENT: DeliveryStatus.SENT,
@@ -62,8 +71,10 @@ class _Round:
     invalid_devices: dict[uuid.UUID, str] = field(default_factory=dict)
     finished: dict[uuid.UUID, int] = field(default_factory=lambda: defaultdict(int))
     retries: dict[int, list[int]] = field(default_factory=lambda: defaultdict(list))
-    dead: list[tuple[bytes, str, int]] = field(default_factory=list)
+    dead: dict[tuple[str, int], list[bytes]] = field(default_factory=lambda: defaultdict(list))
     results: list[Result] = field(default_factory=list)
+    breakers: set[tuple[str, str, str]] = field(default_factory=set)
+    last_error: dict[tuple[str, str, str], str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +82,10 @@ class _Cached:
     status: str
     app_id: uuid.UUID
     expires_at: datetime
+    # When the message's own `ttl` runs out (send time + ttl). `expires_at` may be later: the
+    # first attempt gets a minimum window (see domain.request), but a retry after the ttl
+    # would show the message late, so retries stop here.
+    lifetime_ends: datetime
     message: Message
     loaded: float
 
@@ -103,6 +118,7 @@ class Deliverer:
         self._slots = asyncio.Semaphore(concurrency or runtime.settings.worker.concurrency)
         self._notifications: dict[uuid.UUID, _Cached] = {}
         self._clock = clock
+        self._shared_at = -SHARE_EVERY_SECONDS
 
     async def handle(self, batch: list[broker_base.IncomingMessage]) -> None:
         ids: list[int] = []
@@ -126,55 +142,118 @@ class Deliverer:
             return []
         cached = await self._load_notifications({d.notification_id for d in claimed})
         work = _Round()
-        sends: list[tuple[Delivery, asyncio.Task[Outcome]]] = []
+        going: list[tuple[Delivery, _Cached, CircuitBreaker]] = []
         for delivery in claimed:
             info = cached.get(delivery.notification_id)
-            final = DeliveryStatus.CANCELED if info is None else _unsendable(info, now)
+            final = DeliveryStatus.CANCELED if info is None else _unsendable(info, delivery, now)
             if info is None or final is not None:
                 self._finish(work, delivery, final or DeliveryStatus.CANCELED, None, now)
                 continue
-            breaker = self.board.get(str(delivery.app_id), delivery.platform, _origin(delivery))
+            key = _breaker_key(delivery)
+            breaker = self.board.get(*key)
+            work.breakers.add(key)
             if not breaker.allow():
                 self._defer(work, delivery, breaker.retry_in(), now)
                 continue
-            sends.append((delivery, asyncio.create_task(self._send(delivery, info))))
-        for delivery, task in sends:
-            outcome = await task
-            self._apply(work, delivery, outcome, now)
-        await self._write(work, now)
+            going.append((delivery, info, breaker))
+        credentials = await self._credentials({(d.app_id, d.platform) for d, _, _ in going})
+        sent = await asyncio.gather(
+            *(
+                self._send(delivery, info, credentials[delivery.app_id, delivery.platform])
+                for delivery, info, _ in going
+            )
+        )
+        # Retry times count from the answer, not from the claim: a slow answer must not eat
+        # into a Retry-After.
+        answered = utcnow()
+        errors = [error for _, _, error in sent if error is not None]
+        if errors:
+            log.error("provider raised", count=len(errors), exc_info=errors[0])
+        for (delivery, info, breaker), (outcome, reached, _) in zip(going, sent, strict=True):
+            self._judge(work, breaker, delivery, outcome, reached=reached)
+            self._apply(work, delivery, info, outcome, answered)
+        await self._write(work, answered)
+        await self._announce(work)
         return work.results
 
-    async def _send(self, delivery: Delivery, info: _Cached) -> Outcome:
-        provider = self.providers.get(delivery.platform)
-        if provider is None:
-            return Outcome.rejected(f"no {delivery.platform} provider in this version")
-        try:
-            credentials = await self.credentials(delivery.app_id, delivery.platform)
-        except MissingCredentialsError as exc:
-            return Outcome.rejected(str(exc))
+    async def _credentials(self, keys: set[tuple[uuid.UUID, str]]) -> dict[Any, Any]:
+        """Each (app, platform)'s credentials, or the outcome for all its deliveries when there
+        are none. Once per batch, before the sends: 250 concurrent cache misses would be 250
+        database round trips for the same row."""
+        found: dict[Any, Any] = {}
+        for app_id, platform in keys:
+            if platform not in self.providers:
+                found[app_id, platform] = Outcome.rejected(
+                    f"no {platform} provider in this version"
+                )
+                continue
+            try:
+                found[app_id, platform] = await self.credentials(app_id, platform)
+            except MissingCredentialsError as exc:
+                found[app_id, platform] = Outcome.rejected(str(exc))
+            except Exception as exc:  # the database, most likely: nothing was sent, try later
+                log.exception("cannot load credentials", app_id=str(app_id), platform=platform)
+                found[app_id, platform] = Outcome.retry_later(
+                    f"cannot load credentials: {type(exc).__name__}"
+                )
+        return found
+
+    async def _send(
+        self, delivery: Delivery, info: _Cached, credentials: Any
+    ) -> tuple[Outcome, bool, Exception | None]:
+        """The outcome, whether the provider answered it (False: decided here, nothing reached
+        the upstream), and the exception a provider raised, if any."""
+        if isinstance(credentials, Outcome):
+            return credentials, False, None
+        provider = self.providers[delivery.platform]
         target = Target(token=delivery.token, p256dh=delivery.p256dh, auth=delivery.auth)
         async with self._slots:
+            # The provider keeps an undelivered message for `ttl` seconds: on a retry, only what
+            # is left of it, so nothing is shown after the notification expired.
+            left = int((info.lifetime_ends - utcnow()).total_seconds())
+            message = info.message
+            if left < message.ttl:
+                message = dataclasses.replace(message, ttl=max(0, left))
             try:
-                return await provider.send(target, info.message, credentials)
+                return await provider.send(target, message, credentials), True, None
             except Exception as exc:  # a provider bug must not lose the batch
-                log.exception("provider raised", platform=delivery.platform)
-                return Outcome.retry_later(f"provider error: {type(exc).__name__}")
+                return Outcome.retry_later(f"provider error: {type(exc).__name__}"), False, exc
 
-    def _apply(self, work: _Round, delivery: Delivery, outcome: Outcome, now: datetime) -> None:
-        breaker = self.board.get(str(delivery.app_id), delivery.platform, _origin(delivery))
-        if outcome.kind is OutcomeKind.RETRY_LATER and outcome.status_code != 429:
+    def _judge(
+        self,
+        work: _Round,
+        breaker: CircuitBreaker,
+        delivery: Delivery,
+        outcome: Outcome,
+        *,
+        reached: bool,
+    ) -> None:
+        """Tell the delivery's breaker what the upstream's answer says about its health."""
+        kind = outcome.kind
+        if not reached or (outcome.status_code is None and kind is not OutcomeKind.RETRY_LATER):
+            # Refused before sending (no credentials, payload too large, SSRF guard): says
+            # nothing about the upstream, and must not use up a half-open probe.
+            breaker.release()
+        elif kind is OutcomeKind.CREDENTIAL_ALARM:
+            breaker.trip()
+            work.last_error[_breaker_key(delivery)] = outcome.error
+        elif kind is OutcomeKind.RETRY_LATER and outcome.status_code == 429:
+            # Alive, but asking us to slow down: not a failure (a rate limit must not open the
+            # circuit), not a success (it says nothing about 5xx), and its Retry-After holds
+            # the whole origin, not only this delivery.
+            breaker.release()
+            if outcome.retry_after:
+                breaker.hold(min(outcome.retry_after, self.policy.cap))
+        elif kind is OutcomeKind.RETRY_LATER:
+            # 5xx, timeouts and refused connections: the upstream is failing.
             breaker.record_failure()
-        elif outcome.kind is OutcomeKind.CREDENTIAL_ALARM:
-            for _ in range(self.board.threshold):
-                breaker.record_failure()
-            log.error(
-                "credential alarm: circuit opened",
-                app_id=str(delivery.app_id),
-                platform=delivery.platform,
-                error=outcome.error,
-            )
+            work.last_error[_breaker_key(delivery)] = outcome.error
         else:
             breaker.record_success()
+
+    def _apply(
+        self, work: _Round, delivery: Delivery, info: _Cached, outcome: Outcome, now: datetime
+    ) -> None:
         status = OUTCOME_STATUS.get(outcome.kind)
         if status is not None:
             if status is DeliveryStatus.INVALID and delivery.device_id is not None:
@@ -186,11 +265,18 @@ class Deliverer:
             reason = (
                 f"{outcome.kind.value}: {outcome.error}" if outcome.error else outcome.kind.value
             )
-            work.dead.append((_dead_letter(delivery, outcome), reason, delivery.attempts))
+            work.dead[reason, delivery.attempts].append(_dead_letter(delivery, outcome))
             return
         floor = self.board.timeout if outcome.kind is OutcomeKind.CREDENTIAL_ALARM else 0.0
         delay = self.policy.delay(delivery.attempts, retry_after=outcome.retry_after, floor=floor)
-        self._retry(work, delivery, delay, now, outcome)
+        # Whole seconds, so a batch's retries share a few delayed jobs; rounded up, so a
+        # Retry-After is never cut short.
+        seconds = max(1, math.ceil(delay))
+        if now + timedelta(seconds=seconds) >= min(info.expires_at, info.lifetime_ends):
+            # The next try would come too late to be sent: expired now, not after a wait.
+            self._finish(work, delivery, DeliveryStatus.EXPIRED, outcome, now)
+            return
+        self._retry(work, delivery, seconds, now, outcome)
 
     def _finish(
         self,
@@ -205,13 +291,15 @@ class Deliverer:
             "status": status.value,
             "updated_at": now,
             "lease_until": None,
-            "response_code": outcome.status_code if outcome else None,
-            "error": outcome.error[:255] if outcome and outcome.error else None,
-            "provider_message_id": outcome.message_id if outcome else None,
-            "sent_at": now if status is DeliveryStatus.SENT else None,
         }
         if outcome is None:
-            change["attempts"] = delivery.attempts - 1  # nothing was sent
+            # Nothing was sent this round: give the attempt back, keep the last answer.
+            change["attempts"] = delivery.attempts - 1
+        else:
+            change["response_code"] = outcome.status_code
+            change["error"] = outcome.error[:255] if outcome.error else None
+            change["provider_message_id"] = outcome.message_id
+            change["sent_at"] = now if status is DeliveryStatus.SENT else None
         work.changes.append(change)
         work.finished[delivery.notification_id] += 1
         work.results.append(
@@ -222,11 +310,10 @@ class Deliverer:
         self,
         work: _Round,
         delivery: Delivery,
-        delay: float,
+        seconds: int,
         now: datetime,
         outcome: Outcome,
     ) -> None:
-        seconds = max(1, round(delay))
         work.changes.append(
             {
                 "id": delivery.id,
@@ -246,8 +333,9 @@ class Deliverer:
         )
 
     def _defer(self, work: _Round, delivery: Delivery, wait: float, now: datetime) -> None:
-        # An open circuit: wait without spending an attempt.
-        seconds = max(1, round(wait))
+        # An open circuit or a held origin: wait without spending an attempt (the claim
+        # counted one), keeping the last answer.
+        seconds = max(1, math.ceil(wait))
         work.changes.append(
             {
                 "id": delivery.id,
@@ -275,11 +363,57 @@ class Deliverer:
             if work.finished:
                 await notifications.add_finished(session=session, finished=work.finished)
             await session.commit()
+        # The outcomes are committed: a publish that fails now must not fail the job (its
+        # redelivery would find nothing to claim). The sweeper publishes retrying deliveries
+        # whose time has passed, so a lost retry job only makes that retry late.
         broker = self.runtime.broker
         for seconds, ids in work.retries.items():
-            await broker.publish(broker_base.DELIVER, [jobs.deliver_job(ids)], delay=seconds)
-        for body, reason, attempts in work.dead:
-            await broker.dead_letter(broker_base.DELIVER, [body], reason=reason, attempts=attempts)
+            try:
+                await broker.publish(broker_base.DELIVER, [jobs.deliver_job(ids)], delay=seconds)
+            except Exception:
+                log.exception("cannot publish retries; the sweeper will", deliveries=len(ids))
+        for (reason, attempts), bodies in work.dead.items():
+            try:
+                await broker.dead_letter(
+                    broker_base.DELIVER, bodies, reason=reason, attempts=attempts
+                )
+            except Exception:
+                # The deliveries are `failed` with their last answer in the database; only
+                # the dead-letter copy is lost.
+                log.exception("cannot dead-letter failed deliveries", deliveries=len(bodies))
+
+    async def _announce(self, work: _Round) -> None:
+        """Log each circuit that changed state (once, not per delivery), and share the
+        not-closed ones with the API processes through the key-value store."""
+        mine: dict[tuple[str, str, str], circuit.CircuitReport | None] = {}
+        changed = False
+        for key in work.breakers:
+            breaker = self.board.breakers[key]
+            state = breaker.state
+            if state is not breaker.noted:
+                changed = True
+                _log_transition(key, breaker.noted, state, work.last_error.get(key))
+                breaker.noted = state
+            mine[key] = (
+                None
+                if state is circuit.State.CLOSED
+                else circuit.CircuitReport(*key, state, breaker.retry_in())
+            )
+        clock = self._clock()
+        if not mine or not (
+            changed or (any(mine.values()) and clock - self._shared_at >= SHARE_EVERY_SECONDS)
+        ):
+            return
+        self._shared_at = clock
+        kv = self.runtime.kv
+        try:
+            raw = await kv.get(circuit.SHARED_KEY)
+            merged = circuit.merge_shared(
+                raw, mine, now=time.time(), linger=max(self.board.timeout, SHARE_EVERY_SECONDS)
+            )
+            await kv.set(circuit.SHARED_KEY, merged, ttl=SHARED_TTL_SECONDS)
+        except Exception:  # readiness shows less; sending goes on
+            log.warning("cannot share circuit states", exc_info=True)
 
     async def _load_notifications(self, ids: set[uuid.UUID]) -> dict[uuid.UUID, _Cached]:
         now = self._clock()
@@ -299,11 +433,14 @@ class Deliverer:
         return fresh
 
 
-def _unsendable(info: _Cached, now: datetime) -> DeliveryStatus | None:
+def _unsendable(info: _Cached, delivery: Delivery, now: datetime) -> DeliveryStatus | None:
     if info.status == NotificationStatus.CANCELED:
         return DeliveryStatus.CANCELED
     if now >= info.expires_at:
         return DeliveryStatus.EXPIRED  # never sent late
+    # `attempts` already counts this claim: above 1, an earlier attempt reached the provider.
+    if delivery.attempts > 1 and now >= info.lifetime_ends:
+        return DeliveryStatus.EXPIRED
     return None
 
 
@@ -312,6 +449,8 @@ def _cache(row: Notification, loaded: float) -> _Cached:
         status=row.status,
         app_id=row.app_id,
         expires_at=row.expires_at,
+        lifetime_ends=max(row.send_at or row.created_at, row.created_at)
+        + timedelta(seconds=int(row.message["ttl"])),
         message=jobs.decode_message(row.message),
         loaded=loaded,
     )
@@ -322,6 +461,23 @@ def _origin(delivery: Delivery) -> str:
         return delivery.platform
     parts = urlsplit(delivery.token)
     return f"{parts.scheme}://{parts.netloc}"
+
+
+def _breaker_key(delivery: Delivery) -> tuple[str, str, str]:
+    return (str(delivery.app_id), delivery.platform, _origin(delivery))
+
+
+def _log_transition(
+    key: tuple[str, str, str], before: circuit.State, after: circuit.State, error: str | None
+) -> None:
+    app_id, provider, origin = key
+    fields = {"app_id": app_id, "provider": provider, "origin": origin, "was": before.value}
+    if after is circuit.State.OPEN:
+        log.warning("circuit opened: deliveries wait", last_error=error, **fields)
+    elif after is circuit.State.CLOSED:
+        log.info("circuit closed: deliveries flow", **fields)
+    else:
+        log.info(f"circuit {after.value}", **fields)
 
 
 def _dead_letter(delivery: Delivery, outcome: Outcome) -> bytes:

@@ -13,8 +13,10 @@ import httpx
 import pytest
 
 from pushgate.api.app import create_app
+from pushgate.domain.apikeys import Scope
 from pushgate.runtime import Runtime, open_runtime
 from pushgate.settings import Settings
+from pushgate.store import api_keys, apps
 from pushgate.worker import Worker
 from tests.conftest import TenantKeys
 from tests.fakes.webpush_server import FakeWebPushService
@@ -28,24 +30,38 @@ async def fake_push() -> AsyncIterator[FakeWebPushService]:
         yield fake
 
 
-def pipeline_settings(settings: Settings, fake: FakeWebPushService, **delivery: Any) -> Settings:
-    """The profile's settings, opened to the fake on loopback and trusting its CA."""
-    webpush = settings.webpush.model_copy(
+def pipeline_settings(
+    settings: Settings,
+    fake: FakeWebPushService,
+    *,
+    circuit_breaker: dict[str, Any] | None = None,
+    webpush: dict[str, Any] | None = None,
+    **delivery: Any,
+) -> Settings:
+    """The profile's settings, opened to the fake on loopback and trusting its CA.
+
+    `circuit_breaker` and `webpush` override fields of those sections (e.g.
+    `circuit_breaker={"threshold": 2, "timeout": 1.5}`, `webpush={"vapid_subject": None}`);
+    other keyword arguments override delivery settings.
+    """
+    webpush_settings = settings.webpush.model_copy(
         update={
             "extra_hosts": ["127.0.0.1"],
             "allow_private_addresses": True,
             "ca_bundle": fake.ca_pem_path,
             "vapid_subject": "mailto:ops@pushgate.example.com",
+            **(webpush or {}),
         }
     )
     worker = settings.worker.model_copy(update={"sweep_interval": 0.2})
     return settings.model_copy(
         update={
-            "webpush": webpush,
+            "webpush": webpush_settings,
             "worker": worker,
             "delivery": settings.delivery.model_copy(
                 update={"backoff_base_seconds": 0.2, **delivery}
             ),
+            "circuit_breaker": settings.circuit_breaker.model_copy(update=circuit_breaker or {}),
         }
     )
 
@@ -95,6 +111,20 @@ class Pushgate:
         items: list[Any] = response.json()["items"]
         return items
 
+    async def tenant(self, name: str = "acme") -> TenantKeys:
+        """A tenant with one key of each scope, in this pushgate's database."""
+        async with self.runtime.sessions() as session:
+            app = await apps.create(session=session, name=name)
+            keys = {
+                s: await api_keys.create(session=session, app_id=app.id, scope=s) for s in Scope
+            }
+            await session.commit()
+        return TenantKeys(
+            app_id=app.id,
+            app_name=name,
+            **{s.value: {"Authorization": f"Bearer {k.secret}"} for s, k in keys.items()},
+        )
+
 
 PushgateFactory = Callable[..., Awaitable[Pushgate]]
 
@@ -104,11 +134,12 @@ async def make_pushgate(
     settings: Settings, fake_push: FakeWebPushService
 ) -> AsyncIterator[PushgateFactory]:
     """Start pushgate (API + worker) on the profile; keyword arguments override delivery
-    settings (e.g. `max_attempts=2`)."""
+    settings (e.g. `max_attempts=2`), and `circuit_breaker={...}` / `webpush={...}` those
+    sections (see `pipeline_settings`). Start one per test: two would share the queues."""
     started: list[tuple[Runtime, Worker, httpx.AsyncClient, Any]] = []
 
-    async def make(**delivery: Any) -> Pushgate:
-        configured = pipeline_settings(settings, fake_push, **delivery)
+    async def make(**overrides: Any) -> Pushgate:
+        configured = pipeline_settings(settings, fake_push, **overrides)
         runtime = await open_runtime(configured)
         worker = Worker(runtime)
         await worker.start()
