@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
@@ -175,15 +176,27 @@ async def _nothing(_runtime: Runtime) -> None:
 
 
 def _serve_http(settings: Settings, *, with_worker: bool = False) -> None:
-    import uvicorn
-
-    from pushgate.api.app import create_app
-
     out.print(
         f"pushgate {__version__} listening on http://{settings.server.host}:{settings.server.port}"
         f"  (docs: /docs)",
         highlight=False,
     )
+    # uvicorn re-raises SIGTERM once its graceful shutdown is done, so the process would end
+    # as killed by the signal. A graceful stop (the worker finished its work in flight) is a
+    # clean exit: the handler uvicorn restores and re-raises into is this no-op, and the
+    # command returns with code 0.
+    previous = signal.signal(signal.SIGTERM, lambda _signum, _frame: None)
+    try:
+        _run_uvicorn(settings, with_worker=with_worker)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _run_uvicorn(settings: Settings, *, with_worker: bool) -> None:
+    import uvicorn
+
+    from pushgate.api.app import create_app
+
     uvicorn.run(
         create_app(settings, with_worker=with_worker),
         host=settings.server.host,
@@ -225,11 +238,14 @@ def migrate_command(config: ConfigOption = None) -> None:
     """Create or upgrade the database schema to the latest revision."""
     settings = _settings(config)
 
-    async def work(runtime: Runtime) -> str | None:
-        await migrate.upgrade(runtime.engine)
-        return await migrate.current_revision(runtime.engine)
+    async def work() -> str | None:
+        # Not `_with_runtime`: its schema check refuses exactly the database this command is
+        # here to bring up to date (a fresh or older PostgreSQL database).
+        async with running(settings, start_broker=False) as runtime:
+            await migrate.upgrade(runtime.engine)
+            return await migrate.current_revision(runtime.engine)
 
-    revision = _run(_with_runtime(settings, work))
+    revision = _run(work())
     out.print(f"database at revision {revision}", highlight=False)
 
 

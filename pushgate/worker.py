@@ -32,12 +32,18 @@ class Worker:
     async def start(self) -> None:
         settings = self.runtime.settings.worker
         broker = self.runtime.broker
-        job_size = settings.deliver_job_size
+        # A claimed job's deliveries wait for a send slot, and their claim must outlast that
+        # wait: jobs no larger than `concurrency` keep what one worker holds to a few rounds
+        # of sends, and the lease covers those rounds at the request timeout.
+        job_size = min(settings.deliver_job_size, settings.concurrency)
         jobs_in_flight = max(2, DELIVER_JOBS_IN_FLIGHT_FACTOR * settings.concurrency // job_size)
+        rounds = -(-jobs_in_flight * job_size // settings.concurrency)
+        request_timeout = self.runtime.settings.delivery.request_timeout_seconds
+        lease = max(settings.claim_lease_seconds, (rounds + 1) * request_timeout)
         self._consumers.append(
             await broker.consume(
                 broker_base.DELIVER,
-                deliver.Deliverer(self.runtime).handle,
+                deliver.Deliverer(self.runtime, lease=lease).handle,
                 prefetch=jobs_in_flight,
                 max_batch=max(1, jobs_in_flight // 3),
                 max_wait=0.01,
@@ -65,10 +71,12 @@ class Worker:
                 )
             )
         self._sweeper = asyncio.create_task(
-            sweeper.run(self.runtime, interval=settings.sweep_interval, stop=self._stop),
+            sweeper.run(
+                self.runtime, interval=settings.sweep_interval, stop=self._stop, job_size=job_size
+            ),
             name="pushgate-sweeper",
         )
-        log.info("worker started", queues=[c.queue for c in self._consumers])
+        log.info("worker started", queues=[c.queue for c in self._consumers], lease=lease)
 
     async def stop(self) -> None:
         """Take no new work, let the handlers in flight finish and settle, stop the sweeper."""

@@ -20,6 +20,8 @@ from pushgate.store.tables import utcnow
 log = get_logger(__name__)
 
 DONE = "done"
+# Attempts of a dispatch job that keeps failing before it is parked in the dead-letter queue.
+MAX_ATTEMPTS = 5
 
 
 class Dispatcher:
@@ -52,12 +54,28 @@ class Dispatcher:
             except jobs.BadJobError as exc:
                 message.dead_letter(str(exc))
                 continue
-            await self.dispatch(notification_id)
+            try:
+                await self.dispatch(notification_id)
+            except Exception as exc:  # the database or broker failed under us
+                # Not a tight loop of immediate redeliveries: wait, and after a few attempts
+                # park the job. The notification itself is not lost either way: it stays
+                # `dispatching` in the database and the sweeper publishes it again once its
+                # lease runs out, resuming from the stored cursor.
+                reason = f"dispatch failed: {type(exc).__name__}: {exc}"[:500]
+                if message.attempts >= MAX_ATTEMPTS:
+                    log.exception("dispatch failed; dead-lettered", attempts=message.attempts)
+                    message.dead_letter(reason)
+                else:
+                    log.exception("dispatch failed; will retry", attempts=message.attempts)
+                    message.retry(min(2.0**message.attempts, 60.0), reason)
+                continue
             message.ack()
 
     async def dispatch(self, notification_id: uuid.UUID, *, publish: bool = True) -> list[int]:
-        """Create the notification's deliveries and publish deliver jobs for them (unless
-        `publish` is False); returns the ids of the deliveries this call made."""
+        """Create the notification's deliveries and publish deliver jobs for them, page by
+        page. With `publish` False (send-immediate, a small audience) nothing is published and
+        the ids of the deliveries made are returned; otherwise the list stays empty, so a
+        broadcast to a million devices holds one page in memory, not a million ids."""
         now = utcnow()
         async with self.runtime.sessions() as session:
             row = await notifications.claim_dispatch(
@@ -115,8 +133,9 @@ class Dispatcher:
                 if cursor == DONE:
                     await notifications.finish_dispatch(session=session, notification_id=row.id)
                 await session.commit()
-            made.extend(ids)
-            if ids and publish:
+            if not publish:
+                made.extend(ids)
+            elif ids:
                 chunks = [ids[i : i + self.job_size] for i in range(0, len(ids), self.job_size)]
                 # A publish lost here is recovered by the sweeper (pending deliveries, no job).
                 await self.runtime.broker.publish(

@@ -9,6 +9,7 @@ from typing import Any
 
 import orjson
 from pydantic import ValidationError
+from sqlalchemy.exc import DataError, DBAPIError
 
 from pushgate.broker import base as broker_base
 from pushgate.domain.request import NotificationCreate
@@ -21,6 +22,9 @@ from pushgate.store import apps
 log = get_logger(__name__)
 
 ENVELOPE_FIELDS = ("app", "app_id")
+# Attempts of a message whose accept keeps raising (not a refusal: an outage) before it is
+# parked in the dead-letter queue; with the growing delay, about ten minutes.
+MAX_ATTEMPTS = 12
 
 
 class Ingress:
@@ -37,18 +41,39 @@ class Ingress:
             except (ValueError, PushgateError) as exc:
                 message.dead_letter(_reason(exc))
                 continue
+            except Exception as exc:  # looking up the app failed: the database is unwell
+                _failed(message, exc)
+                continue
             by_app.setdefault(app_id, []).append((message, request))
         for app_id, items in by_app.items():
+            await self._accept(app_id, items)
+
+    async def _accept(
+        self,
+        app_id: uuid.UUID,
+        items: list[tuple[broker_base.IncomingMessage, NotificationCreate]],
+    ) -> None:
+        try:
             results = await accept.accept_many(
                 self.runtime, app_id=app_id, requests=[r for _, r in items]
             )
-            for (message, _), result in zip(items, results, strict=True):
-                if isinstance(result, PushgateError) and result.status_code == 409:
-                    message.retry(1.0, result.message)  # the same key is being accepted now
-                elif isinstance(result, PushgateError):
-                    message.dead_letter(_reason(result))
-                else:
-                    message.ack()
+        except Exception as exc:  # the store refused the batch, or is unreachable
+            if len(items) > 1:
+                # One message the database refuses must not hold back the others: accept
+                # them one by one, so only the bad one fails.
+                for item in items:
+                    await self._accept(app_id, [item])
+                return
+            [(message, _)] = items
+            _failed(message, exc)
+            return
+        for (message, _), result in zip(items, results, strict=True):
+            if isinstance(result, PushgateError) and result.status_code == 409:
+                message.retry(1.0, result.message)  # the same key is being accepted now
+            elif isinstance(result, PushgateError):
+                message.dead_letter(_reason(result))
+            else:
+                message.ack()
 
     async def _read(
         self, message: broker_base.IncomingMessage
@@ -81,6 +106,36 @@ class Ingress:
                 raise
         self._app_ids[ref] = row.id
         return row.id
+
+
+def _failed(message: broker_base.IncomingMessage, exc: Exception) -> None:
+    """A message whose accept raised: refused data goes to the dead-letter queue at once;
+    anything else (an outage) is retried with a growing delay, and parked after a while so a
+    message that keeps failing cannot circulate forever."""
+    reason = f"accept failed: {type(exc).__name__}: {_first_line(exc)}"[:500]
+    if _refused(exc) or message.attempts >= MAX_ATTEMPTS:
+        log.warning("ingress message dead-lettered", reason=reason, attempts=message.attempts)
+        message.dead_letter(reason)
+        return
+    log.warning("ingress message will be retried", reason=reason, attempts=message.attempts)
+    message.retry(min(2.0**message.attempts, 60.0), reason)
+
+
+def _refused(exc: Exception) -> bool:
+    """The database refused the data itself (SQLSTATE class 22, e.g. a NUL character that
+    PostgreSQL's JSONB cannot hold): trying again cannot help."""
+    if isinstance(exc, DataError):
+        return True
+    if not isinstance(exc, DBAPIError):
+        return False
+    orig = exc.orig
+    state = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    return isinstance(state, str) and state.startswith("22")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc)
+    return text.splitlines()[0] if text else ""
 
 
 def _reason(exc: Exception) -> str:

@@ -20,27 +20,36 @@ log = get_logger(__name__)
 JOB_SIZE = 250
 
 
-async def sweep_once(runtime: Runtime, *, now: datetime | None = None) -> tuple[int, int]:
-    """Publish what is due; returns (notifications, deliveries) published."""
+async def sweep_once(
+    runtime: Runtime, *, now: datetime | None = None, job_size: int = JOB_SIZE
+) -> tuple[int, int]:
+    """Publish what is due; returns (notifications, deliveries) published.
+
+    The rows are taken back (touched, so the next sweep waits a grace period before asking
+    again) and committed before publishing. If the publish then fails, nothing is lost: the
+    rows still say the work is unfinished, and a later sweep publishes them again.
+    """
     now = now or utcnow()
     async with runtime.sessions() as session:
         due = await notifications.release_due(session=session, now=now)
-        stale = await deliveries.stale(session=session, now=now)
-        await deliveries.touch(session=session, ids=stale, now=now)
+        stale = await deliveries.reclaim_stale(session=session, now=now)
         await session.commit()
     if due:
         await runtime.broker.publish(broker_base.DISPATCH, [jobs.dispatch_job(i) for i in due])
     if stale:
-        chunks = [stale[i : i + JOB_SIZE] for i in range(0, len(stale), JOB_SIZE)]
+        chunks = [stale[i : i + job_size] for i in range(0, len(stale), job_size)]
         await runtime.broker.publish(broker_base.DELIVER, [jobs.deliver_job(c) for c in chunks])
+        log.info("republished stale deliveries", count=len(stale))
     return len(due), len(stale)
 
 
-async def run(runtime: Runtime, *, interval: float = 1.0, stop: asyncio.Event) -> None:
+async def run(
+    runtime: Runtime, *, interval: float = 1.0, stop: asyncio.Event, job_size: int = JOB_SIZE
+) -> None:
     """Sweep every `interval` seconds until `stop` is set. Errors are logged, never fatal."""
     while not stop.is_set():
         try:
-            await sweep_once(runtime)
+            await sweep_once(runtime, job_size=job_size)
         except Exception:
             log.exception("sweep failed; trying again")
         with contextlib.suppress(TimeoutError):

@@ -46,7 +46,7 @@ async def page(
     )
     parsed: condition.Expr | None = None
     if kind is TargetKind.DEVICE_IDS:
-        query = query.where(Device.id.in_([uuid.UUID(str(v)) for v in _values(target)]))
+        query = query.where(Device.id.in_(_device_ids(_values(target))))
     elif kind is TargetKind.USER_IDS:
         query = query.where(Device.user_id.in_([str(v) for v in _values(target)]))
     elif kind is TargetKind.TOPICS:
@@ -77,6 +77,18 @@ def _values(target: dict[str, object]) -> Sequence[object]:
     if not isinstance(value, list):
         raise ValueError("target value must be a list")
     return value
+
+
+def _device_ids(values: Sequence[object]) -> list[uuid.UUID]:
+    """The ids that can name a device. A value that is not a UUID names none: it reaches no
+    one, rather than failing the whole dispatch on every attempt."""
+    ids = []
+    for value in values:
+        try:
+            ids.append(uuid.UUID(str(value)))
+        except ValueError:
+            continue
+    return ids
 
 
 def _subscribed(app_id: uuid.UUID, topics: Sequence[str]) -> Select[uuid.UUID]:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy import ColumnElement, and_, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pushgate.domain.notification import DeliveryStatus
@@ -16,6 +16,9 @@ from pushgate.errors import NotFoundError
 from pushgate.store.tables import Delivery, Notification
 
 CLAIMABLE = (DeliveryStatus.PENDING, DeliveryStatus.RETRYING)
+# A delivery pending (or overdue for retry) this long has lost its job: the sweeper publishes
+# it again. Longer than a busy queue's usual wait, so a backlog does not double its jobs.
+STALE_GRACE_SECONDS = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,28 +129,62 @@ async def page_for_notification(
     return list((await session.execute(query)).scalars())
 
 
-async def stale(*, session: AsyncSession, now: datetime, limit: int = 5000) -> list[int]:
-    """Deliveries that should be in flight but may have no job: pending or retrying and overdue
-    by more than a grace period (the job was lost), or held by a worker whose lease ran out."""
-    grace = now - timedelta(seconds=60)
-    query = (
-        select(Delivery.id)
-        .where(
-            or_(
-                and_(Delivery.status == DeliveryStatus.PENDING, Delivery.updated_at < grace),
-                and_(Delivery.status == DeliveryStatus.RETRYING, Delivery.next_attempt_at < grace),
-                and_(Delivery.status == DeliveryStatus.SENDING, Delivery.lease_until < now),
-            )
-        )
-        .limit(limit)
-    )
-    return list((await session.execute(query)).scalars())
+async def reclaim_stale(
+    *, session: AsyncSession, now: datetime, grace: float = STALE_GRACE_SECONDS, limit: int = 5000
+) -> list[int]:
+    """Take back deliveries that should be in flight but may have no job, and return their ids
+    for the caller to publish again (after committing):
 
+    - pending for more than `grace` seconds (the dispatcher died between commit and publish,
+      or the job was lost): `updated_at` is moved to `now`;
+    - retrying and overdue by more than `grace` (the delayed job was lost, or came early and
+      was dropped): `next_attempt_at` is moved to `now`;
+    - sending with an expired lease (the worker holding the claim died): back to `retrying`,
+      due now, the attempt it made still counted.
 
-async def touch(*, session: AsyncSession, ids: Sequence[int], now: datetime) -> None:
-    if ids:
-        await session.execute(
+    Each kind is a conditional UPDATE ... RETURNING, so two sweepers never both take the same
+    row (the second one's WHERE no longer matches), and a row a worker claims meanwhile is left
+    alone. One query per kind rather than one OR: each walks its own index range
+    (`status, updated_at`, `status, next_attempt_at`), so a sweep costs what is stale, not the
+    size of the table.
+    """
+    overdue = now - timedelta(seconds=grace)
+    kinds: list[tuple[ColumnElement[bool], dict[str, Any]]] = [
+        (
+            and_(Delivery.status == DeliveryStatus.PENDING, Delivery.updated_at < overdue),
+            {"updated_at": now},
+        ),
+        (
+            and_(Delivery.status == DeliveryStatus.RETRYING, Delivery.next_attempt_at < overdue),
+            {"next_attempt_at": now, "updated_at": now},
+        ),
+        (
+            and_(Delivery.status == DeliveryStatus.SENDING, Delivery.lease_until < now),
+            {
+                "status": DeliveryStatus.RETRYING.value,
+                "next_attempt_at": now,
+                "lease_until": None,
+                "updated_at": now,
+            },
+        ),
+    ]
+    postgres = session.get_bind().dialect.name == "postgresql"
+    taken: list[int] = []
+    for condition, values in kinds:
+        room = limit - len(taken)
+        if room <= 0:
+            break
+        chosen = select(Delivery.id).where(condition).limit(room)
+        if postgres:
+            # A row a worker is claiming right now is skipped, not waited for.
+            chosen = chosen.with_for_update(skip_locked=True)
+        statement = (
             update(Delivery)
-            .where(Delivery.id.in_(ids), Delivery.status == DeliveryStatus.PENDING)
-            .values(updated_at=now)
+            # The condition again: re-checked on the row itself once its lock is held.
+            .where(Delivery.id.in_(chosen), condition)
+            .values(**values)
+            .returning(Delivery.id)
+            .execution_options(synchronize_session=False)
         )
+        taken.extend((await session.execute(statement)).scalars())
+    return taken

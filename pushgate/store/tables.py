@@ -255,4 +255,6 @@ class Delivery(Base):
     __table_args__ = (
         Index("ix_deliveries_notification", "notification_id", "id"),
         Index("ix_deliveries_status_next", "status", "next_attempt_at"),
+        # The sweeper finds pending deliveries whose job was lost (store/deliveries.py).
+        Index("ix_deliveries_status_updated", "status", "updated_at"),
     )
