@@ -46,3 +46,20 @@ format: $(VENV)/.test-deps
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .coverage
+
+# `make bench [SCENARIO=webpush_e2e] [PROFILE=services] [N=20000] [BENCH_ARGS=...]`: see
+# bench/README.md. Installs nginx and wrk from Debian when missing (needs root, as here).
+PROFILE ?= all
+N ?=
+BENCH_ARGS ?=
+
+.PHONY: bench
+
+$(VENV)/.bench-deps: $(VENV)/.run-deps bench/requirements.txt
+	$(PIP) install --quiet -c constraints.txt -r bench/requirements.txt
+	touch $@
+
+bench: $(VENV)/.bench-deps
+	@command -v nginx >/dev/null 2>&1 && command -v wrk >/dev/null 2>&1 || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light wrk; }
+	$(BIN)/python -m bench --scenario $(SCENARIO) --profile $(PROFILE) $(if $(N),--n $(N)) $(BENCH_ARGS)

@@ -1,0 +1,1 @@
+"""pushgate's benchmark harness: scenarios, upstream sinks and the result table (`make bench`)."""

@@ -1,0 +1,153 @@
+"""`python -m bench`: run scenarios, print one table, write the figures as JSON."""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench import deploy
+from bench.harness import Context, Result, ScenarioError, load1, machine, table
+from bench.scenarios import SCENARIOS
+from bench.sinks import tls
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def _args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--scenario", default="all", help=f"all or {', '.join(SCENARIOS)}")
+    parser.add_argument("--profile", default="all", choices=("all", "services", "embedded"))
+    parser.add_argument("--n", type=int, default=None, help="size (devices) for every scenario")
+    parser.add_argument(
+        "--broadcast-n", type=int, default=None, help="broadcast audience (target run: 1000000)"
+    )
+    parser.add_argument("--workers", type=int, default=1, help="worker processes (services)")
+    parser.add_argument("--max-load", type=float, default=0.7, help="quiet machine: load1 below")
+    parser.add_argument("--quiet-wait", type=float, default=600, help="seconds to wait for quiet")
+    parser.add_argument("--timeout-factor", type=float, default=1.0)
+    parser.add_argument("--py-spy", type=Path, default=None, help="record raw stacks into DIR")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="where the JSON goes")
+    parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    return parser.parse_args(argv)
+
+
+def _judge(results: list[Result]) -> None:
+    """Targets that compare rows: pushgate vs the fastest pywebpush loop, embedded vs
+    services, two workers vs one."""
+    base = [r.figures["deliveries_per_s"] for r in results if r.scenario == "baseline"]
+    fastest = max(base) if base else None
+
+    def figure(scenario: str, profile: str, params: dict[str, Any]) -> float | None:
+        for r in results:
+            if (r.scenario, r.profile, r.params) == (scenario, profile, params):
+                return r.figures[r.headline]
+        return None
+
+    for r in results:
+        value = r.figures[r.headline]
+        if r.scenario == "webpush_e2e" and r.profile == "services":
+            ratio = value / fastest if fastest else None
+            if ratio is not None:
+                r.figures["x_baseline"] = round(ratio, 2)
+            if r.params["workers"] == 1:
+                r.met = value >= 3000 and (ratio is None or ratio >= 4)
+            else:
+                one = figure("webpush_e2e", "services", r.params | {"workers": 1})
+                r.target = ">= 1.6x one worker"
+                if one:
+                    r.figures["x_one_worker"] = round(value / one, 2)
+                    r.met = value / one >= 1.6
+        elif r.profile == "embedded" and r.scenario in ("webpush_e2e", "mixed_latency"):
+            services = figure(r.scenario, "services", r.params)
+            if services:
+                r.figures["x_services"] = round(value / services, 2)
+                r.met = value / services >= 0.5
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _args(argv)
+    names = list(SCENARIOS) if args.scenario == "all" else args.scenario.split(",")
+    unknown = [n for n in names if n not in SCENARIOS]
+    if unknown:
+        print(f"unknown scenario(s): {', '.join(unknown)}", file=sys.stderr)
+        return 2
+    profiles = ["services", "embedded"] if args.profile == "all" else [args.profile]
+    missing = deploy.services_missing() if "services" in profiles else None
+    if missing:
+        print(f"services profile skipped: {missing}", file=sys.stderr)
+        profiles.remove("services")
+    workdir = Path(tempfile.mkdtemp(prefix="pushgate-bench-"))
+    if args.py_spy:
+        args.py_spy.mkdir(parents=True, exist_ok=True)
+    files = tls.make(workdir / "tls")
+    started = datetime.datetime.now(datetime.UTC)
+    results: list[Result] = []
+    errors: list[str] = []
+    loads = [load1()]
+    for name in names:
+        wanted, run = SCENARIOS[name]
+        for profile in [p for p in wanted if p == "none" or p in profiles]:
+            print(f"== {name} ({profile})", flush=True)
+            ctx = Context(
+                workdir=workdir,
+                profile=profile,
+                n=args.n,
+                max_load=args.max_load,
+                quiet_wait=args.quiet_wait,
+                workers=args.workers,
+                timeout_factor=args.timeout_factor,
+                broadcast_n=args.broadcast_n,
+                tls=files,
+                spy_dir=args.py_spy,
+            )
+            began = time.monotonic()
+            try:
+                rows = run(ctx)
+            except ScenarioError as exc:
+                errors.append(f"{name} ({profile}): {exc}")
+                print(f"  FAILED: {exc}", flush=True)
+                continue
+            for row in rows:
+                row.notes.extend(ctx.log)
+                row.figures = {k: round(v, 1) for k, v in row.figures.items()}
+                print(f"  {row.headline}={row.figures[row.headline]:,} {row.unit}  {row.check}")
+            print(f"  ({time.monotonic() - began:.0f} s)", flush=True)
+            results.extend(rows)
+            loads.append(load1())
+    _judge(results)
+    print()
+    print(table(results))
+    for error in errors:
+        print(f"error: {error}")
+    report: dict[str, Any] = {
+        "started": started.isoformat(timespec="seconds"),
+        "command": " ".join(["python -m bench", *(argv if argv is not None else sys.argv[1:])]),
+        "machine": machine(),
+        "load_average_between_scenarios": [round(x, 2) for x in loads],
+        "results": [r.as_json() for r in results],
+        "errors": errors,
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    out = args.out / f"{started.strftime('%Y%m%dT%H%M%S')}-{args.scenario.replace(',', '+')}.json"
+    out.write_text(json.dumps(report, indent=2, default=str) + "\n")
+    print(f"\nwrote {out}")
+    if not args.keep:
+        import shutil
+
+        shutil.rmtree(workdir, ignore_errors=True)
+    else:
+        print(f"work directory kept: {workdir}")
+    failed = errors or any(not r.correct for r in results)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONHASHSEED", "0")
+    sys.exit(main())
