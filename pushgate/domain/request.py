@@ -7,6 +7,7 @@ Validation here is pure (no DNS, no database); the accept use case adds what nee
 from __future__ import annotations
 
 import hashlib
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
@@ -14,12 +15,16 @@ import orjson
 from pydantic import (
     AliasChoices,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
+    ValidationError,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from pushgate.domain import condition as conditions
 from pushgate.domain.message import (
@@ -30,6 +35,7 @@ from pushgate.domain.message import (
     Priority,
 )
 from pushgate.domain.notification import TargetKind
+from pushgate.errors import InvalidInputError
 
 MAX_DEVICE_IDS = 10_000
 MAX_TOKENS = 1_000
@@ -37,10 +43,43 @@ MAX_USER_IDS = 10_000
 MAX_TOPICS = 100
 MAX_DATA_KEYS = 100
 
+# Our own deadline is never shorter than this, even with `ttl: 0` ("now or never" for the push
+# service): the first attempt must get the chance to reach the provider, which then applies
+# the TTL itself. Without it a ttl-0 notification expired before dispatch even started.
+MIN_DELIVERY_WINDOW_SECONDS = 60
+
 Text = Annotated[str, StringConstraints(max_length=4096)]
 ShortText = Annotated[str, StringConstraints(min_length=1, max_length=255)]
 URLText = Annotated[str, StringConstraints(max_length=2048)]
 TopicName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9\-_.~%]{1,255}$")]
+
+
+def _data_value(value: Any) -> Any:
+    # FCM requires string values: numbers and booleans convert, nested values cannot. Checked
+    # per value so the error names the key (`data.order`), not just `data`.
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, str):
+        return value
+    raise PydanticCustomError(
+        "data_value", "data values must be strings, numbers or booleans, not nested values"
+    )
+
+
+DataValue = Annotated[
+    str,
+    BeforeValidator(_data_value),
+    WithJsonSchema({"type": ["string", "number", "boolean"]}),
+]
+
+
+def _refuse(field: str, kind: str, message: str) -> ValidationError:
+    """A validation error on `field`, for rules checked across fields (a model validator's own
+    errors have no location, and the API names the offending field)."""
+    error = InitErrorDetails(type=PydanticCustomError(kind, message), loc=(field,), input=None)
+    return ValidationError.from_exception_data("NotificationCreate", [error])
 
 
 class ActionIn(BaseModel):
@@ -83,10 +122,16 @@ class TokenIn(BaseModel):
 
     @model_validator(mode="after")
     def _one_address(self) -> TokenIn:
-        if self.platform == "webpush" and self.subscription is None:
-            raise ValueError("a webpush token needs `subscription`")
-        if self.platform != "webpush" and not self.token:
-            raise ValueError(f"a {self.platform} token needs `token`")
+        if self.platform == "webpush":
+            if self.subscription is None:
+                raise ValueError("a webpush token needs `subscription` (the PushSubscription JSON)")
+            if self.token is not None:
+                raise ValueError("a webpush token is its `subscription`, not a `token`")
+        else:
+            if not self.token:
+                raise ValueError(f"a {self.platform} token needs `token`")
+            if self.subscription is not None:
+                raise ValueError(f"a {self.platform} token has no `subscription`")
         return self
 
 
@@ -96,13 +141,16 @@ class NotificationCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     # Target: exactly one of these.
-    device_ids: Annotated[list[str], Field(max_length=MAX_DEVICE_IDS)] | None = None
-    tokens: Annotated[list[TokenIn], Field(max_length=MAX_TOKENS)] | None = None
-    user_ids: Annotated[list[ShortText], Field(max_length=MAX_USER_IDS)] | None = None
+    # An empty list is refused: it reaches nobody, which is always a caller's mistake.
+    device_ids: (
+        Annotated[list[uuid.UUID], Field(min_length=1, max_length=MAX_DEVICE_IDS)] | None
+    ) = None
+    tokens: Annotated[list[TokenIn], Field(min_length=1, max_length=MAX_TOKENS)] | None = None
+    user_ids: Annotated[list[ShortText], Field(min_length=1, max_length=MAX_USER_IDS)] | None = None
     user_id: ShortText | None = Field(
         default=None, description="One user (as existing systems send it): same as user_ids."
     )
-    topics: Annotated[list[TopicName], Field(max_length=MAX_TOPICS)] | None = None
+    topics: Annotated[list[TopicName], Field(min_length=1, max_length=MAX_TOPICS)] | None = None
     condition: Annotated[str, StringConstraints(max_length=conditions.MAX_LENGTH)] | None = None
     broadcast: bool = False
 
@@ -116,7 +164,7 @@ class NotificationCreate(BaseModel):
     tag: ShortText | None = None
     sound: ShortText | None = None
     actions: Annotated[list[ActionIn], Field(max_length=10)] = Field(default_factory=list)
-    data: dict[str, Any] = Field(default_factory=dict)
+    data: dict[str, DataValue] = Field(default_factory=dict)
 
     # Options.
     priority: Literal["high", "normal"] = "normal"
@@ -136,19 +184,10 @@ class NotificationCreate(BaseModel):
 
     @field_validator("data")
     @classmethod
-    def _string_values(cls, value: dict[str, Any]) -> dict[str, str]:
-        # FCM requires string values; numbers and booleans convert, nested values cannot.
+    def _few_keys(cls, value: dict[str, str]) -> dict[str, str]:
         if len(value) > MAX_DATA_KEYS:
-            raise ValueError(f"at most {MAX_DATA_KEYS} data keys")
-        converted: dict[str, str] = {}
-        for key, item in value.items():
-            if isinstance(item, bool):
-                converted[key] = "true" if item else "false"
-            elif isinstance(item, str | int | float):
-                converted[key] = str(item)
-            else:
-                raise ValueError(f"data.{key} must be a string, number or boolean")
-        return converted
+            raise PydanticCustomError("data_keys", f"at most {MAX_DATA_KEYS} data keys")
+        return value
 
     @field_validator("send_at")
     @classmethod
@@ -161,26 +200,44 @@ class NotificationCreate(BaseModel):
     @classmethod
     def _parses(cls, value: str | None) -> str | None:
         if value is not None:
-            conditions.parse(value)  # InvalidInputError names the field
+            try:
+                conditions.parse(value)
+            except InvalidInputError as exc:
+                raise PydanticCustomError("condition", exc.message) from None
+        return value
+
+    @field_validator("template_code")
+    @classmethod
+    def _no_templates(cls, value: str | None) -> str | None:
+        if value is not None:
+            raise PydanticCustomError(
+                "templates_unavailable",
+                "templates are not available in this version: send `title` and `body` instead"
+                " of `template_code` and `variables`",
+            )
         return value
 
     @model_validator(mode="after")
     def _one_target(self) -> NotificationCreate:
         if self.user_id is not None:
             if self.user_ids is not None:
-                raise ValueError("give user_id or user_ids, not both")
+                raise _refuse("user_id", "target", "give user_id or user_ids, not both")
             self.user_ids = [self.user_id]
             self.user_id = None
         given = [kind for kind in self.target_kinds() if kind is not None]
         if len(given) != 1:
-            raise ValueError(
+            raise _refuse(
+                "target",
+                "target",
                 "give exactly one target: device_ids, tokens, user_ids, topics, condition "
-                f"or broadcast (got {', '.join(given) or 'none'})"
+                f"or broadcast (got {', '.join(given) or 'none'})",
             )
-        if self.template_code is not None:
-            raise ValueError("templates are not available in this version: send title and body")
         if not (self.title or self.body or self.data or self.webpush or self.fcm or self.apns):
-            raise ValueError("nothing to send: give a title, body, data or a platform override")
+            raise _refuse(
+                "title",
+                "nothing_to_send",
+                "nothing to send: give a title, body, data or a platform override",
+            )
         return self
 
     def target_kinds(self) -> list[str | None]:
@@ -197,7 +254,7 @@ class NotificationCreate(BaseModel):
         """The audience as stored: `{"kind": ..., "value": ...}`."""
         kind = next(k for k in self.target_kinds() if k is not None)
         values: dict[str, Any] = {
-            TargetKind.DEVICE_IDS: self.device_ids,
+            TargetKind.DEVICE_IDS: [str(i) for i in self.device_ids or ()],
             TargetKind.TOKENS: [t.model_dump() for t in self.tokens or []],
             TargetKind.USER_IDS: self.user_ids,
             TargetKind.TOPICS: self.topics,
@@ -232,5 +289,7 @@ class NotificationCreate(BaseModel):
         return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
     def expires_at(self, now: datetime) -> datetime:
+        """When undelivered deliveries give up: the send time plus the TTL (at least
+        `MIN_DELIVERY_WINDOW_SECONDS`)."""
         start = self.send_at if self.send_at and self.send_at > now else now
-        return start + timedelta(seconds=self.ttl)
+        return start + timedelta(seconds=max(self.ttl, MIN_DELIVERY_WINDOW_SECONDS))

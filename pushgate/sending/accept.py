@@ -3,10 +3,14 @@ due ones to dispatch. Used by the API (single and bulk) and the `push.queue` ing
 
 from __future__ import annotations
 
+import contextlib
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+
+import orjson
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from pushgate import netguard
 from pushgate.broker import base as broker_base
@@ -14,7 +18,7 @@ from pushgate.domain import message as messages
 from pushgate.domain import subscription
 from pushgate.domain.notification import NotificationStatus
 from pushgate.domain.request import NotificationCreate
-from pushgate.errors import ConflictError, InvalidInputError, PushgateError
+from pushgate.errors import ConflictError, InvalidInputError, PayloadTooLargeError, PushgateError
 from pushgate.logs import get_logger
 from pushgate.runtime import Runtime
 from pushgate.sending import jobs
@@ -34,13 +38,22 @@ class Accepted:
     replayed: bool
 
 
-async def validate(runtime: Runtime, request: NotificationCreate) -> None:
+async def validate(runtime: Runtime, request: NotificationCreate) -> messages.Message:
     """Checks that need settings or DNS: payload size, raw tokens and their endpoints.
 
+    Returns:
+        The message to store (built once: accept is on the API's hot path).
+
     Raises:
-        PushgateError: 413 for an oversized payload, 422 naming the bad token field.
+        PushgateError: 413 naming the field that makes the payload too large, 422 naming the
+            bad token field.
     """
-    messages.check_webpush_payload(request.message(), field="body")
+    message = request.message()
+    try:
+        messages.check_webpush_payload(message)
+    except PayloadTooLargeError as exc:
+        exc.details = {**(exc.details or {}), "field": _largest_field(message)}
+        raise
     for index, token in enumerate(request.tokens or ()):
         try:
             if token.subscription is not None:
@@ -60,6 +73,23 @@ async def validate(runtime: Runtime, request: NotificationCreate) -> None:
             exc.field = f"tokens.{index}.{field}"
             exc.details = {"field": exc.field}
             raise
+    return message
+
+
+def _largest_field(message: messages.Message) -> str:
+    """The request field that weighs most in an oversized Web Push payload: the one to shorten."""
+    sizes = {
+        name: len(orjson.dumps(getattr(message, name)))
+        for name in ("title", "body", "icon", "image", "badge", "url", "tag")
+        if getattr(message, name)
+    }
+    if message.actions:
+        sizes["actions"] = len(orjson.dumps(list(message.actions)))  # dataclasses: as objects
+    if message.data:
+        sizes["data"] = len(orjson.dumps(dict(message.data)))
+    if message.webpush:
+        sizes["webpush"] = len(orjson.dumps(dict(message.webpush)))
+    return max(sizes, key=sizes.__getitem__) if sizes else "body"
 
 
 async def accept_many(
@@ -69,35 +99,44 @@ async def accept_many(
     requests: Sequence[NotificationCreate],
     now: datetime | None = None,
     publish: bool = True,
+    session: AsyncSession | None = None,
 ) -> list[Accepted | PushgateError]:
     """Accept a batch; one result per request, in order. Bad items do not sink good ones.
 
     Stored notifications are durable before this returns; their dispatch jobs are published
     after the commit (unless `publish` is False: send-immediate dispatches in the request), and
     if that fails the sweeper publishes them later.
+
+    Args:
+        session: the API request's own session (it already holds a connection from
+            authenticating); it is committed here. Without one, sessions are opened as needed.
     """
     now = now or utcnow()
     results: list[Accepted | PushgateError | None] = [None] * len(requests)
-    valid: list[tuple[int, NotificationCreate]] = []
-    locks: list[str] = []
-    for index, request in enumerate(requests):
-        try:
-            await validate(runtime, request)
-        except PushgateError as exc:
-            results[index] = exc
-            continue
-        key = request.idempotency_key
-        if key is not None:
-            lock = f"idem:{app_id}:{key}"
-            if not await runtime.kv.add(lock, b"1", ttl=IN_PROGRESS_SECONDS):
-                results[index] = await _busy_or_replay(runtime, app_id, request)
-                continue
-            locks.append(lock)
-        valid.append((index, request))
+    valid: list[tuple[int, NotificationCreate, messages.Message]] = []
+    locks: set[str] = set()
     try:
+        for index, request in enumerate(requests):
+            try:
+                message = await validate(runtime, request)
+            except PushgateError as exc:
+                results[index] = exc
+                continue
+            key = request.idempotency_key
+            if key is not None:
+                lock = f"idem:{app_id}:{key}"
+                # A key repeated inside this batch is ours already: the store answers the
+                # repeats (replay or reused) in the same flush, instead of a 409 against itself.
+                if lock not in locks:
+                    if not await runtime.kv.add(lock, b"1", ttl=IN_PROGRESS_SECONDS):
+                        results[index] = await _busy_or_replay(runtime, session, app_id, request)
+                        continue
+                    locks.add(lock)
+            valid.append((index, request, message))
         if valid:
-            await _store(runtime, app_id, valid, results, now, publish=publish)
+            await _store(runtime, session, app_id, valid, results, now, publish=publish)
     finally:
+        # Released only after the commit, so a retry either finds the row or takes the lock.
         for lock in locks:
             await runtime.kv.delete(lock)
     return [r for r in results if r is not None]
@@ -105,8 +144,9 @@ async def accept_many(
 
 async def _store(
     runtime: Runtime,
+    given: AsyncSession | None,
     app_id: uuid.UUID,
-    valid: list[tuple[int, NotificationCreate]],
+    valid: list[tuple[int, NotificationCreate, messages.Message]],
     results: list[Accepted | PushgateError | None],
     now: datetime,
     *,
@@ -115,7 +155,7 @@ async def _store(
     items = [
         notifications.NewNotification(
             target=request.target(),
-            message=jobs.encode_message(request.message()),
+            message=jobs.encode_message(message),
             category=request.category,
             metadata=request.metadata,
             send_at=request.send_at,
@@ -123,15 +163,15 @@ async def _store(
             idempotency_key=request.idempotency_key,
             request_hash=request.request_hash() if request.idempotency_key else None,
         )
-        for _, request in valid
+        for _, request, message in valid
     ]
-    async with runtime.sessions() as session:
+    async with _session(runtime, given) as session:
         created = await notifications.create_many(
             session=session, app_id=app_id, items=items, now=now
         )
         await session.commit()
     due: list[uuid.UUID] = []
-    for (index, _), outcome in zip(valid, created, strict=True):
+    for (index, _, _), outcome in zip(valid, created, strict=True):
         if isinstance(outcome, PushgateError):
             results[index] = outcome
             continue
@@ -147,11 +187,23 @@ async def _store(
             )
 
 
+@contextlib.asynccontextmanager
+async def _session(runtime: Runtime, given: AsyncSession | None) -> AsyncIterator[AsyncSession]:
+    # Reusing the request's session matters twice: no second pooled connection per request (as
+    # many concurrent requests as the pool has connections would otherwise each hold one and
+    # wait for another, until the pool timeout), and no extra checkout round trip.
+    if given is not None:
+        yield given
+    else:
+        async with runtime.sessions() as session:
+            yield session
+
+
 async def _busy_or_replay(
-    runtime: Runtime, app_id: uuid.UUID, request: NotificationCreate
+    runtime: Runtime, given: AsyncSession | None, app_id: uuid.UUID, request: NotificationCreate
 ) -> Accepted | PushgateError:
     key = request.idempotency_key or ""
-    async with runtime.sessions() as session:
+    async with _session(runtime, given) as session:
         try:
             row = await notifications.get_by_idempotency_key(
                 session=session, app_id=app_id, key=key

@@ -3,54 +3,143 @@ report each device's outcome. Retries still go through the broker afterwards."""
 
 from __future__ import annotations
 
+import contextlib
 import uuid
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from pushgate.domain.notification import TargetKind
 from pushgate.domain.request import NotificationCreate
 from pushgate.errors import InvalidInputError, PushgateError
 from pushgate.runtime import Runtime
 from pushgate.sending import accept, deliver, dispatch
-from pushgate.store import audience, notifications
-from pushgate.store.tables import Notification
+from pushgate.store import audience, deliveries, notifications
+from pushgate.store.tables import Delivery, Notification
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceOutcome:
+    """One device's delivery as send-immediate reports it."""
+
+    delivery_id: int
+    device_id: uuid.UUID | None
+    platform: str
+    status: str
+    response_code: int | None
+    error: str | None
+    provider_message_id: str | None
+
+    @classmethod
+    def of_result(cls, result: deliver.Result) -> DeviceOutcome:
+        outcome = result.outcome
+        return cls(
+            delivery_id=result.delivery_id,
+            device_id=result.device_id,
+            platform=result.platform,
+            status=result.status.value,
+            response_code=outcome.status_code if outcome else None,
+            error=(outcome.error or None) if outcome else None,
+            provider_message_id=outcome.message_id if outcome else None,
+        )
+
+    @classmethod
+    def of_row(cls, row: Delivery) -> DeviceOutcome:
+        return cls(
+            delivery_id=row.id,
+            device_id=row.device_id,
+            platform=row.platform,
+            status=row.status,
+            response_code=row.response_code,
+            error=row.error,
+            provider_message_id=row.provider_message_id,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    notification: Notification
+    deliveries: list[DeviceOutcome]
+    replayed: bool
 
 
 async def send(
-    runtime: Runtime, *, app_id: uuid.UUID, request: NotificationCreate
-) -> tuple[Notification, list[deliver.Result]]:
-    """Raises:
-    InvalidInputError: code `audience_too_large` when the target has more devices than
-        `delivery.immediate_max_devices`, or the request is scheduled.
+    runtime: Runtime,
+    *,
+    app_id: uuid.UUID,
+    request: NotificationCreate,
+    session: AsyncSession | None = None,
+) -> Sent:
+    """Accept the notification, expand it and deliver it now. A replayed idempotency key sends
+    nothing again: it reports the deliveries as they stand.
+
+    Args:
+        session: the API request's session, used (and committed) for checking and accepting;
+            dispatch and delivery open their own afterwards.
+
+    Raises:
+        InvalidInputError: code `audience_too_large` when the target has more devices than
+            `delivery.immediate_max_devices`, or the request is scheduled.
+        PushgateError: what accepting it raises (validation, idempotency).
     """
     if request.send_at is not None:
         raise InvalidInputError("send-immediate cannot be scheduled", field="send_at")
     limit = runtime.settings.delivery.immediate_max_devices
-    await _check_audience(runtime, app_id, request, limit)
-    [result] = await accept.accept_many(runtime, app_id=app_id, requests=[request], publish=False)
+    # Checked before accepting, so a refused request leaves no notification (nor a used key).
+    await _check_audience(runtime, session, app_id, request, limit)
+    [result] = await accept.accept_many(
+        runtime, app_id=app_id, requests=[request], publish=False, session=session
+    )
+    if session is not None:
+        # Hand its connection back before dispatch and delivery take their own.
+        await session.commit()
     if isinstance(result, PushgateError):
         raise result
     row = result.notification
-    if result.replayed:  # the same request again: report it, do not send again
-        return row, []
+    if result.replayed:
+        return Sent(row, await _recorded(runtime, app_id, row.id, limit), replayed=True)
     ids = await dispatch.Dispatcher(runtime, page_size=limit).dispatch(row.id, publish=False)
     results = await deliver.Deliverer(runtime).deliver(ids) if ids else []
     async with runtime.sessions() as session:
         row = await notifications.get(session=session, app_id=app_id, notification_id=row.id)
-    return row, results
+    return Sent(row, [DeviceOutcome.of_result(r) for r in results], replayed=False)
+
+
+async def _recorded(
+    runtime: Runtime, app_id: uuid.UUID, notification_id: uuid.UUID, limit: int
+) -> list[DeviceOutcome]:
+    async with runtime.sessions() as session:
+        rows = await deliveries.page_for_notification(
+            session=session, app_id=app_id, notification_id=notification_id, limit=limit
+        )
+    return [DeviceOutcome.of_row(r) for r in rows]
 
 
 async def _check_audience(
-    runtime: Runtime, app_id: uuid.UUID, request: NotificationCreate, limit: int
+    runtime: Runtime,
+    given: AsyncSession | None,
+    app_id: uuid.UUID,
+    request: NotificationCreate,
+    limit: int,
 ) -> None:
     target = request.target()
     if target["kind"] == TargetKind.TOKENS:
-        size_ok = len(target["value"]) <= limit
+        size = len(target["value"])
     else:
-        async with runtime.sessions() as session:
-            recipients, more = await audience.page(
-                session=session, app_id=app_id, target=target, after=None, limit=limit + 1
-            )
-        size_ok = len(recipients) <= limit and more is None
-    if not size_ok:
+        # Pages, because a condition filters a page after reading it: stop once over the limit.
+        size, after = 0, None
+        async with contextlib.AsyncExitStack() as stack:
+            session = given
+            if session is None:
+                session = await stack.enter_async_context(runtime.sessions())
+            while size <= limit:
+                recipients, after = await audience.page(
+                    session=session, app_id=app_id, target=target, after=after, limit=limit + 1
+                )
+                size += len(recipients)
+                if after is None:
+                    break
+    if size > limit:
         raise InvalidInputError(
             f"send-immediate reaches at most {limit} devices; use POST /v1/notifications",
             field="target",

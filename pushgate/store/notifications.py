@@ -52,8 +52,9 @@ async def create_many(
     items: Sequence[NewNotification],
     now: datetime | None = None,
 ) -> list[Created | InvalidInputError]:
-    """Insert notifications in one flush. An item whose idempotency key exists is not inserted:
-    it yields the stored row (`replayed`) when the request hash matches, or a ConflictError.
+    """Insert notifications in one flush. An item whose idempotency key exists is not
+    inserted: it yields the stored row (`replayed`) when the request hash matches, or an
+    InvalidInputError (`idempotency_key_reused`) when it does not.
 
     The caller commits.
     """

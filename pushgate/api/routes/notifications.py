@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Response
@@ -37,16 +37,23 @@ IdempotencyKey = Annotated[
     str | None,
     Header(
         alias="Idempotency-Key",
+        min_length=1,
         max_length=255,
         description="Same key + same body replays the first answer; kept 24 h or more.",
     ),
 ]
 
 
-def _accepted(row: Notification) -> NotificationAccepted:
+def _accepted(row: Notification, *, replayed: bool = False) -> NotificationAccepted:
+    status = row.status
+    if replayed:
+        # A replay is the first answer again, not the notification's progress since (that is
+        # what `status_url` is for).
+        scheduled = row.send_at is not None and row.send_at > row.created_at
+        status = NotificationStatus.SCHEDULED if scheduled else NotificationStatus.ACCEPTED
     return NotificationAccepted(
         id=row.id,
-        status=row.status,
+        status=status,
         status_url=f"/v1/notifications/{row.id}",
         idempotency_key=row.idempotency_key,
     )
@@ -68,21 +75,26 @@ async def create(
     body: NotificationCreate,
     caller: Sender,
     runtime: RuntimeDep,
+    session: SessionDep,
     response: Response,
     idempotency_key: IdempotencyKey = None,
 ) -> NotificationAccepted:
     request = _with_key(body, idempotency_key)
-    [result] = await accept.accept_many(runtime, app_id=caller.app_id, requests=[request])
+    [result] = await accept.accept_many(
+        runtime, app_id=caller.app_id, requests=[request], session=session
+    )
     if isinstance(result, PushgateError):
         raise result
     response.headers["Location"] = f"/v1/notifications/{result.notification.id}"
     if result.replayed:
         response.headers["Idempotency-Replay"] = "true"
-    return _accepted(result.notification)
+    return _accepted(result.notification, replayed=result.replayed)
 
 
 @router.post("/bulk", status_code=200, summary="Accept up to 1000 notifications, each on its own")
-async def create_bulk(body: BulkCreate, caller: Sender, runtime: RuntimeDep) -> BulkResult:
+async def create_bulk(
+    body: BulkCreate, caller: Sender, runtime: RuntimeDep, session: SessionDep
+) -> BulkResult:
     outcomes: list[accept.Accepted | PushgateError | None] = []
     parsed: list[NotificationCreate] = []
     for index, item in enumerate(body.notifications):
@@ -91,22 +103,24 @@ async def create_bulk(body: BulkCreate, caller: Sender, runtime: RuntimeDep) -> 
             outcomes.append(None)
         except ValidationError as exc:
             first = exc.errors()[0]
-            where = ".".join(str(p) for p in first.get("loc", ())) or "body"
+            where = ".".join(str(p) for p in first.get("loc", ()))
+            field = f"notifications.{index}.{where}" if where else f"notifications.{index}"
             outcomes.append(
-                InvalidInputError(
-                    f"{where}: {first.get('msg')}", field=f"notifications.{index}.{where}"
-                )
+                InvalidInputError(f"{where or 'item'}: {first.get('msg')}", field=field)
             )
-        except PushgateError as exc:
-            outcomes.append(exc)
-    accepted = iter(await accept.accept_many(runtime, app_id=caller.app_id, requests=parsed))
+    accepted = iter(
+        await accept.accept_many(runtime, app_id=caller.app_id, requests=parsed, session=session)
+    )
     items: list[BulkItemResult] = []
     for index, outcome in enumerate(outcomes):
         result = outcome if outcome is not None else next(accepted)
         if isinstance(result, accept.Accepted):
             items.append(
                 BulkItemResult(
-                    index=index, status_code=202, notification=_accepted(result.notification)
+                    index=index,
+                    status_code=202,
+                    notification=_accepted(result.notification, replayed=result.replayed),
+                    replayed=result.replayed,
                 )
             )
         else:
@@ -130,25 +144,21 @@ async def send_immediate(
     body: NotificationCreate,
     caller: Sender,
     runtime: RuntimeDep,
+    session: SessionDep,
+    response: Response,
     idempotency_key: IdempotencyKey = None,
 ) -> ImmediateResult:
     request = _with_key(body, idempotency_key)
-    row, results = await immediate.send(runtime, app_id=caller.app_id, request=request)
+    sent = await immediate.send(runtime, app_id=caller.app_id, request=request, session=session)
+    row = sent.notification
+    response.headers["Location"] = f"/v1/notifications/{row.id}"
+    if sent.replayed:
+        response.headers["Idempotency-Replay"] = "true"
     return ImmediateResult(
         id=row.id,
         status=row.status,
-        deliveries=[
-            ImmediateDeliveryResult(
-                delivery_id=r.delivery_id,
-                device_id=r.device_id,
-                platform=r.platform,
-                status=r.status.value,
-                response_code=r.outcome.status_code if r.outcome else None,
-                error=(r.outcome.error or None) if r.outcome else None,
-                provider_message_id=r.outcome.message_id if r.outcome else None,
-            )
-            for r in results
-        ],
+        status_url=f"/v1/notifications/{row.id}",
+        deliveries=[ImmediateDeliveryResult.model_validate(d) for d in sent.deliveries],
     )
 
 
@@ -168,18 +178,19 @@ async def history(
         app_id=caller.app_id,
         status=status,
         category=category,
-        since=since,
-        until=until,
+        since=_utc(since),
+        until=_utc(until),
         after=_uuid_cursor(cursor),
-        limit=limit,
+        limit=limit + 1,  # one more says whether there is a next page
     )
-    next_cursor = _encode(str(rows[-1].id)) if len(rows) == limit else None
+    next_cursor = _encode(str(rows[limit - 1].id)) if len(rows) > limit else None
+    rows = rows[:limit]
     return NotificationsPublic(
         items=[NotificationSummary.of(r) for r in rows], next_cursor=next_cursor
     )
 
 
-@router.get("/by-idempotency-key/{key}", summary="Find a notification by its idempotency key")
+@router.get("/by-idempotency-key/{key:path}", summary="Find a notification by its idempotency key")
 async def get_by_key(
     key: str, caller: NotificationReader, session: SessionDep
 ) -> NotificationPublic:
@@ -223,10 +234,12 @@ async def list_deliveries(
         notification_id=notification_id,
         status=status,
         after=after,
-        limit=limit,
+        limit=limit + 1,
     )
-    next_cursor = _encode(str(rows[-1].id)) if len(rows) == limit else None
-    return DeliveriesPublic(items=[DeliveryPublic.of(r) for r in rows], next_cursor=next_cursor)
+    next_cursor = _encode(str(rows[limit - 1].id)) if len(rows) > limit else None
+    return DeliveriesPublic(
+        items=[DeliveryPublic.of(r) for r in rows[:limit]], next_cursor=next_cursor
+    )
 
 
 @router.post("/{notification_id}/cancel", summary="Cancel a notification not dispatched yet")
@@ -238,6 +251,13 @@ async def cancel(
     )
     await session.commit()
     return _accepted(row)
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    # A time without offset is UTC, as for `send_at` (the store refuses naive times).
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
 
 
 def _encode(value: str) -> str:

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from pushgate.domain.request import NotificationCreate
 from pushgate.store.tables import Delivery, Notification
@@ -135,6 +135,7 @@ class BulkItemResult(BaseModel):
     index: int
     status_code: int
     notification: NotificationAccepted | None = None
+    replayed: bool = Field(default=False, description="An idempotency key's first answer again.")
     error: dict[str, Any] | None = None
 
 
@@ -145,6 +146,8 @@ class BulkResult(BaseModel):
 
 
 class ImmediateDeliveryResult(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     delivery_id: int
     device_id: uuid.UUID | None
     platform: str
@@ -157,4 +160,5 @@ class ImmediateDeliveryResult(BaseModel):
 class ImmediateResult(BaseModel):
     id: uuid.UUID
     status: str
+    status_url: str
     deliveries: list[ImmediateDeliveryResult]
