@@ -38,7 +38,7 @@ from pushgate.domain.message import Message, Priority
 from pushgate.domain.outcome import Outcome
 from pushgate.errors import InvalidInputError, PayloadTooLargeError
 from pushgate.logs import get_logger
-from pushgate.providers import h2client
+from pushgate.providers import answers, h2client
 from pushgate.providers.base import DeliveryProvider, Platform, Target
 
 log = get_logger(__name__)
@@ -414,7 +414,7 @@ def classify(
     newest thing we know; retrying unchanged would only earn another 410.
     """
     if status == 200:
-        return Verdict(Outcome.sent(_header(headers, "apns-id"), status_code=200))
+        return Verdict(Outcome.sent(answers.header(headers, "apns-id"), status_code=200))
     reason, timestamp = _reason(body)
     text = f"{status} {reason or _phrase(status)}"
     if status == 410:
@@ -496,16 +496,8 @@ def map_response(
     ).outcome
 
 
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    value = headers.get(name)
-    if value is None:
-        value = next((v for k, v in headers.items() if k.lower() == name), None)
-    return value
-
-
 def _retry_after(headers: Mapping[str, str]) -> float | None:
-    value = (_header(headers, "retry-after") or "").strip()
-    return float(value) if value.isdigit() else None
+    return answers.retry_after(answers.header(headers, "retry-after"))
 
 
 def _phrase(status: int) -> str:

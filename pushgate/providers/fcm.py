@@ -26,7 +26,6 @@ import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any, ClassVar, NoReturn
 from urllib.parse import quote, urlsplit
@@ -44,7 +43,7 @@ from google.oauth2 import service_account
 from pushgate.domain.message import MAX_TTL_SECONDS, Message, Priority
 from pushgate.domain.outcome import Outcome, OutcomeKind
 from pushgate.errors import InvalidInputError
-from pushgate.providers import webpush
+from pushgate.providers import answers, webpush
 from pushgate.providers.base import DeliveryProvider, Platform, Target
 
 SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
@@ -416,7 +415,7 @@ def map_response(
         )
     code = fcm_error_code(body)
     text = _error_text(status, document, code, body)
-    retry_after = _retry_after(_header(headers, "Retry-After"), now)
+    retry_after = answers.retry_after(answers.header(headers, "Retry-After"), now)
     if code in ("UNREGISTERED", "SENDER_ID_MISMATCH"):
         return Outcome.token_invalid(text, status_code=status)
     if code == "INVALID_ARGUMENT":
@@ -457,7 +456,7 @@ def _error_object(document: Any) -> dict[str, Any] | None:
 
 
 def _looks_like_html(headers: Mapping[str, str], body: bytes) -> bool:
-    content_type = (_header(headers, "Content-Type") or "").lower()
+    content_type = (answers.header(headers, "Content-Type") or "").lower()
     return "html" in content_type or body.lstrip()[:1] == b"<"
 
 
@@ -477,30 +476,6 @@ def _phrase(status: int) -> str:
         return http.HTTPStatus(status).phrase
     except ValueError:
         return f"HTTP {status}"
-
-
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    value = headers.get(name)
-    if value is None:
-        lowered = name.lower()
-        value = next((v for k, v in headers.items() if k.lower() == lowered), None)
-    return value
-
-
-def _retry_after(value: str | None, now: float | None) -> float | None:
-    """RFC 9110 section 10.2.3: delay-seconds or an HTTP-date."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
 # --- access tokens ---------------------------------------------------------------------------

@@ -18,7 +18,6 @@ import ssl
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from typing import ClassVar
 from urllib.parse import urlsplit
 
@@ -43,6 +42,7 @@ from pushgate.domain.message import (
 from pushgate.domain.outcome import Outcome
 from pushgate.domain.vapid import VapidKeyPair, b64url_encode
 from pushgate.errors import PayloadTooLargeError
+from pushgate.providers import answers
 from pushgate.providers.base import DeliveryProvider, Platform, Target
 from pushgate.settings import DeliverySettings, WebPushSettings
 
@@ -295,42 +295,18 @@ def map_response(
     RFC 8030 gives push services no reason to redirect) and any other 4xx are rejected.
     """
     if 200 <= status < 300:
-        return Outcome.sent(_header(headers, "Location"), status_code=status)
+        return Outcome.sent(answers.header(headers, "Location"), status_code=status)
     error = _error_text(status, body)
     if status in (404, 410):
         return Outcome.token_invalid(error, status_code=status)
     if status in (401, 403):
         return Outcome.credential_alarm(error, status_code=status)
     if status == 429 or status >= 500 or status == 408:
-        retry_after = _retry_after(_header(headers, "Retry-After"), now)
+        retry_after = answers.retry_after(answers.header(headers, "Retry-After"), now)
         return Outcome.retry_later(error, retry_after=retry_after, status_code=status)
     if 300 <= status < 400:
         return Outcome.rejected(f"redirect not followed: {error}", status_code=status)
     return Outcome.rejected(error, status_code=status)
-
-
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    value = headers.get(name)
-    if value is None:
-        lowered = name.lower()
-        value = next((v for k, v in headers.items() if k.lower() == lowered), None)
-    return value
-
-
-def _retry_after(value: str | None, now: float | None) -> float | None:
-    """RFC 9110 section 10.2.3: delay-seconds or an HTTP-date."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
 def _error_text(status: int, body: bytes) -> str:
