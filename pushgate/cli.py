@@ -1,4 +1,4 @@
-"""The `pushgate` command: serve, api, migrate, config, apps, keys and vapid."""
+"""The `pushgate` command: serve, api, migrate, config, apps, keys, vapid, dlq and credentials."""
 
 from __future__ import annotations
 
@@ -40,6 +40,8 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(vapid_app, name="vapid")
 dlq_app = typer.Typer(help="The dead-letter queue (failed.queue).", no_args_is_help=True)
 app.add_typer(dlq_app, name="dlq")
+credentials_app = typer.Typer(help="Apps' FCM and APNs credentials.", no_args_is_help=True)
+app.add_typer(credentials_app, name="credentials")
 
 out = Console()
 
@@ -585,6 +587,141 @@ def dlq_requeue(
         _emit_json({"requeued": count})
     else:
         out.print(f"requeued {count} message(s)", highlight=False)
+
+
+# --- provider credentials --------------------------------------------------------------------
+
+AppOption = Annotated[str, typer.Option("--app", help="The app's name.")]
+
+
+def _credential_json(row: Any, app_name: str) -> dict[str, Any]:
+    return {
+        "app": app_name,
+        "platform": row.platform,
+        "fingerprint": row.fingerprint,
+        **{
+            name: getattr(row, name)
+            for name in ("project_id", "client_email", "key_id", "team_id", "topic", "environment")
+        },
+        "created_at": row.created_at.isoformat(),
+        "updated_at": row.updated_at.isoformat(),
+    }
+
+
+def _save_credentials(settings: Settings, app_name: str, credentials: Any, as_json: bool) -> None:
+    # Imported here, like the providers below: they pull in google-auth and h2, which every
+    # other command would pay for at start-up.
+    from pushgate.sending import credentials as sending
+
+    async def work(runtime: Runtime) -> dict[str, Any]:
+        async with runtime.sessions() as session:
+            owner = await apps.get_by_name(session=session, name=app_name)
+            row = await sending.save(
+                session=session,
+                box=runtime.credentials.box(),
+                app_id=owner.id,
+                credentials=credentials,
+            )
+            await session.commit()
+            return _credential_json(row, owner.name)
+
+    data = _run(_with_runtime(settings, work))
+    if as_json:
+        _emit_json(data)
+    else:
+        out.print(
+            f"app {app_name} {data['platform']} credentials set (fingerprint"
+            f" {data['fingerprint']}); running workers pick them up within a minute",
+            highlight=False,
+        )
+
+
+@credentials_app.command("set-fcm")
+def credentials_set_fcm(
+    app_name: AppOption,
+    service_account: Annotated[
+        Path, typer.Option(help="The service-account JSON file from the Firebase console.")
+    ],
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Set (or replace) an app's FCM service account; it is checked first."""
+    from pushgate.providers.fcm import FCMCredentials
+    from pushgate.sending import credentials as sending
+
+    settings = _settings(config)
+    try:
+        account = FCMCredentials.from_service_account(service_account)
+        sending.check_token_uri(account, settings)
+    except PushgateError as exc:
+        raise _fail(exc.message, 2) from None
+    _save_credentials(settings, app_name, account, as_json)
+
+
+@credentials_app.command("set-apns")
+def credentials_set_apns(
+    app_name: AppOption,
+    key: Annotated[Path, typer.Option(help="The .p8 signing key file from Apple.")],
+    key_id: Annotated[str, typer.Option(help="The key's 10-character id.")],
+    team_id: Annotated[str, typer.Option(help="The 10-character developer team id.")],
+    topic: Annotated[str, typer.Option(help="The app's bundle id.")],
+    environment: Annotated[
+        str, typer.Option(help="production, or sandbox for development builds.")
+    ] = "production",
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Set (or replace) an app's APNs token-auth key; it is checked first."""
+    from pushgate.providers.apns import APNSCredentials
+
+    settings = _settings(config)
+    try:
+        pem = key.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise _fail(f"cannot read {key}: {exc.strerror or exc}", 2) from None
+    if environment not in ("production", "sandbox"):
+        raise _fail("the APNs environment must be production or sandbox", 2)
+    try:
+        credentials = APNSCredentials(
+            key=pem,
+            key_id=key_id,
+            team_id=team_id,
+            topic=topic,
+            environment="sandbox" if environment == "sandbox" else "production",
+        )
+    except PushgateError as exc:
+        raise _fail(exc.message, 2) from None
+    _save_credentials(settings, app_name, credentials, as_json)
+
+
+@credentials_app.command("list")
+def credentials_list(
+    app_name: AppOption, config: ConfigOption = None, as_json: JsonOption = False
+) -> None:
+    """Show an app's credentials: metadata and fingerprints, never the secrets."""
+    from pushgate.store import credentials as stored
+
+    settings = _settings(config)
+
+    async def work(runtime: Runtime) -> list[dict[str, Any]]:
+        async with runtime.sessions() as session:
+            owner = await apps.get_by_name(session=session, name=app_name)
+            rows = await stored.list_for_app(session=session, app_id=owner.id)
+            return [_credential_json(row, owner.name) for row in rows]
+
+    rows = _run(_with_runtime(settings, work))
+    if as_json:
+        _emit_json({"credentials": rows})
+        return
+    table = Table("platform", "identity", "fingerprint", "updated")
+    for row in rows:
+        identity = (
+            f"{row['project_id']} ({row['client_email']})"
+            if row["platform"] == "fcm"
+            else f"{row['topic']} key {row['key_id']} team {row['team_id']} ({row['environment']})"
+        )
+        table.add_row(row["platform"], identity, row["fingerprint"], row["updated_at"])
+    out.print(table)
 
 
 def main() -> None:

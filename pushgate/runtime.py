@@ -22,9 +22,11 @@ from pushgate.domain.retry import RetryPolicy
 from pushgate.kv.base import KeyValueStore
 from pushgate.kv.memory import MemoryKeyValueStore
 from pushgate.kv.redis import RedisKeyValueStore
+from pushgate.providers.apns import APNSProvider
 from pushgate.providers.base import DeliveryProvider
+from pushgate.providers.fcm import FCMProvider
 from pushgate.providers.webpush import WebPushProvider
-from pushgate.sending.credentials import Credentials
+from pushgate.sending.credentials import Credentials, allowed_token_uris
 from pushgate.settings import Settings
 from pushgate.store import db
 
@@ -104,8 +106,27 @@ def build_broker(settings: Settings, engine: AsyncEngine) -> Broker:
 
 
 def build_providers(settings: Settings) -> dict[str, DeliveryProvider[Any]]:
+    """One provider per platform, shared by every app (per-app secrets come with each send).
+    They open connections lazily, so building them costs nothing until a send."""
     guard = None if settings.webpush.allow_private_addresses else endpoint.is_public_address
+    timeout = settings.delivery.request_timeout_seconds
+    fcm, apns = settings.fcm, settings.apns
     return {
+        "fcm": FCMProvider(
+            base_url=fcm.base_url,
+            cafile=fcm.ca_bundle,
+            timeout=timeout,
+            concurrency=settings.worker.concurrency,
+            token_uris=allowed_token_uris(settings),
+        ),
+        "apns": APNSProvider(
+            production_url=apns.production_url,
+            sandbox_url=apns.sandbox_url,
+            ca_file=str(apns.ca_bundle) if apns.ca_bundle else None,
+            timeout=timeout,
+            max_connections=apns.max_connections,
+            max_streams=apns.max_streams,
+        ),
         "webpush": WebPushProvider(
             settings=settings.webpush,
             delivery=settings.delivery,

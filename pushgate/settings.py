@@ -42,6 +42,8 @@ LEGACY_ENV: dict[str, tuple[str, str]] = {
     "CIRCUIT_BREAKER_THRESHOLD": ("circuit_breaker", "threshold"),
     "CIRCUIT_BREAKER_TIMEOUT": ("circuit_breaker", "timeout"),
     "WORKER_PREFETCH_COUNT": ("worker", "prefetch_count"),
+    "SERVICE_ACCOUNT_PATH": ("fcm", "service_account_path"),
+    "PROJECT_ID": ("fcm", "project_id"),
 }
 
 
@@ -178,11 +180,73 @@ class WebPushSettings(BaseModel):
     @field_validator("extra_hosts", mode="before")
     @classmethod
     def _split(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            if value.lstrip().startswith("["):
-                return json.loads(value)
-            return [host.strip() for host in value.split(",") if host.strip()]
+        return _split_list(value)
+
+
+def _split_list(value: Any) -> Any:
+    """`a,b` or a JSON list, as people write lists in environment variables."""
+    if isinstance(value, str):
+        if value.lstrip().startswith("["):
+            return json.loads(value)
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+class FCMSettings(BaseModel):
+    """Firebase Cloud Messaging (HTTP v1): where to reach it, and an optional service account
+    for single-tenant deployments (apps set their own with `pushgate credentials set-fcm`)."""
+
+    base_url: str = "https://fcm.googleapis.com"
+    ca_bundle: Path | None = None
+    # OAuth token endpoints a service account may name besides Google's own (an uploaded
+    # service account's token_uri is otherwise refused: SSRF).
+    token_uris: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    service_account_path: Path | None = None
+    # Overrides the service account's own project_id (the legacy PROJECT_ID variable).
+    project_id: str | None = None
+
+    @field_validator("base_url")
+    @classmethod
+    def _https(cls, value: str) -> str:
+        if not value.startswith("https://"):
+            raise ValueError("must be an https:// URL")
+        return value.rstrip("/")
+
+    @field_validator("token_uris", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        return _split_list(value)
+
+
+class APNSSettings(BaseModel):
+    """Apple Push Notification service: endpoints, connection pool, and an optional token-auth
+    key for single-tenant deployments (apps set their own with `pushgate credentials set-apns`)."""
+
+    production_url: str = "https://api.push.apple.com:443"
+    sandbox_url: str = "https://api.sandbox.push.apple.com:443"
+    ca_bundle: Path | None = None
+    max_connections: int = Field(default=4, ge=1, le=100)
+    max_streams: int = Field(default=100, ge=1, le=1000)
+    key_path: Path | None = None
+    key_id: str | None = None
+    team_id: str | None = None
+    topic: str | None = None
+    environment: Literal["production", "sandbox"] = "production"
+
+    @field_validator("production_url", "sandbox_url")
+    @classmethod
+    def _https(cls, value: str) -> str:
+        if not value.startswith("https://"):
+            raise ValueError("must be an https:// URL")
         return value
+
+
+class SecretsSettings(BaseModel):
+    """Encryption at rest of the provider credentials apps upload."""
+
+    # One or more Fernet keys, comma-separated: the first encrypts, all decrypt (rotation).
+    # Unset on the embedded profile: a key file is made under data_dir. Required otherwise.
+    key: SecretStr | None = None
 
 
 class Settings(BaseSettings):
@@ -205,6 +269,9 @@ class Settings(BaseSettings):
     circuit_breaker: CircuitBreakerSettings = Field(default_factory=CircuitBreakerSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     webpush: WebPushSettings = Field(default_factory=WebPushSettings)
+    fcm: FCMSettings = Field(default_factory=FCMSettings)
+    apns: APNSSettings = Field(default_factory=APNSSettings)
+    secrets: SecretsSettings = Field(default_factory=SecretsSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -54,6 +54,8 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         "CIRCUIT_BREAKER_THRESHOLD",
         "CIRCUIT_BREAKER_TIMEOUT",
         "WORKER_PREFETCH_COUNT",
+        "SERVICE_ACCOUNT_PATH",
+        "PROJECT_ID",
     ):
         monkeypatch.delenv(name, raising=False)
 

@@ -13,7 +13,7 @@ from fastapi.staticfiles import StaticFiles
 from pushgate import __version__
 from pushgate.api import errors
 from pushgate.api.limits import BodySizeLimit
-from pushgate.api.routes import devices, health, notifications, webpush
+from pushgate.api.routes import credentials, devices, health, notifications, webpush
 from pushgate.api.schemas.common import ERROR_RESPONSES
 from pushgate.runtime import Runtime, open_runtime
 from pushgate.settings import Settings
@@ -63,6 +63,7 @@ def create_app(
     app.include_router(webpush.router)
     app.include_router(devices.router)
     app.include_router(notifications.router)
+    app.include_router(credentials.router)
     # Static pages for people: the Web Push test page and its service worker.
     app.mount("/web", StaticFiles(directory=WEB, html=True), name="web")
     return app

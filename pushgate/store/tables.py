@@ -258,3 +258,32 @@ class Delivery(Base):
         # The sweeper finds pending deliveries whose job was lost (store/deliveries.py).
         Index("ix_deliveries_status_updated", "status", "updated_at"),
     )
+
+
+class AppCredential(Base):
+    """An app's credentials for FCM (a service account) or APNs (a .p8 signing key).
+
+    `secret` is the key material encrypted at rest (Fernet, see store/credentials.py); the other
+    columns are what an admin may see. `fingerprint` tells two secrets apart without showing
+    either.
+    """
+
+    __tablename__ = "app_credentials"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    app_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"))
+    platform: Mapped[str] = mapped_column(String(16))
+    secret: Mapped[str] = mapped_column(Text)
+    fingerprint: Mapped[str] = mapped_column(String(16))
+    project_id: Mapped[str | None] = mapped_column(String(255))
+    client_email: Mapped[str | None] = mapped_column(String(255))
+    key_id: Mapped[str | None] = mapped_column(String(64))
+    team_id: Mapped[str | None] = mapped_column(String(64))
+    topic: Mapped[str | None] = mapped_column(String(255))
+    environment: Mapped[str | None] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (
+        UniqueConstraint("app_id", "platform", name="uq_app_credentials_app_platform"),
+    )

@@ -180,3 +180,51 @@ async def acme(pushgate: Pushgate) -> TenantKeys:
         app_name="acme",
         **{s.value: {"Authorization": f"Bearer {k.secret}"} for s, k in keys.items()},
     )
+
+
+# --- fake FCM and APNs -----------------------------------------------------------------------
+
+# A fixed Fernet key for profiles whose database is not embedded (they refuse to make one).
+TEST_SECRETS_KEY = "kGxr6-pzcPXVnlOyS4a5uH0d4y0bKQ3oz5F6E7h1Aao="
+
+
+@pytest.fixture
+async def fake_fcm() -> AsyncIterator[Any]:
+    from tests.fakes.fcm_server import FakeFCMService
+
+    async with FakeFCMService() as fake:
+        yield fake
+
+
+@pytest.fixture
+async def fake_apns() -> AsyncIterator[Any]:
+    from tests.fakes.apns_server import FakeAPNs
+
+    async with FakeAPNs() as fake:
+        yield fake
+
+
+def provider_settings(settings: Settings, fake_fcm: Any, fake_apns: Any) -> Settings:
+    """`settings` pointed at the fake FCM (its CA trusted, its OAuth endpoint allowed) and the
+    fake APNs (both environments), with a secrets key when the database is not embedded."""
+    from pydantic import SecretStr
+
+    update: dict[str, Any] = {
+        "fcm": settings.fcm.model_copy(
+            update={
+                "base_url": fake_fcm.origin,
+                "ca_bundle": fake_fcm.ca_pem_path,
+                "token_uris": [fake_fcm.token_uri],
+            }
+        ),
+        "apns": settings.apns.model_copy(
+            update={
+                "production_url": fake_apns.url,
+                "sandbox_url": fake_apns.url,
+                "ca_bundle": fake_apns.ca_pem_path,
+            }
+        ),
+    }
+    if not settings.is_embedded_database:
+        update["secrets"] = settings.secrets.model_copy(update={"key": SecretStr(TEST_SECRETS_KEY)})
+    return settings.model_copy(update=update)
