@@ -48,6 +48,10 @@ class Message:
         ttl: seconds the provider keeps an undelivered message; 0 means now or never.
         collapse_key: a newer message with the same key replaces an undelivered older one.
         webpush, fcm, apns: per-platform overrides merged over what is built from the fields.
+        dry_run: check, do not show: FCM validates the message at Google (`validate_only`);
+            APNs and Web Push, which have no such mode, build and check the request locally
+            and contact no one. A delivery that passes is recorded `sent` with the provider
+            message id `dry-run`.
     """
 
     title: str | None = None
@@ -66,6 +70,7 @@ class Message:
     webpush: Mapping[str, Any] = field(default_factory=dict)
     fcm: Mapping[str, Any] = field(default_factory=dict)
     apns: Mapping[str, Any] = field(default_factory=dict)
+    dry_run: bool = False
 
 
 def webpush_payload(message: Message) -> bytes:

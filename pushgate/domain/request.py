@@ -175,6 +175,13 @@ class NotificationCreate(BaseModel):
     webpush: dict[str, Any] = Field(default_factory=dict)
     fcm: dict[str, Any] = Field(default_factory=dict)
     apns: dict[str, Any] = Field(default_factory=dict)
+    dry_run: bool = Field(
+        default=False,
+        description="Check without showing anything: FCM validates each message at Google"
+        " (`validate_only`); APNs and Web Push have no such mode, so pushgate builds and checks"
+        " each request and contacts no one. Deliveries that pass are `sent` (APNs and Web Push"
+        " with provider message id `dry-run`).",
+    )
     idempotency_key: ShortText | None = Field(
         default=None, validation_alias=AliasChoices("idempotency_key", "request_id")
     )
@@ -281,6 +288,7 @@ class NotificationCreate(BaseModel):
             webpush=self.webpush,
             fcm=self.fcm,
             apns=self.apns,
+            dry_run=self.dry_run,
         )
 
     def request_hash(self) -> str:

@@ -26,11 +26,15 @@ import orjson
 from pushgate.broker import base as broker_base
 from pushgate.domain import circuit
 from pushgate.domain.circuit import CircuitBreaker
-from pushgate.domain.message import Message
+from pushgate.domain.message import Message, check_webpush_payload
 from pushgate.domain.notification import DeliveryStatus, NotificationStatus
 from pushgate.domain.outcome import Outcome, OutcomeKind
+from pushgate.errors import PushgateError
 from pushgate.logs import get_logger
+from pushgate.providers import apns
+from pushgate.providers.apns import APNSProvider
 from pushgate.providers.base import Target
+from pushgate.providers.fcm import FCMProvider
 from pushgate.runtime import Runtime
 from pushgate.sending import jobs
 from pushgate.sending.credentials import MissingCredentialsError
@@ -157,9 +161,15 @@ class Deliverer:
                 continue
             going.append((delivery, info, breaker))
         credentials = await self._credentials({(d.app_id, d.platform) for d, _, _ in going})
+        registered = await self._registered_at(going)
         sent = await asyncio.gather(
             *(
-                self._send(delivery, info, credentials[delivery.app_id, delivery.platform])
+                self._send(
+                    delivery,
+                    info,
+                    credentials[delivery.app_id, delivery.platform],
+                    registered.get(delivery.device_id) if delivery.device_id else None,
+                )
                 for delivery, info, _ in going
             )
         )
@@ -198,8 +208,30 @@ class Deliverer:
                 )
         return found
 
+    async def _registered_at(
+        self, going: list[tuple[Delivery, _Cached, CircuitBreaker]]
+    ) -> dict[uuid.UUID, datetime]:
+        """When each APNs device of the batch last registered, in one query: APNs's 410
+        carries the time it stopped accepting the token, and a device that registered again
+        since must not be deactivated (PROTOCOLS.md, APNs table)."""
+        ids = {d.device_id for d, _, _ in going if d.platform == "apns" and d.device_id}
+        if not ids:
+            return {}
+        try:
+            async with self.runtime.sessions() as session:
+                return await devices.last_seen_many(session=session, device_ids=ids)
+        except Exception:
+            # Without it a 410 deactivates as if the device never re-registered: the safer
+            # loss than holding up the whole batch.
+            log.warning("cannot read device registration times", exc_info=True)
+            return {}
+
     async def _send(
-        self, delivery: Delivery, info: _Cached, credentials: Any
+        self,
+        delivery: Delivery,
+        info: _Cached,
+        credentials: Any,
+        registered_at: datetime | None = None,
     ) -> tuple[Outcome, bool, Exception | None]:
         """The outcome, whether the provider answered it (False: decided here, nothing reached
         the upstream), and the exception a provider raised, if any."""
@@ -215,9 +247,23 @@ class Deliverer:
             if left < message.ttl:
                 message = dataclasses.replace(message, ttl=max(0, left))
             try:
-                return await provider.send(target, message, credentials), True, None
+                # FCM and APNs take arguments beyond the DeliveryProvider port (a dry run, the
+                # device's registration time); each is called with its own signature.
+                if isinstance(provider, FCMProvider):
+                    outcome = await provider.send(
+                        target, message, credentials, validate_only=message.dry_run
+                    )
+                elif message.dry_run:
+                    return _dry_run(delivery.platform, target, message, credentials), False, None
+                elif isinstance(provider, APNSProvider):
+                    outcome = await provider.send(
+                        target, message, credentials, device_registered_at=registered_at
+                    )
+                else:
+                    outcome = await provider.send(target, message, credentials)
             except Exception as exc:  # a provider bug must not lose the batch
                 return Outcome.retry_later(f"provider error: {type(exc).__name__}"), False, exc
+            return outcome, True, None
 
     def _judge(
         self,
@@ -431,6 +477,24 @@ class Deliverer:
         if len(self._notifications) > 10_000:
             self._notifications = dict(fresh)
         return fresh
+
+
+DRY_RUN_MESSAGE_ID = "dry-run"
+
+
+def _dry_run(platform: str, target: Target, message: Message, credentials: Any) -> Outcome:
+    """A dry run where the provider has no validate mode (APNs, Web Push): build the request
+    as a send would, contact no one, and report what the send would have been refused for."""
+    try:
+        if platform == "apns":
+            apns.build_request(target, message, credentials)
+        elif platform == "webpush":
+            check_webpush_payload(message)
+    except apns.InvalidDeviceTokenError as exc:
+        return Outcome.rejected(f"dry run: {exc}")
+    except PushgateError as exc:
+        return Outcome.rejected(f"dry run: {exc.message}")
+    return Outcome.sent(DRY_RUN_MESSAGE_ID)
 
 
 def _unsendable(info: _Cached, delivery: Delivery, now: datetime) -> DeliveryStatus | None:

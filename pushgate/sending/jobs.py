@@ -62,6 +62,8 @@ def encode_message(message: Message) -> dict[str, Any]:
     data["data"] = dict(message.data)
     for platform in ("webpush", "fcm", "apns"):
         data[platform] = dict(getattr(message, platform))
+    if message.dry_run:
+        data["dry_run"] = True
     return data
 
 
@@ -85,4 +87,5 @@ def decode_message(data: dict[str, Any]) -> Message:
         webpush=data.get("webpush", {}),
         fcm=data.get("fcm", {}),
         apns=data.get("apns", {}),
+        dry_run=bool(data.get("dry_run", False)),
     )

@@ -307,6 +307,18 @@ async def invalidate_many(
     await session.execute(statement, rows)
 
 
+async def last_seen_many(
+    *, session: AsyncSession, device_ids: Collection[uuid.UUID]
+) -> dict[uuid.UUID, datetime]:
+    """When each device last registered (`last_seen_at`), in one query. For the APNs rule
+    that a 410 older than the latest registration does not deactivate the device. Callers
+    pass ids from their own app's deliveries."""
+    if not device_ids:
+        return {}
+    query = select(Device.id, Device.last_seen_at).where(Device.id.in_(list(device_ids)))
+    return {row.id: row.last_seen_at for row in await session.execute(query)}
+
+
 async def purge(*, session: AsyncSession, app_id: uuid.UUID, device_id: uuid.UUID) -> None:
     """Delete a device and its topics for good.
 
