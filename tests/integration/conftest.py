@@ -36,11 +36,13 @@ def pipeline_settings(
     *,
     circuit_breaker: dict[str, Any] | None = None,
     webpush: dict[str, Any] | None = None,
+    fcm: dict[str, Any] | None = None,
+    apns: dict[str, Any] | None = None,
     **delivery: Any,
 ) -> Settings:
     """The profile's settings, opened to the fake on loopback and trusting its CA.
 
-    `circuit_breaker` and `webpush` override fields of those sections (e.g.
+    `circuit_breaker`, `webpush`, `fcm` and `apns` override fields of those sections (e.g.
     `circuit_breaker={"threshold": 2, "timeout": 1.5}`, `webpush={"vapid_subject": None}`);
     other keyword arguments override delivery settings.
     """
@@ -62,6 +64,8 @@ def pipeline_settings(
                 update={"backoff_base_seconds": 0.2, **delivery}
             ),
             "circuit_breaker": settings.circuit_breaker.model_copy(update=circuit_breaker or {}),
+            "fcm": settings.fcm.model_copy(update=fcm or {}),
+            "apns": settings.apns.model_copy(update=apns or {}),
         }
     )
 

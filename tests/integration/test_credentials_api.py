@@ -149,77 +149,88 @@ async def test_secrets_are_encrypted_at_rest(
         assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
 
 
-@pytest.mark.parametrize(
-    ("change", "field", "words"),
-    [
-        ({"private_key": None}, "service_account", '"private_key" is missing'),
-        ({"private_key": "-----BEGIN PRIVATE KEY-----\nnope\n"}, "service_account", "PEM"),
-        ({"client_email": "nobody"}, "service_account", "e-mail"),
-        ({"type": "authorized_user"}, "service_account", "authorized_user"),
-        ({"token_uri": "https://internal.example/token"}, "service_account.token_uri", "token_uri"),
-    ],
-    ids=["no-key", "bad-key", "bad-email", "not-service-account", "foreign-token-uri"],
-)
+# (change to a valid body, the field the error names, words its message must contain)
+BAD_SERVICE_ACCOUNTS: dict[str, tuple[dict[str, Any], str, str]] = {
+    "no-key": ({"private_key": None}, "service_account", '"private_key" is missing'),
+    "bad-key": (
+        {"private_key": "-----BEGIN PRIVATE KEY-----\nnope\n"},
+        "service_account",
+        "PEM",
+    ),
+    "bad-email": ({"client_email": "nobody"}, "service_account", "e-mail"),
+    "not-a-service-account": ({"type": "authorized_user"}, "service_account", "authorized_user"),
+    "foreign-token-uri": (
+        {"token_uri": "https://internal.example/token"},
+        "service_account.token_uri",
+        "token_uri",
+    ),
+}
+
+
 async def test_malformed_service_account_is_refused_naming_the_problem(
-    client: httpx.AsyncClient,
-    tenant: TenantKeys,
-    fake_fcm: FakeFCMService,
-    change: dict[str, Any],
-    field: str,
-    words: str,
+    client: httpx.AsyncClient, tenant: TenantKeys, fake_fcm: FakeFCMService
 ) -> None:
-    # Given
-    account = {k: v for k, v in (fake_fcm.service_account() | change).items() if v is not None}
+    # Given a valid service account, spoiled one way per case
+    valid = fake_fcm.service_account()
+    found: dict[str, tuple[int, str, str]] = {}
+    for case, (change, _, _) in BAD_SERVICE_ACCOUNTS.items():
+        account = {k: v for k, v in (valid | change).items() if v is not None}
 
-    # When
-    response = await client.put(
-        f"{URL}/fcm", json={"service_account": account}, headers=tenant.admin
+        # When
+        response = await client.put(
+            f"{URL}/fcm", json={"service_account": account}, headers=tenant.admin
+        )
+
+        error = error_of(response)
+        found[case] = (response.status_code, error["details"]["field"], error["message"])
+
+    # Then each is a 422 naming the field and the problem, and nothing was stored
+    for case, (_, field, words) in BAD_SERVICE_ACCOUNTS.items():
+        status, named, message = found[case]
+        assert (status, named) == (422, field), case
+        assert words in message, (case, message)
+    not_json = await client.put(
+        f"{URL}/fcm", json={"service_account_json": "{not json"}, headers=tenant.admin
     )
-
-    # Then
-    assert response.status_code == 422, response.text
-    error = error_of(response)
-    assert error["details"]["field"] == field
-    assert words in error["message"]
+    assert not_json.status_code == 422
+    assert "not JSON" in error_of(not_json)["message"]
     listed = await client.get(URL, headers=tenant.admin)
     assert listed.json()["items"] == []
 
 
-async def test_service_account_text_that_is_not_json_is_refused(
+BAD_APNS_KEYS: dict[str, tuple[dict[str, Any], str, str]] = {
+    "not-pem": (
+        {"key": "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"},
+        "key",
+        "PEM",
+    ),
+    "rsa-key": (
+        {"key": pem(rsa.generate_private_key(public_exponent=65537, key_size=2048))},
+        "key",
+        "P-256",
+    ),
+    "key-id": ({"key_id": "short"}, "key_id", "10 capital letters"),
+    "team-id": ({"team_id": "team123456"}, "team_id", "10 capital letters"),
+    "topic": ({"topic": "com example"}, "topic", "bundle id"),
+    "environment": ({"environment": "staging"}, "environment", "production"),
+}
+
+
+async def test_malformed_apns_key_is_refused_naming_the_problem(
     client: httpx.AsyncClient, tenant: TenantKeys
 ) -> None:
-    response = await client.put(
-        f"{URL}/fcm", json={"service_account_json": "{not json"}, headers=tenant.admin
-    )
-    assert response.status_code == 422
-    assert "not JSON" in error_of(response)["message"]
+    found: dict[str, tuple[int, str, str]] = {}
+    for case, (change, _, _) in BAD_APNS_KEYS.items():
+        response = await client.put(f"{URL}/apns", json=apns_body(**change), headers=tenant.admin)
+        error = error_of(response)
+        found[case] = (response.status_code, error["details"]["field"], error["message"])
 
-
-@pytest.mark.parametrize(
-    ("change", "field", "words"),
-    [
-        ({"key": "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"}, "key", "PEM"),
-        (
-            {"key": pem(rsa.generate_private_key(public_exponent=65537, key_size=2048))},
-            "key",
-            "P-256",
-        ),
-        ({"key_id": "short"}, "key_id", "10 capital letters"),
-        ({"team_id": "team123456"}, "team_id", "10 capital letters"),
-        ({"topic": "com example"}, "topic", "bundle id"),
-        ({"environment": "staging"}, "environment", "production"),
-    ],
-    ids=["not-pem", "rsa-key", "key-id", "team-id", "topic", "environment"],
-)
-async def test_malformed_apns_key_is_refused_naming_the_problem(
-    client: httpx.AsyncClient, tenant: TenantKeys, change: dict[str, Any], field: str, words: str
-) -> None:
-    response = await client.put(f"{URL}/apns", json=apns_body(**change), headers=tenant.admin)
-
-    assert response.status_code == 422, response.text
-    error = error_of(response)
-    assert error["details"]["field"] == field
-    assert words in error["message"]
+    for case, (_, field, words) in BAD_APNS_KEYS.items():
+        status, named, message = found[case]
+        assert (status, named) == (422, field), case
+        assert words in message, (case, message)
+    listed = await client.get(URL, headers=tenant.admin)
+    assert listed.json()["items"] == []
 
 
 async def test_apps_never_see_each_others_credentials(
@@ -245,17 +256,16 @@ async def test_apps_never_see_each_others_credentials(
     assert [c["client_email"] for c in still.json()["items"]] == [account["client_email"]]
 
 
-@pytest.mark.parametrize("scope", ["send", "subscribe"])
 async def test_only_admin_keys_manage_credentials(
-    client: httpx.AsyncClient, tenant: TenantKeys, fake_fcm: FakeFCMService, scope: str
+    client: httpx.AsyncClient, tenant: TenantKeys, fake_fcm: FakeFCMService
 ) -> None:
-    headers = getattr(tenant, scope)
     account = fake_fcm.service_account()
-    answers = [
-        await client.get(URL, headers=headers),
-        await client.put(f"{URL}/fcm", json={"service_account": account}, headers=headers),
-        await client.put(f"{URL}/apns", json=apns_body(), headers=headers),
-        await client.delete(f"{URL}/apns", headers=headers),
-    ]
-    assert [r.status_code for r in answers] == [403] * 4
-    assert {error_of(r)["code"] for r in answers} == {"insufficient_scope"}
+    for headers in (tenant.send, tenant.subscribe):
+        answers = [
+            await client.get(URL, headers=headers),
+            await client.put(f"{URL}/fcm", json={"service_account": account}, headers=headers),
+            await client.put(f"{URL}/apns", json=apns_body(), headers=headers),
+            await client.delete(f"{URL}/apns", headers=headers),
+        ]
+        assert [r.status_code for r in answers] == [403] * 4
+        assert {error_of(r)["code"] for r in answers} == {"insufficient_scope"}
