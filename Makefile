@@ -35,7 +35,7 @@ typecheck: $(VENV)/.test-deps
 	$(BIN)/mypy
 
 test: lint typecheck
-	$(BIN)/pytest --cov --cov-report=term:skip-covered $(PYTEST_ARGS)
+	$(BIN)/pytest --cov --cov-report=term:skip-covered --durations=15 $(PYTEST_ARGS)
 
 unit: $(VENV)/.test-deps
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
