@@ -165,7 +165,9 @@ class WebPushSettings(BaseModel):
     # The VAPID contact for apps that set none of their own (`pushgate vapid subject`).
     vapid_subject: str | None = None
     connection_limit: int = Field(default=200, ge=1)
-    connections_per_host: int = Field(default=50, ge=1)
+    # One push service is one host for all its subscriptions: allow as many connections as
+    # the worker has sends in flight (worker.concurrency), or the host becomes the limit.
+    connections_per_host: int = Field(default=200, ge=1)
 
     @field_validator("vapid_subject")
     @classmethod
