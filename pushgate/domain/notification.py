@@ -56,6 +56,48 @@ class TargetKind(StrEnum):
     BROADCAST = "broadcast"
 
 
+# An `fcm_topic` notification (see `NotificationCreate.fcm_topic`) has one delivery with no
+# device, whose token column holds FCM's destination instead of a registration token:
+# `topic:<name>` or `condition:<expression>`. The prefix says which, for people reading the
+# row; the deliverer goes by the notification's target (`fcm_topic` set), so a registration
+# token that happened to start with `topic:` is never mistaken for a topic.
+FCM_TOPIC_PREFIX = "topic:"
+FCM_CONDITION_PREFIX = "condition:"
+FCM_TOPIC_KEY = "fcm_topic"
+
+
+def is_fcm_topic(target: Mapping[str, object]) -> bool:
+    """Whether a stored target goes to FCM as one topic or condition message."""
+    return target.get(FCM_TOPIC_KEY) is True
+
+
+def fcm_topic_address(target: Mapping[str, object]) -> str:
+    """The delivery token of an `fcm_topic` target: one topic is `topic:<name>`; several
+    topics, or a condition, are `condition:<expression>` (several topics as `'a' in topics ||
+    'b' in topics`, which is who a `topics` target reaches)."""
+    value = target["value"]
+    if target["kind"] == TargetKind.CONDITION:
+        return FCM_CONDITION_PREFIX + str(value).strip()
+    if target["kind"] != TargetKind.TOPICS or not isinstance(value, list) or not value:
+        raise ValueError(f"an fcm_topic target is topics or a condition, not {target['kind']}")
+    topics = list(dict.fromkeys(str(v) for v in value))
+    if len(topics) == 1:
+        return FCM_TOPIC_PREFIX + topics[0]
+    return FCM_CONDITION_PREFIX + " || ".join(f"'{t}' in topics" for t in topics)
+
+
+def fcm_destination(address: str) -> str:
+    """What `FCMProvider.send_to_topic` takes, from a delivery token `fcm_topic_address` made.
+
+    Raises:
+        ValueError: the token is not such an address.
+    """
+    for prefix in (FCM_TOPIC_PREFIX, FCM_CONDITION_PREFIX):
+        if address.startswith(prefix):
+            return address.removeprefix(prefix)
+    raise ValueError("not an FCM topic or condition address")
+
+
 def final_status(counts: Mapping[str, int]) -> NotificationStatus:
     """The status of a notification whose deliveries are all final, from their counts.
 

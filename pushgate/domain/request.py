@@ -34,7 +34,7 @@ from pushgate.domain.message import (
     Message,
     Priority,
 )
-from pushgate.domain.notification import TargetKind
+from pushgate.domain.notification import FCM_TOPIC_KEY, TargetKind
 from pushgate.errors import InvalidInputError
 
 MAX_DEVICE_IDS = 10_000
@@ -42,6 +42,9 @@ MAX_TOKENS = 1_000
 MAX_USER_IDS = 10_000
 MAX_TOPICS = 100
 MAX_DATA_KEYS = 100
+# FCM: "You can include up to five topics in your conditional expression."
+# https://firebase.google.com/docs/cloud-messaging/send-message#send-messages-to-topics
+MAX_FCM_CONDITION_TOPICS = 5
 
 # Our own deadline is never shorter than this, even with `ttl: 0` ("now or never" for the push
 # service): the first attempt must get the chance to reach the provider, which then applies
@@ -153,6 +156,16 @@ class NotificationCreate(BaseModel):
     topics: Annotated[list[TopicName], Field(min_length=1, max_length=MAX_TOPICS)] | None = None
     condition: Annotated[str, StringConstraints(max_length=conditions.MAX_LENGTH)] | None = None
     broadcast: bool = False
+    fcm_topic: bool = Field(
+        default=False,
+        description="With a `topics` or `condition` target only: send ONE message through FCM"
+        " to its topic (one topic) or condition (several topics as `'a' in topics || 'b' in"
+        f" topics`, at most {MAX_FCM_CONDITION_TOPICS} topics) instead of one message per"
+        " registered device. FCM then reaches the devices subscribed to those FCM topics (the"
+        " app subscribes them with the Firebase SDK), not pushgate's registered devices; APNs"
+        " and Web Push devices get nothing from pushgate. The notification has one delivery,"
+        " platform `fcm`, with no device.",
+    )
 
     # Payload.
     title: Text | None = None
@@ -239,6 +252,8 @@ class NotificationCreate(BaseModel):
                 "give exactly one target: device_ids, tokens, user_ids, topics, condition "
                 f"or broadcast (got {', '.join(given) or 'none'})",
             )
+        if self.fcm_topic:
+            self._check_fcm_topic()
         if not (self.title or self.body or self.data or self.webpush or self.fcm or self.apns):
             raise _refuse(
                 "title",
@@ -246,6 +261,32 @@ class NotificationCreate(BaseModel):
                 "nothing to send: give a title, body, data or a platform override",
             )
         return self
+
+    def _check_fcm_topic(self) -> None:
+        if self.topics is not None:
+            count = len(set(self.topics))
+            if count > MAX_FCM_CONDITION_TOPICS:
+                raise _refuse(
+                    "topics",
+                    "fcm_topic",
+                    f"with fcm_topic, at most {MAX_FCM_CONDITION_TOPICS} topics (FCM's limit"
+                    f" for a condition): got {count}",
+                )
+        elif self.condition is not None:
+            count = len(conditions.topics_of(conditions.parse(self.condition)))
+            if count > MAX_FCM_CONDITION_TOPICS:
+                raise _refuse(
+                    "condition",
+                    "fcm_topic",
+                    f"with fcm_topic, a condition names at most {MAX_FCM_CONDITION_TOPICS}"
+                    f" topics (FCM's limit): got {count}",
+                )
+        else:
+            raise _refuse(
+                "fcm_topic",
+                "fcm_topic",
+                "fcm_topic needs a `topics` or `condition` target",
+            )
 
     def target_kinds(self) -> list[str | None]:
         return [
@@ -268,7 +309,10 @@ class NotificationCreate(BaseModel):
             TargetKind.CONDITION: self.condition,
             TargetKind.BROADCAST: True,
         }
-        return {"kind": kind, "value": values[kind]}
+        target = {"kind": kind, "value": values[kind]}
+        if self.fcm_topic:
+            target[FCM_TOPIC_KEY] = True
+        return target
 
     def message(self) -> Message:
         return Message(
@@ -294,6 +338,9 @@ class NotificationCreate(BaseModel):
     def request_hash(self) -> str:
         """Identifies the request's content for idempotency: same key + same hash = replay."""
         body = self.model_dump(mode="json", exclude={"idempotency_key"})
+        if not self.fcm_topic:
+            # Left out when off, so requests stored before the option existed keep their hash.
+            del body["fcm_topic"]
         return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
     def expires_at(self, now: datetime) -> datetime:

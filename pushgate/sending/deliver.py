@@ -25,6 +25,7 @@ import orjson
 
 from pushgate.broker import base as broker_base
 from pushgate.domain import circuit
+from pushgate.domain import notification as notification_rules
 from pushgate.domain.circuit import CircuitBreaker
 from pushgate.domain.message import Message, check_webpush_payload
 from pushgate.domain.notification import DeliveryStatus, NotificationStatus
@@ -92,6 +93,9 @@ class _Cached:
     lifetime_ends: datetime
     message: Message
     loaded: float
+    # One message to an FCM topic or condition (`fcm_topic`): the delivery's token is FCM's
+    # destination, not a registration token.
+    fcm_topic: bool = False
 
 
 class Deliverer:
@@ -249,7 +253,9 @@ class Deliverer:
             try:
                 # FCM and APNs take arguments beyond the DeliveryProvider port (a dry run, the
                 # device's registration time); each is called with its own signature.
-                if isinstance(provider, FCMProvider):
+                if info.fcm_topic and isinstance(provider, FCMProvider):
+                    outcome = await _send_to_topic(provider, delivery, message, credentials)
+                elif isinstance(provider, FCMProvider):
                     outcome = await provider.send(
                         target, message, credentials, validate_only=message.dry_run
                     )
@@ -497,6 +503,23 @@ def _dry_run(platform: str, target: Target, message: Message, credentials: Any) 
     return Outcome.sent(DRY_RUN_MESSAGE_ID)
 
 
+async def _send_to_topic(
+    provider: FCMProvider, delivery: Delivery, message: Message, credentials: Any
+) -> Outcome:
+    """Send an `fcm_topic` delivery with `send_to_topic`. There is no token to be invalid and
+    no device to deactivate: an answer that would say so for a token only rejects the send."""
+    try:
+        destination = notification_rules.fcm_destination(delivery.token)
+    except ValueError as exc:
+        return Outcome.rejected(str(exc))
+    outcome = await provider.send_to_topic(
+        destination, message, credentials, validate_only=message.dry_run
+    )
+    if outcome.kind is OutcomeKind.TOKEN_INVALID:
+        return Outcome.rejected(outcome.error, status_code=outcome.status_code)
+    return outcome
+
+
 def _unsendable(info: _Cached, delivery: Delivery, now: datetime) -> DeliveryStatus | None:
     if info.status == NotificationStatus.CANCELED:
         return DeliveryStatus.CANCELED
@@ -517,6 +540,7 @@ def _cache(row: Notification, loaded: float) -> _Cached:
         + timedelta(seconds=int(row.message["ttl"])),
         message=jobs.decode_message(row.message),
         loaded=loaded,
+        fcm_topic=notification_rules.is_fcm_topic(row.target),
     )
 
 

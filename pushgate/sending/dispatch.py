@@ -9,6 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 from pushgate.broker import base as broker_base
+from pushgate.domain import notification as notification_rules
 from pushgate.domain import subscription
 from pushgate.domain.notification import TargetKind
 from pushgate.logs import get_logger
@@ -91,7 +92,11 @@ class Dispatcher:
         cursor = row.dispatch_cursor
         while cursor != DONE:
             after = uuid.UUID(cursor) if cursor else None
-            if row.target["kind"] == TargetKind.TOKENS:
+            if notification_rules.is_fcm_topic(row.target):
+                # One message to FCM's topic or condition: FCM fans it out, not us.
+                page = [_fcm_topic(row.target)]
+                next_cursor = None
+            elif row.target["kind"] == TargetKind.TOKENS:
                 page = _raw_tokens(row.target)
                 next_cursor = None
             else:
@@ -142,6 +147,14 @@ class Dispatcher:
                     broker_base.DELIVER, [jobs.deliver_job(c) for c in chunks]
                 )
         return made
+
+
+def _fcm_topic(target: dict[str, Any]) -> deliveries.NewDelivery:
+    """The one delivery of an `fcm_topic` notification: no device, FCM's destination in the
+    token column (see `domain.notification.fcm_topic_address`)."""
+    return deliveries.NewDelivery(
+        device_id=None, platform="fcm", token=notification_rules.fcm_topic_address(target)
+    )
 
 
 def _raw_tokens(target: dict[str, Any]) -> list[deliveries.NewDelivery]:

@@ -123,7 +123,9 @@ async def _check_audience(
     limit: int,
 ) -> None:
     target = request.target()
-    if target["kind"] == TargetKind.TOKENS:
+    if request.fcm_topic:
+        size = 1  # one message to FCM's topic or condition, whoever is subscribed
+    elif target["kind"] == TargetKind.TOKENS:
         size = len(target["value"])
     else:
         # Pages, because a condition filters a page after reading it: stop once over the limit.

@@ -341,3 +341,107 @@ def test_request_hash_changes_with_the_content() -> None:
         NotificationCreate.model_validate(base).request_hash()
         != NotificationCreate.model_validate({**base, "title": "Hi!"}).request_hash()
     )
+
+
+# --- fcm_topic -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("target", "address"),
+    [
+        ({"topics": ["news"]}, "topic:news"),
+        ({"topics": ["news", "news"]}, "topic:news"),
+        ({"topics": ["a", "b"]}, "condition:'a' in topics || 'b' in topics"),
+        (
+            {"topics": ["a", "b", "c", "d", "e"]},
+            "condition:'a' in topics || 'b' in topics || 'c' in topics || 'd' in topics"
+            " || 'e' in topics",
+        ),
+        (
+            {"condition": "'a' in topics && !('b' in topics)"},
+            "condition:'a' in topics && !('b' in topics)",
+        ),
+    ],
+)
+def test_fcm_topic_is_stored_with_the_target_and_addresses_one_fcm_destination(
+    target: dict[str, Any], address: str
+) -> None:
+    from pushgate.domain import notification
+
+    # When a topics or condition request asks for fcm_topic
+    request = NotificationCreate.model_validate({**target, "fcm_topic": True, "title": "Hi"})
+
+    # Then the stored target says so, and its one delivery addresses FCM's topic or condition
+    stored = request.target()
+    assert stored["fcm_topic"] is True
+    assert notification.is_fcm_topic(stored)
+    assert notification.fcm_topic_address(stored) == address
+    assert notification.fcm_destination(address) == address.partition(":")[2]
+
+
+def test_without_fcm_topic_the_stored_target_is_unchanged() -> None:
+    from pushgate.domain import notification
+
+    stored = NotificationCreate.model_validate({"topics": ["news"], "title": "Hi"}).target()
+
+    assert stored == {"kind": "topics", "value": ["news"]}
+    assert not notification.is_fcm_topic(stored)
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        {"user_ids": ["u1"]},
+        {"user_id": "u1"},
+        {"device_ids": [str(uuid.uuid4())]},
+        {"tokens": [{"platform": "fcm", "token": "abc:def"}]},
+        {"broadcast": True},
+    ],
+)
+def test_fcm_topic_needs_a_topics_or_condition_target(target: dict[str, Any]) -> None:
+    field, message = refusal({**target, "fcm_topic": True, "title": "Hi"})
+
+    assert field == "fcm_topic"
+    assert "topics" in message
+    assert "condition" in message
+
+
+def test_fcm_topic_takes_at_most_five_topics() -> None:
+    five = ["a", "b", "c", "d", "e"]
+    NotificationCreate.model_validate({"topics": five, "fcm_topic": True, "title": "Hi"})
+    # The limit is FCM's: without fcm_topic pushgate fans out to any number of topics
+    NotificationCreate.model_validate({"topics": [*five, "f"], "title": "Hi"})
+
+    field, message = refusal({"topics": [*five, "f"], "fcm_topic": True, "title": "Hi"})
+
+    assert field == "topics"
+    assert "at most 5 topics" in message
+    assert "got 6" in message
+
+
+def test_fcm_topic_condition_names_at_most_five_topics() -> None:
+    condition = " || ".join(f"'{t}' in topics" for t in "abcdef")
+    NotificationCreate.model_validate({"condition": condition, "title": "Hi"})
+
+    field, message = refusal({"condition": condition, "fcm_topic": True, "title": "Hi"})
+
+    assert field == "condition"
+    assert "at most 5 topics" in message
+
+
+def test_request_hash_includes_fcm_topic_and_is_unchanged_without_it() -> None:
+    import hashlib
+
+    import orjson
+
+    base = {"topics": ["news"], "title": "Hi"}
+    plain = NotificationCreate.model_validate(base)
+    with_option = NotificationCreate.model_validate({**base, "fcm_topic": True})
+
+    # The option is part of the request: the same key with and without it is a conflict
+    assert plain.request_hash() != with_option.request_hash()
+    # Off, it is left out, so a request stored before the option existed keeps its hash
+    before = plain.model_dump(mode="json", exclude={"idempotency_key", "fcm_topic"})
+    assert plain.request_hash() == (
+        hashlib.sha256(orjson.dumps(before, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    )
