@@ -31,33 +31,21 @@ import contextlib
 import json
 import re
 import secrets
-import socket
-import ssl
-import tempfile
 import time
 import uuid
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 from urllib.parse import parse_qs
 
 import jwt
 import orjson
-import trustme
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from hypercorn.asyncio import serve
 
-from tests.fakes.webpush_server import (
-    Receive,
-    Scope,
-    Send,
-    _Config,
-    _CountingContext,
-    _read_body,
-)
+from tests.fakes.hosting import Receive, Scope, Send, TLSServer, read_body
 
 SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
 GOOGLE_TOKEN_URI = "https://oauth2.googleapis.com/token"
@@ -194,7 +182,7 @@ class _Account:
     disabled: bool = False
 
 
-class FakeFCMService:
+class FakeFCMService(TLSServer):
     """The fake FCM service. Use as an async context manager, or `start()` / `stop()`.
 
     Args:
@@ -212,15 +200,14 @@ class FakeFCMService:
         token_lifetime: int = 3599,
         keep_alive_timeout: float = 75.0,
     ) -> None:
-        self.host = host
-        self._requested_port = port
+        super().__init__(
+            host=host, port=port, keep_alive_timeout=keep_alive_timeout, name="fake-fcm"
+        )
         self.token_lifetime = token_lifetime
-        self.keep_alive_timeout = keep_alive_timeout
         self.received: list[Received] = []
         self.requests = 0
         self.token_requests = 0
         self.status_counts: Counter[int] = Counter()
-        self.tls_handshakes = 0
         self.http_versions: Counter[str] = Counter()
         self.bearer_tokens_seen: list[str] = []
         self._clients: set[tuple[str, int]] = set()
@@ -229,13 +216,6 @@ class FakeFCMService:
         self._unregistered: set[str] = set()
         self._rules: dict[str | None, list[Rule]] = {}
         self._token_rules: list[Rule] = []
-        self._tmp = tempfile.TemporaryDirectory(prefix="fake-fcm-")
-        self.ca = trustme.CA()
-        self.ca_pem_path = Path(self._tmp.name) / "ca.pem"
-        self.ca.cert_pem.write_to_path(str(self.ca_pem_path))
-        self._stopping: asyncio.Event | None = None
-        self._task: asyncio.Task[None] | None = None
-        self.port = 0
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -251,59 +231,6 @@ class FakeFCMService:
     def connections(self) -> int:
         """Distinct client connections that sent at least one message."""
         return len(self._clients)
-
-    async def start(self) -> None:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        # Accepted sockets inherit it; without it hypercorn's separate head and body writes
-        # meet the client's delayed ACK and every answer waits ~40 ms (Nagle).
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock.bind((self.host, self._requested_port))
-        sock.listen(1024)
-        self.port = sock.getsockname()[1]
-        config = _Config(sock, self._ssl_context())
-        config.keep_alive_timeout = self.keep_alive_timeout
-        config.keep_alive_max_requests = 10**9
-        config.graceful_timeout = 1.0
-        config.loglevel = "WARNING"
-        config.accesslog = None
-        config.h2_max_concurrent_streams = 1000
-        self._stopping = asyncio.Event()
-        app = cast(Any, self._app)
-        self._task = asyncio.create_task(serve(app, config, shutdown_trigger=self._wait))
-
-    async def stop(self) -> None:
-        if self._stopping is not None and self._task is not None:
-            self._stopping.set()
-            await self._task
-            self._task = None
-        self._tmp.cleanup()
-
-    async def _wait(self) -> None:
-        assert self._stopping is not None
-        await self._stopping.wait()
-
-    async def __aenter__(self) -> FakeFCMService:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
-
-    def _ssl_context(self) -> ssl.SSLContext:
-        context = _CountingContext(ssl.PROTOCOL_TLS_SERVER)
-        context.on_session = self._count_session
-        context.minimum_version = ssl.TLSVersion.TLSv1_2
-        context.set_alpn_protocols(["h2", "http/1.1"])
-        self.ca.issue_cert("127.0.0.1", "localhost").configure_cert(context)
-        return context
-
-    def client_ssl_context(self) -> ssl.SSLContext:
-        """A client-side context that trusts the fake's CA (and nothing else)."""
-        return ssl.create_default_context(cafile=str(self.ca_pem_path))
-
-    def _count_session(self) -> None:
-        self.tls_handshakes += 1
 
     # --- accounts, tokens and scripting ------------------------------------------------------
 
@@ -409,7 +336,7 @@ class FakeFCMService:
                     return
         if scope["type"] != "http":
             return
-        body = await _read_body(receive)
+        body = await read_body(receive)
         method, path = scope["method"], scope["path"]
         match = _SEND_PATH.match(path)
         if method == "POST" and path == "/token":

@@ -23,25 +23,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import socket
-import ssl
-import tempfile
 import time
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import jwt
 import orjson
-import trustme
 from cryptography.hazmat.primitives.asymmetric import ec
-from hypercorn.asyncio import serve
-from hypercorn.config import Config, Sockets
 
 from tests.fakes.ece import DecryptionError, Receiver, b64u, unb64u
+from tests.fakes.hosting import TLSServer, read_body
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -81,35 +75,7 @@ class Rule:
     remaining: int | None = 1  # None: always
 
 
-class _CountingContext(ssl.SSLContext):
-    """Counts server-side TLS sessions: asyncio wraps one BIO pair per accepted connection."""
-
-    on_session: Callable[[], None]
-
-    def wrap_bio(self, *args: Any, **kwargs: Any) -> ssl.SSLObject:
-        self.on_session()
-        return super().wrap_bio(*args, **kwargs)
-
-
-class _Config(Config):
-    """Hypercorn on a socket we bound ourselves (port 0 → a free port known before serving)."""
-
-    def __init__(self, sock: socket.socket, context: ssl.SSLContext) -> None:
-        self._sock = sock
-        self._context = context
-
-    @property
-    def ssl_enabled(self) -> bool:
-        return True
-
-    def create_sockets(self) -> Sockets:
-        return Sockets([self._sock], [], [])
-
-    def create_ssl_context(self) -> ssl.SSLContext:
-        return self._context
-
-
-class FakeWebPushService:
+class FakeWebPushService(TLSServer):
     """The fake push service. Use as an async context manager, or `start()` / `stop()`.
 
     Args:
@@ -128,27 +94,18 @@ class FakeWebPushService:
         decrypt: bool = True,
         keep_alive_timeout: float = 75.0,
     ) -> None:
-        self.host = host
-        self._requested_port = port
+        super().__init__(
+            host=host, port=port, keep_alive_timeout=keep_alive_timeout, name="fake-webpush"
+        )
         self.decrypt = decrypt
-        self.keep_alive_timeout = keep_alive_timeout
         self.received: list[Received] = []
         self.requests = 0
         self.status_counts: Counter[int] = Counter()
-        self.tls_handshakes = 0
         self.http_versions: Counter[str] = Counter()
         self._clients: set[tuple[str, int]] = set()
         self._subscriptions: dict[str, Receiver] = {}
         self._rules: dict[str | None, list[Rule]] = {}
         self._verified: dict[str, dict[str, Any]] = {}
-        self._tmp = tempfile.TemporaryDirectory(prefix="fake-webpush-")
-        self.ca = trustme.CA()
-        self.ca_pem_path = Path(self._tmp.name) / "ca.pem"
-        self.ca.cert_pem.write_to_path(str(self.ca_pem_path))
-        self._sock: socket.socket | None = None
-        self._stopping: asyncio.Event | None = None
-        self._task: asyncio.Task[None] | None = None
-        self.port = 0
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -165,64 +122,6 @@ class FakeWebPushService:
     def connections(self) -> int:
         """Distinct client connections that sent at least one request."""
         return len(self._clients)
-
-    async def start(self) -> None:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        # Accepted sockets inherit it (Linux). Without it, hypercorn's separate writes of head
-        # and body meet the client's delayed ACK and every answer waits ~40 ms (Nagle).
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock.bind((self.host, self._requested_port))
-        # Listening before hypercorn takes over: a client connecting right after start()
-        # waits in the backlog instead of being refused.
-        sock.listen(1024)
-        self._sock = sock
-        self.port = sock.getsockname()[1]
-        config = _Config(sock, self._ssl_context())
-        config.keep_alive_timeout = self.keep_alive_timeout
-        config.keep_alive_max_requests = 10**9
-        config.graceful_timeout = 1.0
-        config.loglevel = "WARNING"
-        config.accesslog = None
-        config.h2_max_concurrent_streams = 1000
-        self._stopping = asyncio.Event()
-        # The app is a plain ASGI callable; hypercorn's TypedDict event types add nothing here.
-        app = cast(Any, self._app)
-        self._task = asyncio.create_task(serve(app, config, shutdown_trigger=self._wait))
-
-    async def stop(self) -> None:
-        if self._stopping is not None and self._task is not None:
-            self._stopping.set()
-            await self._task
-            self._task = None
-        self._tmp.cleanup()
-
-    async def _wait(self) -> None:
-        assert self._stopping is not None
-        await self._stopping.wait()
-
-    async def __aenter__(self) -> FakeWebPushService:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
-
-    def _ssl_context(self) -> ssl.SSLContext:
-        context = _CountingContext(ssl.PROTOCOL_TLS_SERVER)
-        context.on_session = self._count_session
-        context.minimum_version = ssl.TLSVersion.TLSv1_2
-        context.options |= ssl.OP_NO_COMPRESSION
-        context.set_alpn_protocols(["h2", "http/1.1"])
-        self.ca.issue_cert("127.0.0.1", "localhost", "::1").configure_cert(context)
-        return context
-
-    def client_ssl_context(self) -> ssl.SSLContext:
-        """A client-side context that trusts the fake's CA (and nothing else)."""
-        return ssl.create_default_context(cafile=str(self.ca_pem_path))
-
-    def _count_session(self) -> None:
-        self.tls_handshakes += 1
 
     # --- subscriptions and scripting ---------------------------------------------------------
 
@@ -300,7 +199,7 @@ class FakeWebPushService:
                     return
         if scope["type"] != "http":
             return
-        body = await _read_body(receive)
+        body = await read_body(receive)
         method, path = scope["method"], scope["path"]
         if method == "POST" and path.startswith("/push/"):
             status, headers, content = await self._push(scope, path.removeprefix("/push/"), body)
@@ -416,18 +315,6 @@ class FakeWebPushService:
             return "sub must be a mailto: or https: URL"
         self._verified[authorization] = claims
         return claims
-
-
-async def _read_body(receive: Receive) -> bytes:
-    chunks: list[bytes] = []
-    while True:
-        event = await receive()
-        if event["type"] == "http.disconnect":
-            break
-        chunks.append(event.get("body", b""))
-        if not event.get("more_body"):
-            break
-    return b"".join(chunks)
 
 
 def _error(status: int, reason: str) -> tuple[int, dict[str, str], bytes]:
