@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from pushgate import __version__, bootstrap, logs
 from pushgate.domain import vapid
@@ -22,6 +23,7 @@ from pushgate.errors import ConfigError, PushgateError
 from pushgate.runtime import Runtime, running
 from pushgate.settings import Settings, load_settings, redact_url, redacted
 from pushgate.store import api_keys, apps, migrate
+from pushgate.store.tables import App
 
 T = TypeVar("T")
 
@@ -495,17 +497,29 @@ def vapid_import(
     _set_app_pair(_settings(config), app_name, pair, as_json)
 
 
-def _set_app_pair(
-    settings: Settings, app_name: str, pair: vapid.VapidKeyPair, as_json: bool
-) -> None:
+def _change_app(
+    settings: Settings, app_name: str, change: Callable[[AsyncSession, App], Awaitable[object]]
+) -> dict[str, Any]:
+    """Load an app by name, apply `change` in one transaction, and return the app as JSON."""
+
     async def work(runtime: Runtime) -> dict[str, Any]:
         async with runtime.sessions() as session:
             owner = await apps.get_by_name(session=session, name=app_name)
-            await apps.set_vapid_keys(session=session, app=owner, pair=pair)
+            await change(session, owner)
             await session.commit()
             return _app_json(owner)
 
-    data = _run(_with_runtime(settings, work))
+    return _run(_with_runtime(settings, work))
+
+
+def _set_app_pair(
+    settings: Settings, app_name: str, pair: vapid.VapidKeyPair, as_json: bool
+) -> None:
+    data = _change_app(
+        settings,
+        app_name,
+        lambda session, app: apps.set_vapid_keys(session=session, app=app, pair=pair),
+    )
     if as_json:
         _emit_json(data)
     else:
@@ -520,16 +534,11 @@ def vapid_subject(
     as_json: JsonOption = False,
 ) -> None:
     """Set the contact push services see in the app's VAPID tokens."""
-    settings = _settings(config)
-
-    async def work(runtime: Runtime) -> dict[str, Any]:
-        async with runtime.sessions() as session:
-            owner = await apps.get_by_name(session=session, name=app_name)
-            await apps.set_vapid_subject(session=session, app=owner, subject=subject)
-            await session.commit()
-            return _app_json(owner)
-
-    data = _run(_with_runtime(settings, work))
+    data = _change_app(
+        _settings(config),
+        app_name,
+        lambda session, app: apps.set_vapid_subject(session=session, app=app, subject=subject),
+    )
     if as_json:
         _emit_json(data)
     else:

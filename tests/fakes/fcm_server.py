@@ -45,7 +45,7 @@ import orjson
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from tests.fakes.hosting import Receive, Scope, Send, TLSServer, read_body
+from tests.fakes.hosting import Scope, Send, TLSServer
 
 SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
 GOOGLE_TOKEN_URI = "https://oauth2.googleapis.com/token"
@@ -325,18 +325,7 @@ class FakeFCMService(TLSServer):
 
     # --- the ASGI app ------------------------------------------------------------------------
 
-    async def _app(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            while True:
-                event = await receive()
-                if event["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif event["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
-        if scope["type"] != "http":
-            return
-        body = await read_body(receive)
+    async def _http(self, scope: Scope, body: bytes, send: Send) -> None:
         method, path = scope["method"], scope["path"]
         match = _SEND_PATH.match(path)
         if method == "POST" and path == "/token":

@@ -49,7 +49,7 @@ class _Config(Config):
 
 
 class TLSServer:
-    """A fake's server half. Subclasses implement the ASGI `_app`; use as an async context
+    """A fake's server half. Subclasses implement `_http`; use as an async context
     manager, or `start()` / `stop()`.
 
     Args:
@@ -80,8 +80,21 @@ class TLSServer:
         self._task: asyncio.Task[None] | None = None
         self.port = 0
 
-    async def _app(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _http(self, scope: Scope, body: bytes, send: Send) -> None:
+        """Answer one HTTP request whose whole body has been read."""
         raise NotImplementedError
+
+    async def _app(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                event = await receive()
+                if event["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif event["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        if scope["type"] == "http":
+            await self._http(scope, await read_body(receive), send)
 
     async def start(self) -> None:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

@@ -35,7 +35,7 @@ import orjson
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from tests.fakes.ece import DecryptionError, Receiver, b64u, unb64u
-from tests.fakes.hosting import TLSServer, read_body
+from tests.fakes.hosting import TLSServer
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -188,18 +188,7 @@ class FakeWebPushService(TLSServer):
 
     # --- the ASGI app ------------------------------------------------------------------------
 
-    async def _app(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            while True:
-                event = await receive()
-                if event["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif event["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
-        if scope["type"] != "http":
-            return
-        body = await read_body(receive)
+    async def _http(self, scope: Scope, body: bytes, send: Send) -> None:
         method, path = scope["method"], scope["path"]
         if method == "POST" and path.startswith("/push/"):
             status, headers, content = await self._push(scope, path.removeprefix("/push/"), body)
