@@ -1,8 +1,8 @@
 """The SSRF guard's network half: resolve a Web Push endpoint's host and refuse non-public answers.
 
 Registration calls `check_endpoint`. DNS can change between registration and delivery (rebinding),
-so the sender must check again at connect time: `GuardedResolver` wraps aiohttp's resolver with the
-same `is_public_address` rule, so the addresses checked are the addresses connected to.
+so the sender must check again at connect time: `resolve_allowed` applies the same
+`is_public_address` rule to the addresses the sender then connects to (providers/http1.py).
 """
 
 from __future__ import annotations
@@ -11,9 +11,6 @@ import asyncio
 import ipaddress
 import socket
 from collections.abc import Awaitable, Callable, Sequence
-
-from aiohttp.abc import AbstractResolver, ResolveResult
-from aiohttp.resolver import DefaultResolver
 
 from pushgate.domain import endpoint
 from pushgate.errors import UnsafeEndpointError
@@ -86,45 +83,29 @@ AddressCheck = Callable[[endpoint.IPAddress], bool]
 """True for an address a sender may connect to (normally `endpoint.is_public_address`)."""
 
 
-class GuardedResolver(AbstractResolver):
-    """An aiohttp resolver that refuses a host when any of its DNS answers fails `allowed`, so a
-    subscription host whose DNS now points at a private or metadata address is never connected
-    to. All answers must pass, as at registration: a host mixing public and private addresses is
-    not a push service.
+async def resolve_allowed(
+    host: str, port: int, allowed: AddressCheck | None, resolve: Resolver = system_resolve
+) -> list[str]:
+    """The addresses a sender may connect to for host:port: the host itself when it is an IP
+    literal, otherwise its DNS answers; every one must pass `allowed` (None: no check), as at
+    registration: a host mixing public and private addresses is not a push service.
 
-    aiohttp does not call the resolver for IP-literal hosts, so the sender still checks those
-    itself with the same predicate.
-
-    Args:
-        allowed: True for an address the sender may connect to.
-        inner: the resolver asked first; aiohttp's default when None.
+    Raises:
+        RefusedAddressError: an address fails the check, or there is none.
+        OSError: the lookup failed.
     """
-
-    def __init__(
-        self,
-        allowed: AddressCheck = endpoint.is_public_address,
-        inner: AbstractResolver | None = None,
-    ) -> None:
-        self._allowed = allowed
-        self._inner = inner
-
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[ResolveResult]:
-        if self._inner is None:
-            # aiohttp's resolvers bind the running loop when built, so build on first use.
-            self._inner = DefaultResolver()
-        answers = await self._inner.resolve(host, port, family)
-        refused = [a["host"] for a in answers if not address_allowed(a["host"], self._allowed)]
-        if refused or not answers:
-            raise RefusedAddressError(
-                f"{host} resolves to a refused address ({', '.join(refused) or 'none'})"
-            )
-        return answers
-
-    async def close(self) -> None:
-        if self._inner is not None:
-            await self._inner.close()
+    try:
+        addresses: list[str] = [str(ipaddress.ip_address(host))]
+    except ValueError:
+        addresses = list(await resolve(host, port))
+    if allowed is None:
+        return addresses
+    refused = [a for a in addresses if not address_allowed(a, allowed)]
+    if refused or not addresses:
+        raise RefusedAddressError(
+            f"{host} resolves to a refused address ({', '.join(refused) or 'none'})"
+        )
+    return addresses
 
 
 def address_allowed(host: str, allowed: AddressCheck) -> bool:

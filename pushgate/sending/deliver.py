@@ -40,7 +40,8 @@ from pushgate.runtime import Runtime
 from pushgate.sending import jobs
 from pushgate.sending.credentials import MissingCredentialsError
 from pushgate.store import deliveries, devices, notifications
-from pushgate.store.tables import Delivery, Notification, utcnow
+from pushgate.store.deliveries import Claimed
+from pushgate.store.tables import Notification, utcnow
 
 log = get_logger(__name__)
 
@@ -150,7 +151,7 @@ class Deliverer:
             return []
         cached = await self._load_notifications({d.notification_id for d in claimed})
         work = _Round()
-        going: list[tuple[Delivery, _Cached, CircuitBreaker]] = []
+        going: list[tuple[Claimed, _Cached, CircuitBreaker]] = []
         for delivery in claimed:
             info = cached.get(delivery.notification_id)
             final = DeliveryStatus.CANCELED if info is None else _unsendable(info, delivery, now)
@@ -213,7 +214,7 @@ class Deliverer:
         return found
 
     async def _registered_at(
-        self, going: list[tuple[Delivery, _Cached, CircuitBreaker]]
+        self, going: list[tuple[Claimed, _Cached, CircuitBreaker]]
     ) -> dict[uuid.UUID, datetime]:
         """When each APNs device of the batch last registered, in one query: APNs's 410
         carries the time it stopped accepting the token, and a device that registered again
@@ -232,7 +233,7 @@ class Deliverer:
 
     async def _send(
         self,
-        delivery: Delivery,
+        delivery: Claimed,
         info: _Cached,
         credentials: Any,
         registered_at: datetime | None = None,
@@ -275,7 +276,7 @@ class Deliverer:
         self,
         work: _Round,
         breaker: CircuitBreaker,
-        delivery: Delivery,
+        delivery: Claimed,
         outcome: Outcome,
         *,
         reached: bool,
@@ -304,7 +305,7 @@ class Deliverer:
             breaker.record_success()
 
     def _apply(
-        self, work: _Round, delivery: Delivery, info: _Cached, outcome: Outcome, now: datetime
+        self, work: _Round, delivery: Claimed, info: _Cached, outcome: Outcome, now: datetime
     ) -> None:
         status = OUTCOME_STATUS.get(outcome.kind)
         if status is not None:
@@ -333,7 +334,7 @@ class Deliverer:
     def _finish(
         self,
         work: _Round,
-        delivery: Delivery,
+        delivery: Claimed,
         status: DeliveryStatus,
         outcome: Outcome | None,
         now: datetime,
@@ -361,7 +362,7 @@ class Deliverer:
     def _retry(
         self,
         work: _Round,
-        delivery: Delivery,
+        delivery: Claimed,
         seconds: int,
         now: datetime,
         outcome: Outcome,
@@ -384,7 +385,7 @@ class Deliverer:
             )
         )
 
-    def _defer(self, work: _Round, delivery: Delivery, wait: float, now: datetime) -> None:
+    def _defer(self, work: _Round, delivery: Claimed, wait: float, now: datetime) -> None:
         # An open circuit or a held origin: wait without spending an attempt (the claim
         # counted one), keeping the last answer.
         seconds = max(1, math.ceil(wait))
@@ -504,7 +505,7 @@ def _dry_run(platform: str, target: Target, message: Message, credentials: Any) 
 
 
 async def _send_to_topic(
-    provider: FCMProvider, delivery: Delivery, message: Message, credentials: Any
+    provider: FCMProvider, delivery: Claimed, message: Message, credentials: Any
 ) -> Outcome:
     """Send an `fcm_topic` delivery with `send_to_topic`. There is no token to be invalid and
     no device to deactivate: an answer that would say so for a token only rejects the send."""
@@ -520,7 +521,7 @@ async def _send_to_topic(
     return outcome
 
 
-def _unsendable(info: _Cached, delivery: Delivery, now: datetime) -> DeliveryStatus | None:
+def _unsendable(info: _Cached, delivery: Claimed, now: datetime) -> DeliveryStatus | None:
     if info.status == NotificationStatus.CANCELED:
         return DeliveryStatus.CANCELED
     if now >= info.expires_at:
@@ -544,14 +545,14 @@ def _cache(row: Notification, loaded: float) -> _Cached:
     )
 
 
-def _origin(delivery: Delivery) -> str:
+def _origin(delivery: Claimed) -> str:
     if delivery.platform != "webpush":
         return delivery.platform
     parts = urlsplit(delivery.token)
     return f"{parts.scheme}://{parts.netloc}"
 
 
-def _breaker_key(delivery: Delivery) -> tuple[str, str, str]:
+def _breaker_key(delivery: Claimed) -> tuple[str, str, str]:
     return (str(delivery.app_id), delivery.platform, _origin(delivery))
 
 
@@ -568,7 +569,7 @@ def _log_transition(
         log.info(f"circuit {after.value}", **fields)
 
 
-def _dead_letter(delivery: Delivery, outcome: Outcome) -> bytes:
+def _dead_letter(delivery: Claimed, outcome: Outcome) -> bytes:
     return orjson.dumps(
         {
             "kind": "delivery_failed",

@@ -1,14 +1,36 @@
-"""Queries on deliveries: batch insert, claim for sending, record outcomes, list, sweep."""
+"""Queries on deliveries: batch insert, claim for sending, record outcomes, list, sweep.
+
+The first three are the delivery pipeline's hot path (a few statements per batch of hundreds
+of deliveries), so they are prebuilt Core statements over the table, not ORM work: no
+unit-of-work, no instance per row, and on PostgreSQL one array parameter instead of a bind
+parameter per id (one prepared statement whatever the batch size).
+"""
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, TextClause, and_, insert, or_, select, text, update
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Table,
+    TextClause,
+    and_,
+    any_,
+    bindparam,
+    insert,
+    literal_column,
+    or_,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pushgate.domain.notification import DeliveryStatus
@@ -20,6 +42,8 @@ CLAIMABLE = (DeliveryStatus.PENDING, DeliveryStatus.RETRYING)
 # it again. Longer than a busy queue's usual wait, so a backlog does not double its jobs.
 STALE_GRACE_SECONDS = 60.0
 
+_TABLE: Table = Delivery.__table__  # type: ignore[assignment]
+
 
 @dataclass(frozen=True, slots=True)
 class NewDelivery:
@@ -30,6 +54,39 @@ class NewDelivery:
     auth: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """A delivery taken for sending: its address and the attempt this claim counts."""
+
+    id: int
+    notification_id: uuid.UUID
+    app_id: uuid.UUID
+    device_id: uuid.UUID | None
+    platform: str
+    token: str
+    p256dh: str | None
+    auth: str | None
+    attempts: int
+
+
+def _postgres(session: AsyncSession) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+# PostgreSQL: one row per array element, inserted by one statement (~3x executemany's rate).
+_INSERT_UNNEST = text(
+    "INSERT INTO deliveries (notification_id, app_id, device_id, platform, token, p256dh, auth,"
+    " status, attempts, created_at, updated_at) "
+    "SELECT :notification_id, :app_id, v.device_id, v.platform, v.token, v.p256dh, v.auth,"
+    " :status, 0, :now, :now "
+    "FROM unnest(CAST(:device_ids AS uuid[]), CAST(:platforms AS varchar[]),"
+    " CAST(:tokens AS text[]), CAST(:p256dhs AS varchar[]), CAST(:auths AS varchar[]))"
+    " AS v(device_id, platform, token, p256dh, auth) "
+    "RETURNING id"
+)
+_INSERT_MANY = insert(_TABLE).returning(_TABLE.c.id, sort_by_parameter_order=True)
+
+
 async def insert_many(
     *,
     session: AsyncSession,
@@ -38,9 +95,25 @@ async def insert_many(
     items: Sequence[NewDelivery],
     now: datetime,
 ) -> list[int]:
-    """Insert a page of deliveries in one statement; their ids, in order."""
+    """Insert a page of deliveries in one statement; their ids."""
     if not items:
         return []
+    if _postgres(session):
+        result = await session.execute(
+            _INSERT_UNNEST,
+            {
+                "notification_id": notification_id,
+                "app_id": app_id,
+                "status": DeliveryStatus.PENDING.value,
+                "now": now,
+                "device_ids": [item.device_id for item in items],
+                "platforms": [item.platform for item in items],
+                "tokens": [item.token for item in items],
+                "p256dhs": [item.p256dh for item in items],
+                "auths": [item.auth for item in items],
+            },
+        )
+        return list(result.scalars())
     rows = [
         {
             "notification_id": notification_id,
@@ -57,15 +130,50 @@ async def insert_many(
         }
         for item in items
     ]
-    result = await session.execute(
-        insert(Delivery).returning(Delivery.id, sort_by_parameter_order=True), rows
+    return list((await session.execute(_INSERT_MANY, rows)).scalars())
+
+
+def _claim_statement(ids: ColumnElement[bool]) -> Any:
+    c = _TABLE.c
+    return (
+        update(_TABLE)
+        .where(
+            ids,
+            or_(
+                and_(
+                    c.status.in_([s.value for s in CLAIMABLE]),
+                    or_(c.next_attempt_at.is_(None), c.next_attempt_at <= bindparam("due")),
+                ),
+                and_(c.status == DeliveryStatus.SENDING.value, c.lease_until < bindparam("now")),
+            ),
+        )
+        .values(
+            status=DeliveryStatus.SENDING.value,
+            lease_until=bindparam("lease_until"),
+            attempts=c.attempts + 1,
+            updated_at=bindparam("now"),
+        )
+        .returning(
+            c.id,
+            c.notification_id,
+            c.app_id,
+            c.device_id,
+            c.platform,
+            c.token,
+            c.p256dh,
+            c.auth,
+            c.attempts,
+        )
     )
-    return [row[0] for row in result]
+
+
+_CLAIM_PG = _claim_statement(_TABLE.c.id == any_(bindparam("ids", type_=ARRAY(BigInteger))))
+_CLAIM = _claim_statement(_TABLE.c.id.in_(bindparam("ids", expanding=True)))
 
 
 async def claim(
     *, session: AsyncSession, ids: Sequence[int], now: datetime, lease: float
-) -> list[Delivery]:
+) -> list[Claimed]:
     """Take the deliveries that are still to send (pending, retrying and due, or held by a
     worker whose lease ran out), mark them `sending` for `lease` seconds and count the attempt.
 
@@ -74,28 +182,15 @@ async def claim(
     """
     if not ids:
         return []
-    due = now + timedelta(seconds=1)  # a delayed job may arrive a moment early
-    statement = (
-        update(Delivery)
-        .where(
-            Delivery.id.in_(ids),
-            or_(
-                and_(
-                    Delivery.status.in_(CLAIMABLE),
-                    or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= due),
-                ),
-                and_(Delivery.status == DeliveryStatus.SENDING, Delivery.lease_until < now),
-            ),
-        )
-        .values(
-            status=DeliveryStatus.SENDING,
-            lease_until=now + timedelta(seconds=lease),
-            attempts=Delivery.attempts + 1,
-            updated_at=now,
-        )
-        .returning(Delivery)
-    )
-    return list((await session.execute(statement)).scalars())
+    statement = _CLAIM_PG if _postgres(session) else _CLAIM
+    params = {
+        "ids": list(ids),
+        "now": now,
+        "due": now + timedelta(seconds=1),  # a delayed job may arrive a moment early
+        "lease_until": now + timedelta(seconds=lease),
+    }
+    result = await session.execute(statement, params)
+    return [Claimed(*row) for row in result]
 
 
 async def record(*, session: AsyncSession, changes: Sequence[dict[str, Any]]) -> None:
@@ -105,12 +200,19 @@ async def record(*, session: AsyncSession, changes: Sequence[dict[str, Any]]) ->
     groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for change in changes:
         groups.setdefault(tuple(sorted(change)), []).append(change)
-    postgres = session.bind is not None and session.bind.dialect.name == "postgresql"
+    postgres = _postgres(session)
     for columns, rows in groups.items():
         if postgres and set(columns) <= _PG_ARRAY_TYPES.keys():
             await session.execute(_unnest_update(columns), _as_arrays(columns, rows))
         else:
-            await session.execute(update(Delivery), rows)
+            # The SET clause is the parameters' other keys.
+            await session.execute(
+                _UPDATE_BY_ID,
+                [{"_id": row["id"], **{c: row[c] for c in columns if c != "id"}} for row in rows],
+            )
+
+
+_UPDATE_BY_ID = update(_TABLE).where(_TABLE.c.id == bindparam("_id"))
 
 
 # The columns deliver writes, with the PostgreSQL array type each is sent as.
@@ -128,6 +230,7 @@ _PG_ARRAY_TYPES = {
 }
 
 
+@functools.lru_cache(maxsize=64)
 def _unnest_update(columns: tuple[str, ...]) -> TextClause:
     names = [c for c in columns if c != "id"]
     assignments = ", ".join(f"{c} = v.{c}" for c in names)
@@ -164,6 +267,12 @@ async def page_for_notification(
     return list((await session.execute(query)).scalars())
 
 
+def _is(status: DeliveryStatus) -> ColumnElement[bool]:
+    # The status as a literal, not a bind parameter: a prepared statement's generic plan can
+    # then still use the partial index on that status.
+    return Delivery.status == literal_column(f"'{status.value}'")
+
+
 async def reclaim_stale(
     *, session: AsyncSession, now: datetime, grace: float = STALE_GRACE_SECONDS, limit: int = 5000
 ) -> list[int]:
@@ -179,22 +288,22 @@ async def reclaim_stale(
 
     Each kind is a conditional UPDATE ... RETURNING, so two sweepers never both take the same
     row (the second one's WHERE no longer matches), and a row a worker claims meanwhile is left
-    alone. One query per kind rather than one OR: each walks its own index range
-    (`status, updated_at`, `status, next_attempt_at`), so a sweep costs what is stale, not the
-    size of the table.
+    alone. One query per kind rather than one OR: each walks its own partial index (pending by
+    `updated_at`, retrying by `next_attempt_at`, sending by `lease_until`), so a sweep costs
+    what is stale, not the size of the table.
     """
     overdue = now - timedelta(seconds=grace)
     kinds: list[tuple[ColumnElement[bool], dict[str, Any]]] = [
         (
-            and_(Delivery.status == DeliveryStatus.PENDING, Delivery.updated_at < overdue),
+            and_(_is(DeliveryStatus.PENDING), Delivery.updated_at < overdue),
             {"updated_at": now},
         ),
         (
-            and_(Delivery.status == DeliveryStatus.RETRYING, Delivery.next_attempt_at < overdue),
+            and_(_is(DeliveryStatus.RETRYING), Delivery.next_attempt_at < overdue),
             {"next_attempt_at": now, "updated_at": now},
         ),
         (
-            and_(Delivery.status == DeliveryStatus.SENDING, Delivery.lease_until < now),
+            and_(_is(DeliveryStatus.SENDING), Delivery.lease_until < now),
             {
                 "status": DeliveryStatus.RETRYING.value,
                 "next_attempt_at": now,
@@ -203,7 +312,7 @@ async def reclaim_stale(
             },
         ),
     ]
-    postgres = session.get_bind().dialect.name == "postgresql"
+    postgres = _postgres(session)
     taken: list[int] = []
     for condition, values in kinds:
         room = limit - len(taken)

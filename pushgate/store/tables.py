@@ -23,6 +23,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
     Uuid,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
@@ -254,9 +255,22 @@ class Delivery(Base):
 
     __table_args__ = (
         Index("ix_deliveries_notification", "notification_id", "id"),
-        Index("ix_deliveries_status_next", "status", "next_attempt_at"),
-        # The sweeper finds pending deliveries whose job was lost (store/deliveries.py).
-        Index("ix_deliveries_status_updated", "status", "updated_at"),
+        # The sweeper's three scans (store/deliveries.py reclaim_stale), one partial index each:
+        # a delivery that reaches a final status leaves no entry in any of them (see
+        # migration 0006).
+        *(
+            Index(
+                f"ix_deliveries_{status}",
+                column,
+                postgresql_where=text(f"status = '{status}'"),
+                sqlite_where=text(f"status = '{status}'"),
+            )
+            for column, status in (
+                ("updated_at", "pending"),
+                ("next_attempt_at", "retrying"),
+                ("lease_until", "sending"),
+            )
+        ),
     )
 
 

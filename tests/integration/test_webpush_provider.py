@@ -4,18 +4,15 @@ pipeline must survive, redirects, connection reuse, certificate checks and the S
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
 import pytest
-from aiohttp.abc import AbstractResolver, ResolveResult
 
 from pushgate.domain.message import Message, Priority
 from pushgate.domain.outcome import OutcomeKind
 from pushgate.domain.vapid import VapidKeyPair, generate_key_pair
-from pushgate.netguard import GuardedResolver, RefusedAddressError
 from pushgate.providers.base import Target
 from pushgate.providers.webpush import VapidCredentials, WebPushProvider
 from pushgate.settings import DeliverySettings, WebPushSettings
@@ -285,20 +282,13 @@ async def test_the_fake_speaks_http2_and_refuses_requests_without_vapid(fake):
     assert fake.http_versions["2"] == 1
 
 
-class StaticResolver(AbstractResolver):
-    """Answers every lookup with fixed addresses (a DNS answer an attacker controls)."""
+def static_resolve(*addresses: str) -> Callable[[str, int], Any]:
+    """A DNS answer an attacker controls: every lookup gets these addresses."""
 
-    def __init__(self, *addresses: str) -> None:
-        self.addresses = addresses
+    async def resolve(host: str, port: int) -> list[str]:
+        return list(addresses)
 
-    async def resolve(self, host, port=0, family=socket.AF_INET) -> list[ResolveResult]:
-        return [
-            ResolveResult(hostname=host, host=a, port=port, family=family, proto=0, flags=0)
-            for a in self.addresses
-        ]
-
-    async def close(self) -> None:
-        pass
+    return resolve
 
 
 @pytest.mark.parametrize(
@@ -306,16 +296,43 @@ class StaticResolver(AbstractResolver):
     [("93.184.215.14", "10.0.0.5"), ("169.254.169.254",), ()],
     ids=["mixed", "metadata", "empty"],
 )
-async def test_a_host_with_any_refused_address_is_refused(answers):
-    resolver = GuardedResolver(lambda ip: ip.is_global, StaticResolver(*answers))
+async def test_a_host_with_any_refused_address_is_refused(make_provider, credentials, answers):
+    provider = make_provider(
+        address_allowed=lambda ip: ip.is_global, resolve=static_resolve(*answers)
+    )
+    target = Target("https://push.example.com/p/1", _KEYS["p256dh"], _KEYS["auth"])
 
-    with pytest.raises(RefusedAddressError):
-        await resolver.resolve("push.example.com", 443)
+    outcome = await provider.send(target, Message(body="x"), credentials)
+
+    assert outcome.kind is OutcomeKind.REJECTED
+    assert "SSRF" in outcome.error
+    assert provider.connections_made == 0
 
 
-async def test_a_host_with_only_public_addresses_resolves():
-    resolver = GuardedResolver(lambda ip: ip.is_global, StaticResolver("93.184.215.14"))
+async def test_a_host_rebound_after_registration_is_refused_at_send_time(
+    fake, make_provider, credentials
+):
+    # Registered while the name was public; DNS now answers loopback (rebinding).
+    subscription = fake.new_subscription()
+    target = target_of(subscription)
+    by_name = Target(
+        target.token.replace("127.0.0.1", "push.example.com"), target.p256dh, target.auth
+    )
+    provider = make_provider(
+        address_allowed=lambda ip: ip.is_global, resolve=static_resolve("127.0.0.1")
+    )
 
-    (answer,) = await resolver.resolve("push.example.com", 443)
+    outcome = await provider.send(by_name, Message(body="x"), credentials)
 
-    assert answer["host"] == "93.184.215.14"
+    assert outcome.kind is OutcomeKind.REJECTED
+    assert "127.0.0.1" in outcome.error
+    assert fake.requests == 0
+
+
+# RFC 8291 Appendix A's subscription keys: a valid P-256 point and auth secret.
+_KEYS = {
+    "p256dh": (
+        "BCVxsr7N_eNgVRqvHtD0zTZsEc6-VV-JvLexhqUzORcxaOzi6-AYWXvTBHm4bjyPjs7Vd8pZGH6SRpkNtoIAiw4"
+    ),
+    "auth": "BTBZMqHH6r4Tts7J_aSIgg",
+}

@@ -8,10 +8,8 @@ from __future__ import annotations
 import asyncio
 import re
 import socket
-from collections.abc import Sequence
 
 import pytest
-from aiohttp.abc import AbstractResolver, ResolveResult
 
 from pushgate import netguard
 from pushgate.domain import endpoint
@@ -286,47 +284,50 @@ def test_extra_hosts_open_only_what_they_name() -> None:
         endpoint.parse_endpoint("https://other.example.net/x", extra_hosts=opened)
 
 
-class FixedResolver(AbstractResolver):
-    def __init__(self, addresses: Sequence[str]) -> None:
-        self.addresses = addresses
-        self.closed = False
+def fixed(*addresses: str) -> netguard.Resolver:
+    async def resolve(host: str, port: int) -> list[str]:
+        return list(addresses)
 
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[ResolveResult]:
-        return [
-            ResolveResult(
-                hostname=host,
-                host=a,
-                port=port,
-                family=family,
-                proto=0,
-                flags=socket.AI_NUMERICHOST,
-            )
-            for a in self.addresses
-        ]
-
-    async def close(self) -> None:
-        self.closed = True
+    return resolve
 
 
-async def test_send_time_resolver_refuses_a_host_rebound_to_a_private_address() -> None:
+async def test_send_time_resolution_refuses_a_host_rebound_to_a_private_address() -> None:
     # Given a host that now resolves to loopback
-    guarded = netguard.GuardedResolver(inner=FixedResolver(["127.0.0.1"]))
-    # When the sender's connector resolves it, Then the connection is refused
+    # When the sender resolves it, Then the connection is refused
     with pytest.raises(netguard.RefusedAddressError, match=re.escape("127.0.0.1")):
-        await guarded.resolve("push.example.net", 443)
+        await netguard.resolve_allowed(
+            "push.example.net", 443, endpoint.is_public_address, fixed("127.0.0.1")
+        )
 
 
-async def test_send_time_resolver_passes_public_answers_through() -> None:
-    guarded = netguard.GuardedResolver(inner=FixedResolver(["93.184.215.14"]))
-    results = await guarded.resolve("push.example.net", 443)
-    assert [r["host"] for r in results] == ["93.184.215.14"]
+@pytest.mark.parametrize(
+    "answers", [("93.184.215.14", "10.0.0.5"), ("169.254.169.254",), ()], ids=str
+)
+async def test_send_time_resolution_refuses_any_refused_or_no_address(
+    answers: tuple[str, ...],
+) -> None:
+    with pytest.raises(netguard.RefusedAddressError):
+        await netguard.resolve_allowed(
+            "push.example.net", 443, endpoint.is_public_address, fixed(*answers)
+        )
 
 
-async def test_send_time_resolver_allows_private_answers_when_configured() -> None:
-    inner = FixedResolver(["127.0.0.1"])
-    guarded = netguard.GuardedResolver(lambda _ip: True, inner)
-    assert [r["host"] for r in await guarded.resolve("localhost", 8443)] == ["127.0.0.1"]
-    await guarded.close()
-    assert inner.closed
+async def test_send_time_resolution_passes_public_answers_through() -> None:
+    found = await netguard.resolve_allowed(
+        "push.example.net", 443, endpoint.is_public_address, fixed("93.184.215.14")
+    )
+    assert found == ["93.184.215.14"]
+
+
+async def test_send_time_resolution_checks_ip_literals_without_dns() -> None:
+    async def no_dns(host: str, port: int) -> list[str]:
+        raise AssertionError("an IP literal must not be looked up")
+
+    with pytest.raises(netguard.RefusedAddressError):
+        await netguard.resolve_allowed("10.1.2.3", 443, endpoint.is_public_address, no_dns)
+    assert await netguard.resolve_allowed("10.1.2.3", 443, None, no_dns) == ["10.1.2.3"]
+
+
+async def test_send_time_resolution_allows_private_answers_when_configured() -> None:
+    found = await netguard.resolve_allowed("localhost", 8443, lambda _ip: True, fixed("127.0.0.1"))
+    assert found == ["127.0.0.1"]
