@@ -41,7 +41,8 @@ from pushgate.sending import jobs
 from pushgate.sending.credentials import MissingCredentialsError
 from pushgate.store import deliveries, devices, notifications
 from pushgate.store.deliveries import Claimed
-from pushgate.store.tables import Notification, utcnow
+from pushgate.store.notifications import Sending
+from pushgate.store.tables import utcnow
 
 log = get_logger(__name__)
 
@@ -532,7 +533,7 @@ def _unsendable(info: _Cached, delivery: Claimed, now: datetime) -> DeliveryStat
     return None
 
 
-def _cache(row: Notification, loaded: float) -> _Cached:
+def _cache(row: Sending, loaded: float) -> _Cached:
     return _Cached(
         status=row.status,
         app_id=row.app_id,

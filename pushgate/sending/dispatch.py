@@ -134,9 +134,8 @@ class Dispatcher:
                     added=len(ids),
                     cursor=cursor,
                     lease_until=now + timedelta(seconds=self.lease),
+                    last=cursor == DONE,
                 )
-                if cursor == DONE:
-                    await notifications.finish_dispatch(session=session, notification_id=row.id)
                 await session.commit()
             if not publish:
                 made.extend(ids)

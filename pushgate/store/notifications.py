@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import Table, and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pushgate.domain.ids import new_id
@@ -209,38 +209,67 @@ async def delivery_counts(
     return counts
 
 
+@dataclass(frozen=True, slots=True)
+class Dispatching:
+    """What a dispatcher needs of the notification it holds."""
+
+    id: uuid.UUID
+    app_id: uuid.UUID
+    target: dict[str, Any]
+    dispatch_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Sending:
+    """What a deliverer needs of a notification: whether and for how long to send, and what."""
+
+    id: uuid.UUID
+    app_id: uuid.UUID
+    status: str
+    target: dict[str, Any]
+    message: dict[str, Any]
+    created_at: datetime
+    send_at: datetime | None
+    expires_at: datetime
+
+
+_TABLE: Table = Notification.__table__  # type: ignore[assignment]
+
+
 async def claim_dispatch(
     *, session: AsyncSession, notification_id: uuid.UUID, now: datetime, until: datetime
-) -> Notification | None:
+) -> Dispatching | None:
     """Take the notification for dispatching until `until`, or None when there is nothing to
     do: canceled, final, not due yet, or held by another live dispatcher. One UPDATE, so two
     workers given the same job never both expand the audience."""
+    c = _TABLE.c
     statement = (
-        update(Notification)
+        update(_TABLE)
         .where(
-            Notification.id == notification_id,
+            c.id == notification_id,
             or_(
-                Notification.status == NotificationStatus.ACCEPTED,
+                c.status == NotificationStatus.ACCEPTED.value,
+                and_(c.status == NotificationStatus.SCHEDULED.value, c.send_at <= now),
                 and_(
-                    Notification.status == NotificationStatus.SCHEDULED,
-                    Notification.send_at <= now,
-                ),
-                and_(
-                    Notification.status == NotificationStatus.DISPATCHING,
-                    Notification.dispatched_at.is_(None),
-                    or_(Notification.lease_until.is_(None), Notification.lease_until < now),
+                    c.status == NotificationStatus.DISPATCHING.value,
+                    c.dispatched_at.is_(None),
+                    or_(c.lease_until.is_(None), c.lease_until < now),
                 ),
             ),
         )
-        .values(status=NotificationStatus.DISPATCHING, lease_until=until, updated_at=now)
-        .returning(Notification)
+        .values(status=NotificationStatus.DISPATCHING.value, lease_until=until, updated_at=now)
+        .returning(c.id, c.app_id, c.target, c.dispatch_cursor)
     )
-    return (await session.execute(statement)).scalar_one_or_none()
+    row = (await session.execute(statement)).first()
+    return None if row is None else Dispatching(*row)
 
 
-async def get_many(*, session: AsyncSession, ids: Collection[uuid.UUID]) -> list[Notification]:
-    query = select(Notification).where(Notification.id.in_(list(ids)))
-    return list((await session.execute(query)).scalars())
+async def get_many(*, session: AsyncSession, ids: Collection[uuid.UUID]) -> list[Sending]:
+    c = _TABLE.c
+    query = select(
+        c.id, c.app_id, c.status, c.target, c.message, c.created_at, c.send_at, c.expires_at
+    ).where(c.id.in_(list(ids)))
+    return [Sending(*row) for row in await session.execute(query)]
 
 
 async def record_page(
@@ -250,37 +279,55 @@ async def record_page(
     added: int,
     cursor: str,
     lease_until: datetime,
+    last: bool = False,
 ) -> None:
-    """Count a page of deliveries, move the resume cursor and renew the dispatcher's hold."""
-    await session.execute(
-        update(Notification)
-        .where(Notification.id == notification_id)
-        .values(
-            total=Notification.total + added,
-            dispatch_cursor=cursor,
-            lease_until=lease_until,
-            updated_at=utcnow(),
-        )
-    )
+    """Count a page of deliveries, move the resume cursor and renew the dispatcher's hold; on
+    the `last` page, also mark the dispatch done (in the same statement).
 
-
-async def finish_dispatch(*, session: AsyncSession, notification_id: uuid.UUID) -> None:
-    await session.execute(
-        update(Notification)
-        .where(Notification.id == notification_id, Notification.dispatched_at.is_(None))
-        .values(dispatched_at=utcnow(), lease_until=None)
-    )
-    await finalize(session=session, notification_ids=[notification_id])
+    A last page that added deliveries cannot complete the notification: they are not
+    published yet, so none is final. Only an empty last page (an empty audience, or a previous
+    page that ended exactly at the end) may leave every delivery final already, so only then
+    is the notification finalized here.
+    """
+    now = utcnow()
+    values: dict[str, Any] = {
+        "total": Notification.total + added,
+        "dispatch_cursor": cursor,
+        "lease_until": None if last else lease_until,
+        "updated_at": now,
+    }
+    statement = update(Notification).where(Notification.id == notification_id)
+    if last:
+        statement = statement.where(Notification.dispatched_at.is_(None))
+        values["dispatched_at"] = now
+    await session.execute(statement.values(values))
+    if last and added == 0:
+        await finalize(session=session, notification_ids=[notification_id])
 
 
 async def add_finished(*, session: AsyncSession, finished: dict[uuid.UUID, int]) -> None:
+    """Count deliveries that reached a final status, and finalize the notifications this
+    completes. Each UPDATE returns whether its notification is now complete, so a batch that
+    completes nothing costs no further query."""
+    c = _TABLE.c
+    complete = and_(
+        c.status == NotificationStatus.DISPATCHING.value,
+        c.dispatched_at.is_not(None),
+        c.finished >= c.total,
+    )
+    done: list[uuid.UUID] = []
     for notification_id, count in sorted(finished.items()):  # sorted: a stable lock order
-        await session.execute(
-            update(Notification)
-            .where(Notification.id == notification_id)
-            .values(finished=Notification.finished + count)
+        result = await session.execute(
+            update(_TABLE)
+            .where(c.id == notification_id)
+            .values(finished=c.finished + count)
+            .returning(c.id, complete)
         )
-    await finalize(session=session, notification_ids=list(finished))
+        row = result.first()
+        if row is not None and row[1]:
+            done.append(row[0])
+    if done:
+        await finalize(session=session, notification_ids=done)
 
 
 async def finalize(*, session: AsyncSession, notification_ids: Sequence[uuid.UUID]) -> None:
