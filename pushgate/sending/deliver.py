@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from pushgate.broker import base as broker_base
 from pushgate.domain import circuit
@@ -147,10 +148,11 @@ class Deliverer:
         now = utcnow()
         async with self.runtime.sessions() as session:
             claimed = await deliveries.claim(session=session, ids=ids, now=now, lease=self.lease)
+            # Read in the same transaction: one connection checkout for both.
+            cached = await self._load_notifications(session, {d.notification_id for d in claimed})
             await session.commit()
         if not claimed:
             return []
-        cached = await self._load_notifications({d.notification_id for d in claimed})
         work = _Round()
         going: list[tuple[Claimed, _Cached, CircuitBreaker]] = []
         for delivery in claimed:
@@ -469,7 +471,9 @@ class Deliverer:
         except Exception:  # readiness shows less; sending goes on
             log.warning("cannot share circuit states", exc_info=True)
 
-    async def _load_notifications(self, ids: set[uuid.UUID]) -> dict[uuid.UUID, _Cached]:
+    async def _load_notifications(
+        self, session: AsyncSession, ids: set[uuid.UUID]
+    ) -> dict[uuid.UUID, _Cached]:
         now = self._clock()
         fresh = {
             i: c
@@ -478,8 +482,7 @@ class Deliverer:
         }
         missing = ids - fresh.keys()
         if missing:
-            async with self.runtime.sessions() as session:
-                rows = await notifications.get_many(session=session, ids=missing)
+            rows = await notifications.get_many(session=session, ids=missing)
             for row in rows:
                 fresh[row.id] = self._notifications[row.id] = _cache(row, now)
         if len(self._notifications) > 10_000:

@@ -8,6 +8,8 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from pushgate.broker import base as broker_base
 from pushgate.domain import notification as notification_rules
 from pushgate.domain import subscription
@@ -77,50 +79,27 @@ class Dispatcher:
         page. With `publish` False (send-immediate, a small audience) nothing is published and
         the ids of the deliveries made are returned; otherwise the list stays empty, so a
         broadcast to a million devices holds one page in memory, not a million ids."""
-        now = utcnow()
-        async with self.runtime.sessions() as session:
-            row = await notifications.claim_dispatch(
-                session=session,
-                notification_id=notification_id,
-                now=now,
-                until=now + timedelta(seconds=self.lease),
-            )
-            await session.commit()
-        if row is None:
-            return []
         made: list[int] = []
-        cursor = row.dispatch_cursor
+        row: notifications.Dispatching | None = None
+        cursor: str | None = None
         while cursor != DONE:
-            after = uuid.UUID(cursor) if cursor else None
-            if notification_rules.is_fcm_topic(row.target):
-                # One message to FCM's topic or condition: FCM fans it out, not us.
-                page = [_fcm_topic(row.target)]
-                next_cursor = None
-            elif row.target["kind"] == TargetKind.TOKENS:
-                page = _raw_tokens(row.target)
-                next_cursor = None
-            else:
-                async with self.runtime.sessions() as session:
-                    recipients, next_cursor = await audience.page(
-                        session=session,
-                        app_id=row.app_id,
-                        target=row.target,
-                        after=after,
-                        limit=self.page_size,
-                    )
-                page = [
-                    deliveries.NewDelivery(
-                        device_id=r.device_id,
-                        platform=r.platform,
-                        token=r.token,
-                        p256dh=r.p256dh,
-                        auth=r.auth,
-                    )
-                    for r in recipients
-                ]
-            cursor = str(next_cursor) if next_cursor else DONE
             now = utcnow()
+            # One transaction per page; the first also takes the notification, so a small
+            # notification is claimed, expanded and recorded in a single commit.
             async with self.runtime.sessions() as session:
+                if row is None:
+                    row = await notifications.claim_dispatch(
+                        session=session,
+                        notification_id=notification_id,
+                        now=now,
+                        until=now + timedelta(seconds=self.lease),
+                    )
+                    if row is None or row.dispatch_cursor == DONE:
+                        await session.commit()
+                        return []
+                    cursor = row.dispatch_cursor
+                page, next_cursor = await self._page(session, row, cursor)
+                cursor = str(next_cursor) if next_cursor else DONE
                 ids = await deliveries.insert_many(
                     session=session,
                     notification_id=row.id,
@@ -146,6 +125,35 @@ class Dispatcher:
                     broker_base.DELIVER, [jobs.deliver_job(c) for c in chunks]
                 )
         return made
+
+    async def _page(
+        self, session: AsyncSession, row: notifications.Dispatching, cursor: str | None
+    ) -> tuple[list[deliveries.NewDelivery], uuid.UUID | None]:
+        """The next page of the notification's deliveries after `cursor`, and the next cursor
+        (None: this is the last page)."""
+        if notification_rules.is_fcm_topic(row.target):
+            # One message to FCM's topic or condition: FCM fans it out, not us.
+            return [_fcm_topic(row.target)], None
+        if row.target["kind"] == TargetKind.TOKENS:
+            return _raw_tokens(row.target), None
+        recipients, next_cursor = await audience.page(
+            session=session,
+            app_id=row.app_id,
+            target=row.target,
+            after=uuid.UUID(cursor) if cursor else None,
+            limit=self.page_size,
+        )
+        page = [
+            deliveries.NewDelivery(
+                device_id=r.device_id,
+                platform=r.platform,
+                token=r.token,
+                p256dh=r.p256dh,
+                auth=r.auth,
+            )
+            for r in recipients
+        ]
+        return page, next_cursor
 
 
 def _fcm_topic(target: dict[str, Any]) -> deliveries.NewDelivery:
