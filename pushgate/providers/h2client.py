@@ -35,6 +35,8 @@ from hpack.struct import HeaderWeaklyTyped
 MAX_STREAMS_PER_CONNECTION = 1000
 # Resends after StreamNotProcessedError before giving up (each on a fresh connection choice).
 MAX_RESENDS = 5
+# Seconds `close` waits for a connection's TLS close exchange before aborting it.
+CLOSE_PATIENCE_SECONDS = 1.0
 
 
 class H2Error(Exception):
@@ -121,6 +123,7 @@ class H2Connection(asyncio.Protocol):
         self._pings: dict[bytes, asyncio.Future[None]] = {}
         self._reserved = 0
         self._loop = asyncio.get_running_loop()
+        self._lost: asyncio.Future[None] = self._loop.create_future()
         self.last_active = self._loop.time()
         self._flush_scheduled = False
         self.verified = False
@@ -167,9 +170,9 @@ class H2Connection(asyncio.Protocol):
     # --- asyncio.Protocol ---------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        if not isinstance(transport, asyncio.Transport):
-            raise TypeError("an HTTP/2 connection needs a stream transport")
-        self._transport = transport
+        # A stream transport, but not necessarily an asyncio.Transport instance: uvloop's TLS
+        # transport (the worker runs on uvloop) is not one, so no isinstance check here.
+        self._transport = transport  # type: ignore[assignment]
         self._h2.initiate_connection()
         self._flush()
 
@@ -186,9 +189,23 @@ class H2Connection(asyncio.Protocol):
         self._flush()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if not self._lost.done():
+            self._lost.set_result(None)
         self._abort(
             H2Error(f"connection lost: {exc}" if exc else "connection closed by the server")
         )
+
+    async def wait_closed(self, patience: float = CLOSE_PATIENCE_SECONDS) -> None:
+        """Wait for the transport to finish closing (the TLS close_notify exchange), aborting it
+        after `patience` seconds: a loop must not end with a transport still open (uvloop's
+        refuses to close then)."""
+        if self._transport is None:
+            return
+        try:
+            async with asyncio.timeout(patience):
+                await asyncio.shield(self._lost)
+        except TimeoutError:
+            self._transport.abort()
 
     # --- requests -----------------------------------------------------------------------------
 
@@ -526,12 +543,11 @@ class H2Pool:
 
     async def close(self) -> None:
         self._closed = True
-        for connection in self._connections:
+        closing, self._connections = list(self._connections), []
+        for connection in closing:
             connection.close()
-        self._connections.clear()
         self._wake()
-        # Let the transports run their close callbacks before the loop may end.
-        await asyncio.sleep(0)
+        await asyncio.gather(*(connection.wait_closed() for connection in closing))
 
     def stats(self) -> dict[str, Any]:
         return {

@@ -30,6 +30,8 @@ import httptools
 from pushgate import netguard
 
 DEFAULT_PORTS = {"https": 443, "http": 80}
+# Seconds `close` waits for each connection's TLS close exchange before aborting it.
+CLOSE_PATIENCE_SECONDS = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +122,7 @@ class _Connection(asyncio.Protocol):
         self._parser = httptools.HttpResponseParser(self)
         self._max_body = max_body
         self._transport: asyncio.Transport | None = None
+        self._lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiter: asyncio.Future[Response] | None = None
         self._status = 0
         self._headers: dict[str, str] = {}
@@ -138,6 +141,8 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        if not self._lost.done():
+            self._lost.set_result(None)
         if exc is None and self._headers_done and not self.keep_alive:
             # An answer with neither a length nor chunks ends with the connection (RFC 9112
             # section 6.3): what arrived is the whole body.
@@ -213,6 +218,17 @@ class _Connection(asyncio.Protocol):
         self.closed = True
         if self._transport is not None:
             self._transport.close()
+
+    async def wait_closed(self, patience: float) -> None:
+        """Wait for the transport to finish closing (TLS close_notify), aborting it after
+        `patience` seconds: a loop must not end with a transport open (uvloop's refuses)."""
+        if self._transport is None:
+            return
+        try:
+            async with asyncio.timeout(patience):
+                await asyncio.shield(self._lost)
+        except TimeoutError:
+            self._transport.abort()
 
     def _complete(self, *, truncated: bool) -> None:
         waiter, self._waiter = self._waiter, None
@@ -324,13 +340,17 @@ class HTTP1Pool:
     async def close(self) -> None:
         """Close every connection; requests after this raise ClosedError."""
         self._closed = True
+        closing: list[_Connection] = []
         for host in self._hosts.values():
             while host.idle:
-                host.idle.pop().close()
+                closing.append(host.idle.pop())
             for waiter in host.waiters:
                 if not waiter.done():
                     waiter.set_exception(ClosedError("the HTTP client is closed"))
         self._hosts.clear()
+        for connection in closing:
+            connection.close()
+        await asyncio.gather(*(c.wait_closed(CLOSE_PATIENCE_SECONDS) for c in closing))
 
     # -- internals ----------------------------------------------------------------------------
 

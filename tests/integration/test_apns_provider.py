@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Callable
 
 import jwt
 import pytest
+import uvloop
 
 from pushgate.domain.message import Message, Priority
 from pushgate.domain.outcome import OutcomeKind
@@ -409,3 +410,24 @@ async def test_the_token_the_fake_saw_is_signed_by_the_app_key(fake, make_provid
 
     (seen,) = fake.jwts
     assert jwt.get_unverified_header(seen) == {"alg": "ES256", "kid": fake.key_id}
+
+
+async def test_sends_work_on_uvloop_as_in_the_worker(fake, credentials):
+    # `pushgate worker` and `serve` run on uvloop, whose TLS transport is not an
+    # asyncio.Transport; the client side runs on a uvloop loop in a thread here.
+    async def send() -> OutcomeKind:
+        provider = APNSProvider(
+            production_url=fake.url,
+            sandbox_url=fake.url,
+            ca_file=str(fake.ca_pem_path),
+            timeout=5.0,
+            clock=fake.clock,
+        )
+        try:
+            outcome = await provider.send(Target(token(7)), Message(body="x"), credentials)
+        finally:
+            await provider.close()
+        return outcome.kind
+
+    assert await asyncio.to_thread(uvloop.run, send()) is OutcomeKind.SENT
+    assert len(fake.received_for(token(7))) == 1

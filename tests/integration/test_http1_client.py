@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import pytest
 import trustme
+import uvloop
 
 from pushgate.providers import http1
 
@@ -324,3 +325,19 @@ async def test_a_closed_pool_refuses_requests(server, make_pool):
 
     with pytest.raises(http1.ClosedError):
         await post(pool, server)
+
+
+async def test_requests_work_on_uvloop_as_in_the_worker(server):
+    # The worker runs on uvloop, whose transports are not asyncio's classes.
+    context = ssl.create_default_context()
+    server.ca.configure_trust(context)
+
+    async def two_requests() -> list[int]:
+        pool = http1.HTTP1Pool(ssl_context=context, request_timeout=5.0)
+        try:
+            return [(await post(pool, server)).status for _ in range(2)]
+        finally:
+            await pool.close()
+
+    assert await asyncio.to_thread(uvloop.run, two_requests()) == [201, 201]
+    assert server.connections == 1
