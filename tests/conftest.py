@@ -274,12 +274,17 @@ async def delete_rabbitmq_topology(
     url: str, prefix: str, levels: Sequence[float] = TEST_DELAY_LEVELS
 ) -> None:
     """Remove every queue and the exchange a test's broker declared under its prefix."""
+    # Classic and quorum topologies name their queues alike today: delete each name once.
+    names = {
+        spec.name
+        for quorum in (False, True)
+        for spec in Topology(prefix, tuple(levels), quorum).queues()
+    }
     connection = await aio_pika.connect(url)
     async with connection:
         channel = await connection.channel()
-        for quorum in (False, True):
-            for spec in Topology(prefix, tuple(levels), quorum).queues():
-                await channel.queue_delete(spec.name)
+        for name in sorted(names):
+            await channel.queue_delete(name)
         await channel.exchange_delete(Topology(prefix).exchange)
 
 
