@@ -1,16 +1,23 @@
 """Shared fixtures: real backends per test (fresh SQLite file, a PostgreSQL database per session
-truncated per test, a Redis key prefix per test), the API over ASGITransport, and factories.
+emptied per test, a Redis key prefix per test), the API over ASGITransport, and factories.
 
 A real service that is unreachable skips its tests with the reason, and fails the run when
 PUSHGATE_TEST_SERVICES=require (CI sets it).
+
+Safe under pytest-xdist (`make test` runs `-n 2`): every worker is its own session, so it makes
+its own PostgreSQL database and SQLite template, and Redis keys and RabbitMQ names carry a
+prefix unique to each test.
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import concurrent.futures
 import os
+import shutil
 import socket
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -120,10 +127,16 @@ def postgres_database() -> Iterator[str]:
 
 
 async def truncate_all(url: str) -> None:
+    """Empty every table of the schema, children first, in one transaction.
+
+    DELETE, not TRUNCATE: the outcome is the same (no rows; neither resets the id sequences),
+    but TRUNCATE makes new files for every table, ~100 ms a test where DELETE on the few rows
+    a test leaves takes ~1 ms.
+    """
     engine = db.create_engine(url)
-    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
     async with engine.begin() as connection:
-        await connection.execute(text(f"TRUNCATE {tables} CASCADE"))
+        for table in reversed(Base.metadata.sorted_tables):
+            await connection.execute(table.delete())
     await engine.dispose()
 
 
@@ -138,11 +151,39 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 async def migrated_sqlite(directory: Path) -> str:
-    url = f"sqlite+aiosqlite:///{directory / 'pushgate.db'}"
-    engine = db.create_engine(url)
-    await migrate.upgrade(engine)
-    await engine.dispose()
-    return url
+    """The URL of a new SQLite file `pushgate.db` in `directory`, migrated to the head: a byte
+    copy of a file this process migrated once (the copy is what migrating again would make, at
+    a hundredth of the cost)."""
+    target = directory / "pushgate.db"
+    os.makedirs(directory, exist_ok=True)
+    shutil.copyfile(await _SQLiteTemplate.get(), target)
+    return f"sqlite+aiosqlite:///{target}"
+
+
+class _SQLiteTemplate:
+    """This process's migrated SQLite file, made on first use in a private temporary folder
+    (removed when the process exits)."""
+
+    path: Path | None = None
+
+    @classmethod
+    async def get(cls) -> Path:
+        if cls.path is not None:
+            return cls.path
+        folder = Path(tempfile.mkdtemp(prefix="pushgate-sqlite-template-"))
+        atexit.register(shutil.rmtree, folder, True)
+        path = folder / "template.db"
+        engine = db.create_engine(f"sqlite+aiosqlite:///{path}")
+        await migrate.upgrade(engine)
+        async with engine.connect() as connection:
+            # Fold the write-ahead log into the file, so that the file alone is the database.
+            await connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        await engine.dispose()
+        wal = path.with_name(f"{path.name}-wal")
+        if wal.exists() and wal.stat().st_size:
+            raise AssertionError(f"the SQLite template kept {wal.stat().st_size} bytes of log")
+        cls.path = path
+        return path
 
 
 @pytest.fixture
@@ -233,12 +274,17 @@ async def delete_rabbitmq_topology(
     url: str, prefix: str, levels: Sequence[float] = TEST_DELAY_LEVELS
 ) -> None:
     """Remove every queue and the exchange a test's broker declared under its prefix."""
+    # Classic and quorum topologies name their queues alike today: delete each name once.
+    names = {
+        spec.name
+        for quorum in (False, True)
+        for spec in Topology(prefix, tuple(levels), quorum).queues()
+    }
     connection = await aio_pika.connect(url)
     async with connection:
         channel = await connection.channel()
-        for quorum in (False, True):
-            for spec in Topology(prefix, tuple(levels), quorum).queues():
-                await channel.queue_delete(spec.name)
+        for name in sorted(names):
+            await channel.queue_delete(name)
         await channel.exchange_delete(Topology(prefix).exchange)
 
 
