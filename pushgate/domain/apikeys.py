@@ -57,6 +57,10 @@ class NewKey:
 
 def generate() -> NewKey:
     body = secrets.token_urlsafe(32)
+    while body.startswith("-"):
+        # The prefix is typed on command lines (`pushgate keys revoke <prefix>`), where a
+        # leading dash reads as an option.
+        body = secrets.token_urlsafe(32)
     secret = KEY_MARK + body
     return NewKey(secret=secret, prefix=prefix_of(secret) or "", hash=hash_key(secret))
 

@@ -40,6 +40,7 @@ from pushgate.errors import InvalidInputError, PayloadTooLargeError
 from pushgate.logs import get_logger
 from pushgate.providers import answers, h2client
 from pushgate.providers.base import DeliveryProvider, Platform, Target
+from pushgate.providers.tls import LazyContext
 
 log = get_logger(__name__)
 
@@ -558,8 +559,7 @@ class APNSProvider(DeliveryProvider[APNSCredentials]):
             "production": _host_port(production_url),
             "sandbox": _host_port(sandbox_url),
         }
-        self._ssl = ssl.create_default_context(cafile=ca_file)
-        self._ssl.set_alpn_protocols(["h2"])
+        self._tls = LazyContext(cafile=ca_file, alpn=["h2"])
         self._timeout = timeout
         self._max_connections = max_connections
         self._max_streams = max_streams
@@ -666,7 +666,7 @@ class APNSProvider(DeliveryProvider[APNSCredentials]):
             pool = self._pools[key] = h2client.H2Pool(
                 host,
                 port,
-                self._ssl,
+                self._tls.get(),
                 max_connections=self._max_connections,
                 max_streams=self._max_streams,
                 idle_ping_after=self._idle_ping_after,

@@ -45,6 +45,7 @@ from pushgate.domain.outcome import Outcome, OutcomeKind
 from pushgate.errors import InvalidInputError
 from pushgate.providers import answers, http1, webpush
 from pushgate.providers.base import DeliveryProvider, Platform, Target
+from pushgate.providers.tls import LazyContext
 
 SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
 GOOGLE_TOKEN_URI = "https://oauth2.googleapis.com/token"  # noqa: S105 (a URL, not a secret)
@@ -663,13 +664,11 @@ class FCMProvider(DeliveryProvider[FCMCredentials]):
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         self._base_url = base_url.rstrip("/")
-        self._ssl = ssl_context or ssl.create_default_context(
-            cafile=os.fspath(cafile) if cafile else None
-        )
+        self._tls = LazyContext(cafile=cafile, alpn=["http/1.1"], context=ssl_context)
         self._timeout = timeout
         # Every send goes to one host: the pool's limit is the concurrency.
         self._http = http1.HTTP1Pool(
-            ssl_context=self._ssl,
+            tls=self._tls,
             request_timeout=timeout,
             limit=concurrency,
             limit_per_host=concurrency,
@@ -783,7 +782,7 @@ class FCMProvider(DeliveryProvider[FCMCredentials]):
                 del self._tokens[next(iter(self._tokens))]
             tokens = self._tokens[credentials] = _AccessTokens(
                 credentials,
-                context=self._ssl,
+                context=self._tls.get(),
                 clock=self._clock,
                 timeout=self._timeout,
                 renew_before=self._renew_before,

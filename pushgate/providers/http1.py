@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import ssl
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from urllib.parse import urlsplit
 import httptools
 
 from pushgate import netguard
+from pushgate.providers.tls import LazyContext
 
 DEFAULT_PORTS = {"https": 443, "http": 80}
 # Seconds `close` waits for each connection's TLS close exchange before aborting it.
@@ -260,7 +260,8 @@ class HTTP1Pool:
     """Keep-alive connections to many hosts, at most `limit` in all and `limit_per_host` each.
 
     Args:
-        ssl_context: verifies servers; its ALPN is set to http/1.1.
+        tls: the context that verifies servers (its ALPN must offer http/1.1 alone), built at
+            the first connection.
         request_timeout: seconds a request may take in all.
         limit: open connections in total.
         limit_per_host: open connections per (host, port).
@@ -276,7 +277,7 @@ class HTTP1Pool:
     def __init__(
         self,
         *,
-        ssl_context: ssl.SSLContext,
+        tls: LazyContext,
         request_timeout: float,
         limit: int = 200,
         limit_per_host: int = 200,
@@ -287,8 +288,7 @@ class HTTP1Pool:
         max_body: int = 16_384,
         user_agent: str = "pushgate",
     ) -> None:
-        ssl_context.set_alpn_protocols(["http/1.1"])
-        self._ssl = ssl_context
+        self._tls = tls
         self.request_timeout = request_timeout
         self._limit = limit
         self._limit_per_host = limit_per_host
@@ -455,7 +455,7 @@ class HTTP1Pool:
                     lambda: _Connection(self._max_body),
                     address,
                     target.port,
-                    ssl=self._ssl if target.scheme == "https" else None,
+                    ssl=self._tls.get() if target.scheme == "https" else None,
                     server_hostname=target.host if target.scheme == "https" else None,
                     ssl_handshake_timeout=self.request_timeout
                     if target.scheme == "https"

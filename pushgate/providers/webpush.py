@@ -42,6 +42,7 @@ from pushgate.domain.vapid import VapidKeyPair, b64url_encode
 from pushgate.errors import PayloadTooLargeError
 from pushgate.providers import answers, http1
 from pushgate.providers.base import DeliveryProvider, Platform, Target
+from pushgate.providers.tls import LazyContext
 from pushgate.settings import DeliverySettings, WebPushSettings
 
 # --- encryption (RFC 8291 on RFC 8188 aes128gcm) ---------------------------------------------
@@ -362,7 +363,7 @@ class WebPushProvider(DeliveryProvider[VapidCredentials]):
     ) -> None:
         cafile = str(settings.ca_bundle) if settings.ca_bundle else None
         self._http = http1.HTTP1Pool(
-            ssl_context=ssl.create_default_context(cafile=cafile),
+            tls=LazyContext(cafile=cafile, alpn=["http/1.1"]),
             request_timeout=delivery.request_timeout_seconds,
             limit=limit,
             limit_per_host=limit_per_host,

@@ -5,6 +5,7 @@ pinging on every checkout)."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -49,7 +50,12 @@ async def test_a_recently_used_connection_is_not_pinged(monkeypatch):
     pings: list[object] = []
     engine = db.create_engine(URL, pool_size=1)
     original = engine.dialect.do_ping
-    monkeypatch.setattr(engine.dialect, "do_ping", lambda c: pings.append(c) or original(c))
+
+    def counted(connection: Any) -> bool:
+        pings.append(connection)
+        return original(connection)
+
+    monkeypatch.setattr(engine.dialect, "do_ping", counted)
     try:
         for _ in range(5):
             await backend_pid(engine)

@@ -14,6 +14,7 @@ import trustme
 import uvloop
 
 from pushgate.providers import http1
+from pushgate.providers.tls import LazyContext
 
 Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter, str, bytes], Awaitable[bool]]
 """Answers one request (path, body); returns whether to keep the connection open."""
@@ -85,7 +86,8 @@ async def make_pool(server: Server) -> AsyncIterator[Callable[..., http1.HTTP1Po
         context = ssl.create_default_context()
         if trusted:
             server.ca.configure_trust(context)
-        pool = http1.HTTP1Pool(ssl_context=context, request_timeout=timeout, **kwargs)  # type: ignore[arg-type]
+        tls = LazyContext(alpn=["http/1.1"], context=context)
+        pool = http1.HTTP1Pool(tls=tls, request_timeout=timeout, **kwargs)  # type: ignore[arg-type]
         pools.append(pool)
         return pool
 
@@ -333,7 +335,7 @@ async def test_requests_work_on_uvloop_as_in_the_worker(server):
     server.ca.configure_trust(context)
 
     async def two_requests() -> list[int]:
-        pool = http1.HTTP1Pool(ssl_context=context, request_timeout=5.0)
+        pool = http1.HTTP1Pool(tls=LazyContext(context=context), request_timeout=5.0)
         try:
             return [(await post(pool, server)).status for _ in range(2)]
         finally:
