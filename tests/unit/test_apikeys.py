@@ -107,7 +107,7 @@ def test_subscribe_may_only_register_devices() -> None:
 def test_a_key_prefix_never_starts_with_a_dash(monkeypatch):
     # One body in 64 starts with "-"; `pushgate keys revoke -abc` would read it as an option.
     bodies = iter(["-dcnYXCcQo3X" + "A" * 31, "bcnYXCcQo3X" + "A" * 32])
-    monkeypatch.setattr(apikeys.secrets, "token_urlsafe", lambda _n: next(bodies))
+    monkeypatch.setattr("secrets.token_urlsafe", lambda _n: next(bodies))
 
     key = apikeys.generate()
 
