@@ -151,7 +151,7 @@ def _verdict(
     statuses = stored["statuses"]
     if statuses != {"sent": n}:
         ok = False
-        verdict += f"; database: {statuses}"
+        verdict += f"; database: {statuses} ({'; '.join(stored['errors'])})"
     latencies = flow.latencies_ms(arrivals, keys, posted, BATCH)
     first = min(posted)
     recorded = stored["last_recorded"].timestamp()

@@ -152,7 +152,8 @@ async def read_progress(engine: AsyncEngine) -> Progress:
 
 
 async def delivery_summary(engine: AsyncEngine) -> dict[str, object]:
-    """Deliveries per status, attempts beyond the first, and the last record time."""
+    """Deliveries per status, attempts beyond the first, the commonest errors of those not
+    sent, and the last record time."""
     async with engine.connect() as connection:
         statuses = dict(
             (
@@ -168,6 +169,15 @@ async def delivery_summary(engine: AsyncEngine) -> dict[str, object]:
                 )
             )
         ).one()
+        errors = (
+            await connection.execute(
+                select(Delivery.status, Delivery.error, func.count())
+                .where(Delivery.status != "sent")
+                .group_by(Delivery.status, Delivery.error)
+                .order_by(func.count().desc())
+                .limit(3)
+            )
+        ).all()
         first_dispatch, last_dispatch = (
             await connection.execute(
                 select(func.min(Notification.created_at), func.max(Notification.dispatched_at))
@@ -176,6 +186,7 @@ async def delivery_summary(engine: AsyncEngine) -> dict[str, object]:
     return {
         "statuses": {str(k): int(v) for k, v in statuses.items()},
         "extra_attempts": int(extra or 0),
+        "errors": [f"{status} x{count}: {error}" for status, error, count in errors],
         "last_recorded": last,
         "first_created": first_dispatch,
         "last_dispatched": last_dispatch,

@@ -95,13 +95,14 @@ class Arrivals:
         self.first_ever = min(self.first_ever, at)
 
     def check(self, expected: list[str]) -> tuple[bool, str, int]:
-        """(every expected key arrived, nothing else did and the sink found nothing wrong, a
-        one-line verdict, duplicates)."""
+        """(every expected key arrived exactly once, nothing else did and the sink found
+        nothing wrong; a one-line verdict; duplicates). The sinks never fail a request, so a
+        second arrival is never a legitimate retry."""
         missing = sum(1 for key in expected if key not in self.counts)
         wanted = set(expected)
         strangers = sum(c for key, c in self.counts.items() if key not in wanted)
         duplicates = sum(c - 1 for c in self.counts.values() if c > 1)
-        ok = missing == 0 and strangers == 0 and not self.problems
+        ok = missing == 0 and strangers == 0 and duplicates == 0 and not self.problems
         verdict = (
             f"{len(expected) - missing}/{len(expected)} arrived, {duplicates} duplicate(s)"
             f", {strangers} unexpected, statuses {dict(self.statuses)}"
