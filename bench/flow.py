@@ -66,7 +66,11 @@ async def _wait(url: str, notifications: int, total: int, limit: float, poll: fl
             ):
                 return time.time()
             if time.monotonic() >= deadline:
-                raise ScenarioError(f"not done after {limit:.0f} s: {progress}")
+                stored = await seed.delivery_summary(engine)
+                raise ScenarioError(
+                    f"not done after {limit:.0f} s: {progress}; deliveries"
+                    f" {stored['statuses']} ({'; '.join(stored['errors']) or 'no errors'})"
+                )
             await asyncio.sleep(poll)
     finally:
         await engine.dispose()

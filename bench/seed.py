@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
@@ -151,7 +152,7 @@ async def read_progress(engine: AsyncEngine) -> Progress:
     return Progress(int(row[0]), int(row[1]), int(row[2]), int(row[3]))
 
 
-async def delivery_summary(engine: AsyncEngine) -> dict[str, object]:
+async def delivery_summary(engine: AsyncEngine) -> dict[str, Any]:
     """Deliveries per status, attempts beyond the first, the commonest errors of those not
     sent, and the last record time."""
     async with engine.connect() as connection:
