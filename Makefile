@@ -55,7 +55,8 @@ clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .coverage
 
 # `make bench [SCENARIO=webpush_e2e] [PROFILE=services] [N=20000] [BENCH_ARGS=...]`: see
-# bench/README.md. Installs nginx and wrk from Debian when missing (needs root, as here).
+# bench/README.md. Installs nginx (with its echo module: the FCM sink reads request bodies) and
+# wrk from Debian when missing (needs root, as here).
 PROFILE ?= all
 N ?=
 BENCH_ARGS ?=
@@ -67,6 +68,8 @@ $(VENV)/.bench-deps: $(VENV)/.run-deps bench/requirements.txt
 	touch $@
 
 bench: $(VENV)/.bench-deps
-	@command -v nginx >/dev/null 2>&1 && command -v wrk >/dev/null 2>&1 || \
-		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light wrk; }
+	@command -v nginx >/dev/null 2>&1 && command -v wrk >/dev/null 2>&1 && \
+		test -e /usr/lib/nginx/modules/ngx_http_echo_module.so || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			nginx-light libnginx-mod-http-echo wrk; }
 	$(BIN)/python -m bench --scenario $(SCENARIO) --profile $(PROFILE) $(if $(N),--n $(N)) $(BENCH_ARGS)

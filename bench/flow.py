@@ -66,7 +66,11 @@ async def _wait(url: str, notifications: int, total: int, limit: float, poll: fl
             ):
                 return time.time()
             if time.monotonic() >= deadline:
-                raise ScenarioError(f"not done after {limit:.0f} s: {progress}")
+                stored = await seed.delivery_summary(engine)
+                raise ScenarioError(
+                    f"not done after {limit:.0f} s: {progress}; deliveries"
+                    f" {stored['statuses']} ({'; '.join(stored['errors']) or 'no errors'})"
+                )
             await asyncio.sleep(poll)
     finally:
         await engine.dispose()
@@ -92,13 +96,13 @@ def summary(url: str) -> dict[str, Any]:
 
 
 def latencies_ms(
-    arrivals: Arrivals, paths: Sequence[str], started: Sequence[float], per: int
+    arrivals: Arrivals, keys: Sequence[str], started: Sequence[float], per: int
 ) -> list[float]:
-    """Sorted end-to-end latencies: first arrival of path i at the sink minus the time its
-    notification (number i // per) was posted."""
+    """Sorted end-to-end latencies: first arrival of device i's delivery (`keys[i]`) at the
+    sink minus the time its notification (number i // per) was posted."""
     found = []
-    for index, path in enumerate(paths):
-        at = arrivals.first_at.get(path)
+    for index, key in enumerate(keys):
+        at = arrivals.first_at.get(key)
         if at is not None:
             found.append((at - started[index // per]) * 1000)
     return sorted(found)

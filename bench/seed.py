@@ -1,8 +1,9 @@
 """Bulk device registration straight into the store, and the database reads a scenario polls.
 
 Registration is not what the bench measures, so devices are inserted in large batches through
-the store's tables rather than one API call each. Keys are valid P-256 points (pushgate encrypts
-to them), taken round-robin from a small pool: making a million key pairs would take minutes.
+the store's tables rather than one API call each. Web Push keys are valid P-256 points (pushgate
+encrypts to them), taken round-robin from a small pool: making a million key pairs would take
+minutes. FCM and APNs devices are a token each.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
@@ -33,6 +35,20 @@ class Subscription:
     endpoint: str
     p256dh: str
     auth: str
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    """One device row to insert: its platform and token (Web Push: endpoint and keys)."""
+
+    platform: str
+    token: str
+    p256dh: str | None = None
+    auth: str | None = None
+
+    @classmethod
+    def of(cls, sub: Subscription) -> Address:
+        return cls("webpush", sub.endpoint, sub.p256dh, sub.auth)
 
 
 def _b64(data: bytes) -> str:
@@ -59,17 +75,17 @@ def subscriptions(endpoints: Sequence[str]) -> list[Subscription]:
     ]
 
 
-async def _insert(url: str, app_id: uuid.UUID, subs: Sequence[Subscription]) -> list[uuid.UUID]:
+async def _insert(url: str, app_id: uuid.UUID, addresses: Sequence[Address]) -> list[uuid.UUID]:
     engine = db.create_engine(url, pool_size=2)
     ids: list[uuid.UUID] = []
     try:
         now = utcnow()
-        for start in range(0, len(subs), BATCH):
+        for start in range(0, len(addresses), BATCH):
             rows = []
-            for sub in subs[start : start + BATCH]:
+            for address in addresses[start : start + BATCH]:
                 device_id = new_id()
                 ids.append(device_id)
-                rows.append(_row(device_id, app_id, sub, now))
+                rows.append(_row(device_id, app_id, address, now))
             async with engine.begin() as connection:
                 await connection.execute(insert(Device), rows)
     finally:
@@ -78,15 +94,15 @@ async def _insert(url: str, app_id: uuid.UUID, subs: Sequence[Subscription]) -> 
 
 
 def _row(
-    device_id: uuid.UUID, app_id: uuid.UUID, sub: Subscription, now: datetime
+    device_id: uuid.UUID, app_id: uuid.UUID, address: Address, now: datetime
 ) -> dict[str, object]:
     return {
         "id": device_id,
         "app_id": app_id,
-        "platform": "webpush",
-        "token": sub.endpoint,
-        "p256dh": sub.p256dh,
-        "auth": sub.auth,
+        "platform": address.platform,
+        "token": address.token,
+        "p256dh": address.p256dh,
+        "auth": address.auth,
         "enabled": True,
         "meta": {},
         "created_at": now,
@@ -96,8 +112,13 @@ def _row(
 
 
 def insert_devices(url: str, app_id: uuid.UUID, subs: Sequence[Subscription]) -> list[uuid.UUID]:
-    """Insert the devices; their ids in the order given (UUIDv7: also the fan-out order)."""
-    return asyncio.run(_insert(url, app_id, subs))
+    """Insert Web Push devices; their ids in the order given (UUIDv7: also the fan-out order)."""
+    return insert_addresses(url, app_id, [Address.of(sub) for sub in subs])
+
+
+def insert_addresses(url: str, app_id: uuid.UUID, addresses: Sequence[Address]) -> list[uuid.UUID]:
+    """Insert devices of any platform; their ids in the order given."""
+    return asyncio.run(_insert(url, app_id, addresses))
 
 
 @dataclass(frozen=True)
@@ -131,8 +152,9 @@ async def read_progress(engine: AsyncEngine) -> Progress:
     return Progress(int(row[0]), int(row[1]), int(row[2]), int(row[3]))
 
 
-async def delivery_summary(engine: AsyncEngine) -> dict[str, object]:
-    """Deliveries per status, attempts beyond the first, and the last record time."""
+async def delivery_summary(engine: AsyncEngine) -> dict[str, Any]:
+    """Deliveries per status, attempts beyond the first, the commonest errors of those not
+    sent, and the last record time."""
     async with engine.connect() as connection:
         statuses = dict(
             (
@@ -148,6 +170,15 @@ async def delivery_summary(engine: AsyncEngine) -> dict[str, object]:
                 )
             )
         ).one()
+        errors = (
+            await connection.execute(
+                select(Delivery.status, Delivery.error, func.count())
+                .where(Delivery.status != "sent")
+                .group_by(Delivery.status, Delivery.error)
+                .order_by(func.count().desc())
+                .limit(3)
+            )
+        ).all()
         first_dispatch, last_dispatch = (
             await connection.execute(
                 select(func.min(Notification.created_at), func.max(Notification.dispatched_at))
@@ -156,6 +187,7 @@ async def delivery_summary(engine: AsyncEngine) -> dict[str, object]:
     return {
         "statuses": {str(k): int(v) for k, v in statuses.items()},
         "extra_attempts": int(extra or 0),
+        "errors": [f"{status} x{count}: {error}" for status, error, count in errors],
         "last_recorded": last,
         "first_created": first_dispatch,
         "last_dispatched": last_dispatch,

@@ -10,7 +10,7 @@ import time
 from bench import flow, seed
 from bench.deploy import Deployment
 from bench.harness import Context, Result, Sampler, cpu_ms_per_item, load1, wait_quiet
-from bench.sinks.nginx import NginxSink
+from bench.sinks.webpush import WebPushSink
 
 DEFAULT_N = 100_000
 RSS_LIMIT_MB = 300.0
@@ -20,7 +20,7 @@ def run(ctx: Context) -> list[Result]:
     n = ctx.broadcast_n or ctx.size(DEFAULT_N)
     name = f"broadcast-{ctx.profile}"
     workdir = ctx.workdir / name
-    sink = NginxSink(workdir / "nginx", ctx.ca)
+    sink = WebPushSink(workdir / "nginx", ctx.ca)
     deployment = Deployment(ctx.profile, workdir / "pushgate", ca=ctx.ca.ca)
     try:
         sink.start()
