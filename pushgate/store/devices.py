@@ -12,9 +12,22 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Table, and_, bindparam, delete, false, or_, select, true
+from sqlalchemy import (
+    ColumnElement,
+    Table,
+    Uuid,
+    and_,
+    any_,
+    bindparam,
+    delete,
+    false,
+    or_,
+    select,
+    true,
+)
 from sqlalchemy import update as sql_update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pushgate.domain import ids
@@ -315,7 +328,15 @@ async def last_seen_many(
     pass ids from their own app's deliveries."""
     if not device_ids:
         return {}
-    query = select(Device.id, Device.last_seen_at).where(Device.id.in_(list(device_ids)))
+    ids = list(device_ids)
+    # PostgreSQL: one array parameter, as in audience.py (an IN list is a prepared statement
+    # per length whose generic plan may scan the table).
+    match = (
+        Device.id == any_(bindparam("ids", ids, type_=ARRAY(Uuid)))
+        if session.get_bind().dialect.name == "postgresql"
+        else Device.id.in_(ids)
+    )
+    query = select(Device.id, Device.last_seen_at).where(match)
     return {row.id: row.last_seen_at for row in await session.execute(query)}
 
 

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from pushgate.domain.subscription import Platform, PushAddress
 from pushgate.errors import InvalidInputError, NotFoundError
-from pushgate.store import apps, db, devices
+from pushgate.store import apps, audience, db, devices
 from pushgate.store.tables import DeviceTopic
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
@@ -422,3 +422,33 @@ async def test_every_operation_on_another_apps_device_is_not_found(
         assert devices.status_of(record.device) is devices.Status.ACTIVE
         assert (await devices.list_page(session=session, app_id=acme)).items == []
         assert (await devices.list_page(session=session, app_id=acme, topic="t")).items == []
+
+
+async def test_a_device_ids_audience_pages_over_the_named_devices_of_the_app(
+    sessions: db.SessionMaker,
+) -> None:
+    # Given seven named ids: five active devices of the app, one disabled, one of another app
+    app_id = await new_app(sessions)
+    other_app = await new_app(sessions, name="other")
+    named = [(await register(sessions, app_id, fcm(f"tok-{i}"))).record.device.id for i in range(5)]
+    disabled = await register(sessions, app_id, fcm("tok-off"), profile={"enabled": False})
+    foreign = await register(sessions, other_app, fcm("tok-foreign"))
+    target: dict[str, object] = {
+        "kind": "device_ids",
+        "value": [str(i) for i in [*named, disabled.record.device.id, foreign.record.device.id]],
+    }
+
+    # When the audience is read two ids at a time
+    seen: list[uuid.UUID] = []
+    after = None
+    async with sessions() as session:
+        for _ in range(10):
+            page, after = await audience.page(
+                session=session, app_id=app_id, target=target, after=after, limit=2
+            )
+            seen += [r.device_id for r in page]
+            if after is None:
+                break
+
+    # Then exactly the app's active named devices come, once each, in id order
+    assert seen == sorted(named)
