@@ -101,14 +101,17 @@ async def _named(
         if postgres
         else Device.id.in_(chunk)
     )
-    query = select(*_COLUMNS).where(
-        match,
-        Device.app_id == app_id,
-        Device.enabled.is_(True),
-        Device.invalidated_at.is_(None),
-    )
+    # Only the key in the WHERE clause, the rest checked here: with the app and status in it,
+    # PostgreSQL's generic plan still preferred walking the app's index (measured in
+    # apns_e2e); with the key alone, the primary key is the only way in.
+    query = select(*_COLUMNS, Device.app_id, Device.enabled, Device.invalidated_at).where(match)
     recipients = sorted(
-        (Recipient(*row) for row in await session.execute(query)), key=lambda r: r.device_id
+        (
+            Recipient(row.id, row.platform, row.token, row.p256dh, row.auth)
+            for row in await session.execute(query)
+            if row.app_id == app_id and row.enabled and row.invalidated_at is None
+        ),
+        key=lambda r: r.device_id,
     )
     return recipients, chunk[-1] if len(wanted) > limit else None
 
