@@ -36,8 +36,8 @@ from bench.sinks.webpush import WebPushSink
 DEFAULT_N = 3000
 TIME_LIMIT = 60.0
 PAYLOAD = '{"title": "bench", "body": "baseline"}'
-# What firebase-admin's messaging client sends besides the body.
 T = TypeVar("T")
+# What firebase-admin's messaging client sends besides the body.
 FCM_HEADERS = {"X-GOOG-API-FORMAT-VERSION": "2", "X-FIREBASE-CLIENT": "fire-admin-python/bench"}
 
 
