@@ -506,6 +506,14 @@ class _SSLContextAdapter(requests.adapters.HTTPAdapter):
         kwargs["ssl_context"] = self._context
         super().init_poolmanager(*args, **kwargs)
 
+    def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:
+        super().cert_verify(conn, url, verify, cert)
+        # requests names its own CA bundle (certifi, or REQUESTS_CA_BUNDLE) for every
+        # verified connection, and urllib3 loads it into the context given: into ours, which
+        # FCM's sends share. Our context already says whom to trust.
+        conn.ca_certs = None
+        conn.ca_cert_dir = None
+
 
 class _TimedRequest(google.auth.transport.requests.Request):
     """google-auth's transport with our timeout (its default is 120 s per attempt)."""
@@ -595,6 +603,9 @@ class _AccessTokens:
     def _refresh_blocking(self) -> tuple[str, float]:
         self.refreshes += 1
         with requests.Session() as session:
+            # Not REQUESTS_CA_BUNDLE, proxies or .netrc from the environment: urllib3 would
+            # load such a bundle into the provider's own context and widen whom FCM trusts.
+            session.trust_env = False
             session.mount("https://", _SSLContextAdapter(self._context))
             self._google.refresh(_TimedRequest(session, self._timeout))
         token = self._google.token

@@ -504,3 +504,19 @@ async def test_the_fake_refuses_malformed_messages(fake, account, message):
     assert response.status_code == 400
     assert response.json()["error"]["status"] == "INVALID_ARGUMENT"
     assert fake.received == []
+
+
+async def test_a_ca_bundle_from_the_environment_does_not_widen_whom_fcm_trusts(
+    fake, make_provider, credentials, monkeypatch
+):
+    # requests loads its CA bundle (certifi, or REQUESTS_CA_BUNDLE) into the context it is
+    # given, which FCM's sends share: only the configured CA may be trusted.
+    import certifi
+
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", certifi.where())
+    provider = make_provider()
+
+    outcome = await provider.send(Target(fake.new_token()), Message(body="x"), credentials)
+
+    assert outcome.kind is OutcomeKind.SENT
+    assert provider._tls.get().cert_store_stats()["x509_ca"] == 1
