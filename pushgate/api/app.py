@@ -16,7 +16,9 @@ from pushgate.api.limits import BodySizeLimit
 from pushgate.api.routes import credentials, devices, health, notifications, webpush
 from pushgate.api.schemas.common import ERROR_RESPONSES
 from pushgate.runtime import Runtime, open_runtime
+from pushgate.sending import accept
 from pushgate.settings import Settings
+from pushgate.store.key_cache import KeyCache
 from pushgate.worker import Worker
 
 WEB = Path(__file__).resolve().parent.parent / "web"
@@ -44,10 +46,15 @@ def create_app(
                 current = await open_runtime(settings)
                 stack.push_async_callback(current.close)
             app.state.runtime = current
+            # Accepts of concurrent requests stored together; closed (answering every request
+            # still waiting) before the worker and the runtime.
+            accepts = accept.group(current)
+            app.state.accepts = accepts
             if with_worker:
                 background = Worker(current)
                 await background.start()
                 stack.push_async_callback(background.stop)
+            stack.push_async_callback(accepts.close)
             yield
 
     app = FastAPI(
@@ -57,6 +64,7 @@ def create_app(
         lifespan=lifespan,
         responses=ERROR_RESPONSES,
     )
+    app.state.key_cache = KeyCache(ttl=settings.server.key_cache_seconds)
     errors.install(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.server.max_body_bytes)
     app.include_router(health.router)

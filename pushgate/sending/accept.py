@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import orjson
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, StatementError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pushgate import netguard
@@ -18,10 +19,17 @@ from pushgate.domain import message as messages
 from pushgate.domain import subscription
 from pushgate.domain.notification import NotificationStatus
 from pushgate.domain.request import NotificationCreate
-from pushgate.errors import ConflictError, InvalidInputError, PayloadTooLargeError, PushgateError
+from pushgate.errors import (
+    ConflictError,
+    InvalidInputError,
+    PayloadTooLargeError,
+    PushgateError,
+    UnavailableError,
+)
 from pushgate.logs import get_logger
 from pushgate.runtime import Runtime
 from pushgate.sending import jobs
+from pushgate.sending.group_commit import GroupCommit
 from pushgate.store import notifications
 from pushgate.store.tables import Notification, utcnow
 
@@ -100,6 +108,7 @@ async def accept_many(
     now: datetime | None = None,
     publish: bool = True,
     session: AsyncSession | None = None,
+    group: Group | None = None,
 ) -> list[Accepted | PushgateError]:
     """Accept a batch; one result per request, in order. Bad items do not sink good ones.
 
@@ -108,8 +117,14 @@ async def accept_many(
     if that fails the sweeper publishes them later.
 
     Args:
-        session: the API request's own session (it already holds a connection from
-            authenticating); it is committed here. Without one, sessions are opened as needed.
+        session: the API request's own session, if it has one; it is committed here. Without
+            one, sessions are opened as needed.
+        group: store through this group commit (see `group`), joined with the accepts of
+            other requests in flight; `session` is then used only for idempotency reads.
+
+    Raises:
+        UnavailableError: the group's flush failed for a reason other than this request's
+            content (the database or its connection); nothing of this request was stored.
     """
     now = now or utcnow()
     results: list[Accepted | PushgateError | None] = [None] * len(requests)
@@ -134,7 +149,16 @@ async def accept_many(
                     locks.add(lock)
             valid.append((index, request, message))
         if valid:
-            await _store(runtime, session, app_id, valid, results, now, publish=publish)
+            items = [_new(app_id, request, message, now) for _, request, message in valid]
+            if group is not None and publish:
+                created = await _through(group, items)
+            else:
+                created = await store(runtime, items, session=session, publish=publish)
+            for (index, _, _), outcome in zip(valid, created, strict=True):
+                if isinstance(outcome, PushgateError):
+                    results[index] = outcome
+                else:
+                    results[index] = Accepted(notification=outcome.row, replayed=outcome.replayed)
     finally:
         # Released only after the commit, so a retry either finds the row or takes the lock.
         for lock in locks:
@@ -142,42 +166,82 @@ async def accept_many(
     return [r for r in results if r is not None]
 
 
-async def _store(
+Stored = notifications.Created | InvalidInputError
+Group = GroupCommit[notifications.NewNotification, Stored]
+
+
+def group(runtime: Runtime) -> Group:
+    """A group commit for accepting: concurrent accepts stored with one INSERT and one commit,
+    then their dispatch jobs published together (see `group_commit`). Close it before the
+    runtime."""
+
+    async def flush(items: list[notifications.NewNotification]) -> list[Stored]:
+        return await store(runtime, items)
+
+    return GroupCommit(flush, isolate=_refused_for_content)
+
+
+def _refused_for_content(error: BaseException) -> bool:
+    """Whether the database refused a flush for what it held (a row it will not take) rather
+    than for being out of reach: only then is it worth storing the submissions one by one."""
+    if isinstance(error, OperationalError | InterfaceError):
+        return False
+    if isinstance(error, DBAPIError):
+        return not error.connection_invalidated
+    return isinstance(error, StatementError)  # a value its column type refused to bind
+
+
+async def _through(group: Group, items: list[notifications.NewNotification]) -> list[Stored]:
+    try:
+        return await group.submit(items)
+    except Exception as exc:
+        if _refused_for_content(exc):
+            raise  # this request's own rows: a bug in validation, reported as such
+        log.error("storing accepted notifications failed", error=repr(exc))
+        raise UnavailableError(
+            "could not store the notification (the database is unavailable); nothing was"
+            " accepted: try again",
+            code="store_unavailable",
+            headers={"Retry-After": "1"},
+        ) from exc
+
+
+def _new(
+    app_id: uuid.UUID, request: NotificationCreate, message: messages.Message, now: datetime
+) -> notifications.NewNotification:
+    return notifications.NewNotification(
+        app_id=app_id,
+        target=request.target(),
+        message=jobs.encode_message(message),
+        category=request.category,
+        metadata=request.metadata,
+        send_at=request.send_at,
+        expires_at=request.expires_at(now),
+        idempotency_key=request.idempotency_key,
+        request_hash=request.request_hash() if request.idempotency_key else None,
+        accepted_at=now,
+    )
+
+
+async def store(
     runtime: Runtime,
-    given: AsyncSession | None,
-    app_id: uuid.UUID,
-    valid: list[tuple[int, NotificationCreate, messages.Message]],
-    results: list[Accepted | PushgateError | None],
-    now: datetime,
+    items: Sequence[notifications.NewNotification],
     *,
-    publish: bool,
-) -> None:
-    items = [
-        notifications.NewNotification(
-            target=request.target(),
-            message=jobs.encode_message(message),
-            category=request.category,
-            metadata=request.metadata,
-            send_at=request.send_at,
-            expires_at=request.expires_at(now),
-            idempotency_key=request.idempotency_key,
-            request_hash=request.request_hash() if request.idempotency_key else None,
-        )
-        for _, request, message in valid
+    session: AsyncSession | None = None,
+    publish: bool = True,
+) -> list[Stored]:
+    """Store `items` (of any apps) in one transaction and commit, then publish the dispatch
+    jobs of those due now. A failed publish is logged: the sweeper publishes them later."""
+    async with _session(runtime, session) as current:
+        created = await notifications.create_many(session=current, items=items)
+        await current.commit()
+    due = [
+        outcome.row.id
+        for outcome in created
+        if isinstance(outcome, notifications.Created)
+        and not outcome.replayed
+        and outcome.row.status == NotificationStatus.ACCEPTED
     ]
-    async with _session(runtime, given) as session:
-        created = await notifications.create_many(
-            session=session, app_id=app_id, items=items, now=now
-        )
-        await session.commit()
-    due: list[uuid.UUID] = []
-    for (index, _, _), outcome in zip(valid, created, strict=True):
-        if isinstance(outcome, PushgateError):
-            results[index] = outcome
-            continue
-        results[index] = Accepted(notification=outcome.row, replayed=outcome.replayed)
-        if not outcome.replayed and outcome.row.status == NotificationStatus.ACCEPTED:
-            due.append(outcome.row.id)
     if due and publish:
         try:
             await runtime.broker.publish(broker_base.DISPATCH, [jobs.dispatch_job(i) for i in due])
@@ -185,6 +249,7 @@ async def _store(
             log.warning(
                 "dispatch publish failed; the sweeper will retry", count=len(due), error=str(exc)
             )
+    return created
 
 
 @contextlib.asynccontextmanager

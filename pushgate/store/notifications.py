@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pushgate.domain.ids import new_id
@@ -27,8 +27,10 @@ STALE_ACCEPTED_SECONDS = 30
 
 @dataclass(frozen=True, slots=True)
 class NewNotification:
-    """A validated request, ready to store."""
+    """A validated request, ready to store. `accepted_at` becomes `created_at` and decides
+    whether `send_at` makes it `scheduled`."""
 
+    app_id: uuid.UUID
     target: dict[str, Any]
     message: dict[str, Any]
     category: str | None
@@ -37,6 +39,7 @@ class NewNotification:
     expires_at: datetime
     idempotency_key: str | None
     request_hash: str | None
+    accepted_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,65 +49,87 @@ class Created:
 
 
 async def create_many(
-    *,
-    session: AsyncSession,
-    app_id: uuid.UUID,
-    items: Sequence[NewNotification],
-    now: datetime | None = None,
+    *, session: AsyncSession, items: Sequence[NewNotification]
 ) -> list[Created | InvalidInputError]:
-    """Insert notifications in one flush. An item whose idempotency key exists is not
-    inserted: it yields the stored row (`replayed`) when the request hash matches, or an
-    InvalidInputError (`idempotency_key_reused`) when it does not.
+    """Insert notifications, of any apps, with one INSERT. An item whose idempotency key
+    exists in its app is not inserted: it yields the stored row (`replayed`) when the request
+    hash matches, or an InvalidInputError (`idempotency_key_reused`) when it does not.
 
-    The caller commits.
+    The rows returned for new notifications are not in the session (the INSERT is a Core
+    statement: no unit of work per row). The caller commits.
     """
-    now = now or utcnow()
-    keys = [i.idempotency_key for i in items if i.idempotency_key]
-    existing: dict[str, Notification] = {}
-    if keys:
-        query = select(Notification).where(
-            Notification.app_id == app_id, Notification.idempotency_key.in_(keys)
-        )
-        existing = {n.idempotency_key or "": n for n in (await session.execute(query)).scalars()}
+    existing = await _by_keys(session, items)
     results: list[Created | InvalidInputError] = []
-    fresh: list[Notification] = []
-    seen: dict[str, Notification] = {}
+    values: list[dict[str, Any]] = []
+    seen: dict[tuple[uuid.UUID, str], Notification] = {}
     for item in items:
         key = item.idempotency_key
-        prior = existing.get(key) if key else None
-        if prior is None and key and key in seen:
-            prior = seen[key]
+        prior = None
+        if key:
+            prior = existing.get((item.app_id, key)) or seen.get((item.app_id, key))
         if prior is not None:
             if prior.request_hash == item.request_hash:
                 results.append(Created(row=prior, replayed=True))
             else:
                 results.append(key_reused(key or ""))
             continue
+        now = item.accepted_at
         scheduled = item.send_at is not None and item.send_at > now
-        row = Notification(
-            id=new_id(),
-            app_id=app_id,
-            status=(NotificationStatus.SCHEDULED if scheduled else NotificationStatus.ACCEPTED),
-            target=item.target,
-            message=item.message,
-            category=item.category,
-            meta=item.metadata,
-            send_at=item.send_at,
-            expires_at=item.expires_at,
-            idempotency_key=key,
-            request_hash=item.request_hash,
-            total=0,
-            finished=0,
-            created_at=now,
-            updated_at=now,
-        )
-        fresh.append(row)
+        row = {
+            "id": new_id(),
+            "app_id": item.app_id,
+            "status": NotificationStatus.SCHEDULED if scheduled else NotificationStatus.ACCEPTED,
+            "target": item.target,
+            "message": item.message,
+            "category": item.category,
+            "metadata": item.metadata,
+            "send_at": item.send_at,
+            "expires_at": item.expires_at,
+            "idempotency_key": key,
+            "request_hash": item.request_hash,
+            "total": 0,
+            "finished": 0,
+            "created_at": now,
+            "updated_at": now,
+        }
+        values.append(row)
+        created = _transient(row)
         if key:
-            seen[key] = row
-        results.append(Created(row=row, replayed=False))
-    session.add_all(fresh)
-    await session.flush()
+            seen[(item.app_id, key)] = created
+        results.append(Created(row=created, replayed=False))
+    if values:
+        await session.execute(insert(NOTIFICATIONS), values)
     return results
+
+
+NOTIFICATIONS = Notification.metadata.tables[Notification.__tablename__]
+
+
+def _transient(values: dict[str, Any]) -> Notification:
+    # The ORM object callers read (id, status, times...), never added to a session.
+    return Notification(**{("meta" if k == "metadata" else k): v for k, v in values.items()})
+
+
+async def _by_keys(
+    session: AsyncSession, items: Sequence[NewNotification]
+) -> dict[tuple[uuid.UUID, str], Notification]:
+    """The stored notifications holding the items' idempotency keys, by (app, key)."""
+    keys: dict[uuid.UUID, set[str]] = {}
+    for item in items:
+        if item.idempotency_key:
+            keys.setdefault(item.app_id, set()).add(item.idempotency_key)
+    if not keys:
+        return {}
+    query = select(Notification).where(
+        or_(
+            *(
+                and_(Notification.app_id == app_id, Notification.idempotency_key.in_(sorted(ks)))
+                for app_id, ks in keys.items()
+            )
+        )
+    )
+    rows = (await session.execute(query)).scalars()
+    return {(n.app_id, n.idempotency_key or ""): n for n in rows}
 
 
 def key_reused(key: str) -> InvalidInputError:
