@@ -12,6 +12,7 @@ from fastapi.staticfiles import StaticFiles
 
 from pushgate import __version__
 from pushgate.api import errors
+from pushgate.api.fastlane import AcceptFastLane
 from pushgate.api.limits import BodySizeLimit
 from pushgate.api.routes import credentials, devices, health, notifications, webpush
 from pushgate.api.schemas.common import ERROR_RESPONSES
@@ -66,6 +67,8 @@ def create_app(
     )
     app.state.key_cache = KeyCache(ttl=settings.server.key_cache_seconds)
     errors.install(app)
+    # Added first, so it runs inside the body size limit (the last added is the outermost).
+    app.add_middleware(AcceptFastLane)
     app.add_middleware(BodySizeLimit, max_bytes=settings.server.max_body_bytes)
     app.include_router(health.router)
     app.include_router(webpush.router)

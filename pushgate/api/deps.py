@@ -52,24 +52,36 @@ class Caller:
 
 
 def presented_key(request: Request) -> str | None:
-    authorization = request.headers.get("authorization")
+    headers = request.headers
+    return key_of(headers.get("authorization"), headers.get("x-api-key"))
+
+
+def key_of(authorization: str | None, x_api_key: str | None) -> str | None:
+    """The API key a request presents: a Bearer token, else the X-API-Key header."""
     if authorization:
         scheme, _, value = authorization.partition(" ")
         if scheme.lower() == "bearer" and value.strip():
             return value.strip()
-    return request.headers.get("x-api-key") or None
+    return x_api_key or None
 
 
 async def authenticate(request: Request, runtime: Runtime) -> Caller:
-    """The caller of this request. The key is read through the app's key cache, so a request
-    with a known key touches the database at most once a minute (`last_used_at`)."""
-    secret = presented_key(request)
+    return await caller_of(presented_key(request), runtime, request.app.state.key_cache)
+
+
+async def caller_of(secret: str | None, runtime: Runtime, cache: KeyCache) -> Caller:
+    """Who presents `secret`. The key is read through the app's key cache, so a request with
+    a known key touches the database at most once a minute (`last_used_at`).
+
+    Raises:
+        AuthenticationError: no key, or an unknown or revoked one.
+        RateLimitedError: the key used its requests of this minute (when limits are on).
+    """
     if secret is None:
         raise AuthenticationError(
             "missing API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    cache: KeyCache = request.app.state.key_cache
     key = await api_keys.authenticate_cached(sessions=runtime.sessions, cache=cache, secret=secret)
     if key is None:
         raise AuthenticationError(
@@ -95,16 +107,24 @@ def require(permission: Permission) -> Callable[[Request], Awaitable[Caller]]:
     # One dependency per permission that authenticates too (rather than one on top of
     # get_caller): each level of dependencies costs FastAPI time on every request.
     async def check(request: Request) -> Caller:
-        runtime: Runtime = request.app.state.runtime
-        caller = await authenticate(request, runtime)
-        if not caller.can(permission):
-            raise PermissionDeniedError(
-                f"a {caller.scope.value} key may not do this (needs {permission.value})",
-                code="insufficient_scope",
-            )
-        return caller
+        caller = await authenticate(request, request.app.state.runtime)
+        return permitted(caller, permission)
 
     return check
+
+
+def permitted(caller: Caller, permission: Permission) -> Caller:
+    """`caller`, if its key's scope grants `permission`.
+
+    Raises:
+        PermissionDeniedError: code `insufficient_scope`.
+    """
+    if not caller.can(permission):
+        raise PermissionDeniedError(
+            f"a {caller.scope.value} key may not do this (needs {permission.value})",
+            code="insufficient_scope",
+        )
+    return caller
 
 
 DeviceWriter = Annotated[Caller, Depends(require(Permission.DEVICES_WRITE))]

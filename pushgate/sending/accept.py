@@ -31,6 +31,7 @@ from pushgate.runtime import Runtime
 from pushgate.sending import jobs
 from pushgate.sending.group_commit import GroupCommit
 from pushgate.store import notifications
+from pushgate.store.held import HeldConnection
 from pushgate.store.tables import Notification, utcnow
 
 log = get_logger(__name__)
@@ -175,10 +176,15 @@ def group(runtime: Runtime) -> Group:
     then their dispatch jobs published together (see `group_commit`). Close it before the
     runtime."""
 
-    async def flush(items: list[notifications.NewNotification]) -> list[Stored]:
-        return await store(runtime, items)
+    held = HeldConnection(runtime.engine)
 
-    return GroupCommit(flush, isolate=_refused_for_content)
+    async def flush(items: list[notifications.NewNotification]) -> list[Stored]:
+        async with held.transaction() as connection:
+            created = await notifications.create_many(session=connection, items=items)
+        await _publish_due(runtime, created)
+        return created
+
+    return GroupCommit(flush, isolate=_refused_for_content, on_close=held.close)
 
 
 def _refused_for_content(error: BaseException) -> bool:
@@ -235,6 +241,12 @@ async def store(
     async with _session(runtime, session) as current:
         created = await notifications.create_many(session=current, items=items)
         await current.commit()
+    if publish:
+        await _publish_due(runtime, created)
+    return created
+
+
+async def _publish_due(runtime: Runtime, created: Sequence[Stored]) -> None:
     due = [
         outcome.row.id
         for outcome in created
@@ -242,14 +254,13 @@ async def store(
         and not outcome.replayed
         and outcome.row.status == NotificationStatus.ACCEPTED
     ]
-    if due and publish:
+    if due:
         try:
             await runtime.broker.publish(broker_base.DISPATCH, [jobs.dispatch_job(i) for i in due])
         except Exception as exc:  # stored already: the sweeper will publish them
             log.warning(
                 "dispatch publish failed; the sweeper will retry", count=len(due), error=str(exc)
             )
-    return created
 
 
 @contextlib.asynccontextmanager

@@ -55,7 +55,8 @@ class GroupCommit(Generic[T, R]):
 
     `flush` returns one result per item, in order. `isolate(error)` says whether a failed
     flush of several submissions is worth repeating one submission at a time (the error came
-    from the data, not from the database being unreachable).
+    from the data, not from the database being unreachable). `on_close` releases what the
+    flushes hold, once the last one is done.
     """
 
     def __init__(
@@ -64,8 +65,10 @@ class GroupCommit(Generic[T, R]):
         *,
         isolate: Callable[[BaseException], bool] = lambda _error: False,
         max_batch: int = MAX_BATCH,
+        on_close: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._flush_items = flush
+        self._on_close = on_close
         self._isolate = isolate
         self._max_batch = max_batch
         self._waiting: deque[_Submission[T, R]] = deque()
@@ -96,6 +99,8 @@ class GroupCommit(Generic[T, R]):
         self._closed = True
         if self._runner is not None:
             await asyncio.shield(self._runner)
+        if self._on_close is not None:
+            await self._on_close()
 
     async def _run(self) -> None:
         try:

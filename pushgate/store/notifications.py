@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, func, insert, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from pushgate.domain.ids import new_id
 from pushgate.domain.notification import (
@@ -23,6 +23,9 @@ from pushgate.store.tables import Delivery, Notification, utcnow
 # An accepted notification whose dispatch job has not started after this long is published
 # again (its job was lost between commit and publish, or with a broker outage).
 STALE_ACCEPTED_SECONDS = 30
+
+# The table itself, for Core statements (no ORM unit of work) on the accept path.
+NOTIFICATIONS = Notification.metadata.tables[Notification.__tablename__]
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,14 +52,14 @@ class Created:
 
 
 async def create_many(
-    *, session: AsyncSession, items: Sequence[NewNotification]
+    *, session: AsyncSession | AsyncConnection, items: Sequence[NewNotification]
 ) -> list[Created | InvalidInputError]:
     """Insert notifications, of any apps, with one INSERT. An item whose idempotency key
     exists in its app is not inserted: it yields the stored row (`replayed`) when the request
     hash matches, or an InvalidInputError (`idempotency_key_reused`) when it does not.
 
-    The rows returned for new notifications are not in the session (the INSERT is a Core
-    statement: no unit of work per row). The caller commits.
+    Works on a session or a bare connection: the statements are Core ones (no unit of work
+    per row), and the rows returned are not attached to any session. The caller commits.
     """
     existing = await _by_keys(session, items)
     results: list[Created | InvalidInputError] = []
@@ -102,16 +105,13 @@ async def create_many(
     return results
 
 
-NOTIFICATIONS = Notification.metadata.tables[Notification.__tablename__]
-
-
 def _transient(values: dict[str, Any]) -> Notification:
     # The ORM object callers read (id, status, times...), never added to a session.
     return Notification(**{("meta" if k == "metadata" else k): v for k, v in values.items()})
 
 
 async def _by_keys(
-    session: AsyncSession, items: Sequence[NewNotification]
+    session: AsyncSession | AsyncConnection, items: Sequence[NewNotification]
 ) -> dict[tuple[uuid.UUID, str], Notification]:
     """The stored notifications holding the items' idempotency keys, by (app, key)."""
     keys: dict[uuid.UUID, set[str]] = {}
@@ -120,15 +120,16 @@ async def _by_keys(
             keys.setdefault(item.app_id, set()).add(item.idempotency_key)
     if not keys:
         return {}
-    query = select(Notification).where(
+    columns = NOTIFICATIONS.c
+    query = select(NOTIFICATIONS).where(
         or_(
             *(
-                and_(Notification.app_id == app_id, Notification.idempotency_key.in_(sorted(ks)))
+                and_(columns.app_id == app_id, columns.idempotency_key.in_(sorted(ks)))
                 for app_id, ks in keys.items()
             )
         )
     )
-    rows = (await session.execute(query)).scalars()
+    rows = [_transient(dict(row._mapping)) for row in await session.execute(query)]
     return {(n.app_id, n.idempotency_key or ""): n for n in rows}
 
 

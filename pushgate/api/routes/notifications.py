@@ -10,8 +10,9 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Header, Query, Request, Response
 from pydantic import ValidationError
+from starlette.datastructures import State
 
-from pushgate.api.deps import NotificationReader, RuntimeDep, Sender, SessionDep
+from pushgate.api.deps import Caller, NotificationReader, RuntimeDep, Sender, SessionDep
 from pushgate.api.schemas.notifications import (
     BulkCreate,
     BulkItemResult,
@@ -34,12 +35,13 @@ from pushgate.store.tables import Notification
 
 router = APIRouter(prefix="/v1/notifications", tags=["notifications"])
 
+IDEMPOTENCY_KEY_MAX_LENGTH = 255
 IdempotencyKey = Annotated[
     str | None,
     Header(
         alias="Idempotency-Key",
         min_length=1,
-        max_length=255,
+        max_length=IDEMPOTENCY_KEY_MAX_LENGTH,
         description="Same key + same body replays the first answer; kept 24 h or more.",
     ),
 ]
@@ -86,10 +88,21 @@ async def create(
     request: Request,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
-    # The hot path: no session of its own (the key comes from the cache, the row is stored by
-    # the group commit with the accepts of other requests in flight), and the answer is
-    # serialised once, by orjson, rather than validated and encoded again by FastAPI.
-    state = request.app.state
+    # Well-formed requests rarely get here: `api.fastlane` answers them before FastAPI does,
+    # through the same `accept_one`. This route describes the operation in the OpenAPI
+    # document and answers the rest (malformed bodies, bad headers) as FastAPI does.
+    return await accept_one(request.app.state, caller, body, idempotency_key)
+
+
+async def accept_one(
+    state: State, caller: Caller, body: NotificationCreate, idempotency_key: str | None
+) -> Response:
+    """Accept one notification and answer 202 (or raise the PushgateError to answer).
+
+    The hot path: no session of its own (the key comes from the cache, the row is stored by
+    the group commit with the accepts of other requests in flight), and the answer is
+    serialised once, by orjson, rather than validated and encoded again by FastAPI.
+    """
     [result] = await accept.accept_many(
         state.runtime,
         app_id=caller.app_id,

@@ -1,0 +1,52 @@
+"""A database connection held for one writer that writes often (the API's group commit), so
+each write pays neither a pool checkout nor the liveness ping the pool runs on checkout.
+
+Transactions are the caller's: `transaction()` begins one and commits it when the block ends
+(rolls it back on error). A connection that broke is dropped, and the next use opens another.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+
+class HeldConnection:
+    """One connection of `engine`'s pool, taken at first use and kept until `close()`. One
+    transaction at a time (callers are serialised)."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._connection: AsyncConnection | None = None
+        self._lock = asyncio.Lock()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncConnection]:
+        async with self._lock:
+            connection = self._connection
+            if connection is None or connection.closed or connection.invalidated:
+                await self._drop()
+                connection = self._connection = await self._engine.connect()
+            try:
+                async with connection.begin():
+                    yield connection
+            except BaseException:
+                # Whatever failed, the next transaction starts on a connection known to be
+                # sound: the pool's checkout checks it again.
+                await self._drop()
+                raise
+
+    async def close(self) -> None:
+        async with self._lock:
+            await self._drop()
+
+    async def _drop(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None and not connection.closed:
+            # A broken connection may fail to close; the pool discards it either way.
+            with contextlib.suppress(Exception):
+                await connection.close()
