@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -32,6 +33,15 @@ Authenticate with `Authorization: Bearer <key>` or `X-API-Key: <key>`. Every fai
 """
 
 
+def _freeze_startup_objects() -> None:
+    """Leave everything alive after start-up out of the garbage collector's full passes. Each
+    full pass otherwise walks every module, route and table definition: ~90 ms of one core
+    under wrk (a pause every request in flight waits out); frozen, a few ms. Done only when the
+    app owns the process (it opened the runtime itself), not in tests that build many apps."""
+    gc.collect()
+    gc.freeze()
+
+
 def create_app(
     settings: Settings, *, runtime: Runtime | None = None, with_worker: bool = False
 ) -> FastAPI:
@@ -56,6 +66,8 @@ def create_app(
                 await background.start()
                 stack.push_async_callback(background.stop)
             stack.push_async_callback(accepts.close)
+            if runtime is None:
+                _freeze_startup_objects()
             yield
 
     app = FastAPI(

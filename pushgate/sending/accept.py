@@ -30,7 +30,7 @@ from pushgate.logs import get_logger
 from pushgate.runtime import Runtime
 from pushgate.sending import jobs
 from pushgate.sending.group_commit import GroupCommit
-from pushgate.store import notifications
+from pushgate.store import db, notifications
 from pushgate.store.held import HeldConnection
 from pushgate.store.tables import Notification, utcnow
 
@@ -176,7 +176,10 @@ def group(runtime: Runtime) -> Group:
     then their dispatch jobs published together (see `group_commit`). Close it before the
     runtime."""
 
-    held = HeldConnection(runtime.engine)
+    # On PostgreSQL a flush writes with one statement, an executemany that asyncpg makes atomic
+    # (one implicit transaction), so it needs no BEGIN/COMMIT round trips; SQLite's
+    # executemany is not atomic without a transaction.
+    held = HeldConnection(runtime.engine, autocommit=db.is_postgres(runtime.engine))
 
     async def flush(items: list[notifications.NewNotification]) -> list[Stored]:
         async with held.transaction() as connection:

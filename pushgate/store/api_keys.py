@@ -105,7 +105,9 @@ async def revoke(
     prefix: str | None = None,
     app_id: uuid.UUID | None = None,
 ) -> APIKey:
-    """Revoke a key by id or by its prefix (what `pushgate keys list` shows).
+    """Revoke a key by id or by its prefix (what `pushgate keys list` shows). Once the
+    session commits, this process's API key caches forget the key; other processes' caches
+    within their ttl (see `key_cache`).
 
     Raises:
         NotFoundError: no such key (in `app_id`, when given).
@@ -134,17 +136,10 @@ async def revoke(
 
 
 def _forget_on_commit(session: AsyncSession, key_hash: str) -> None:
-    """Drop the key from this process's caches now, and again once the revocation commits: a
-    request that read the key in between (the revocation not visible to it yet) may have
-    cached it again."""
-    key_cache.forget_everywhere(key_hash)
+    """Drop the key from this process's caches once the revocation commits (not before: a
+    request that read the key meanwhile, still live for it, would cache it again)."""
 
     def forget(_session: Session) -> None:
         key_cache.forget_everywhere(key_hash)
 
     event.listen(session.sync_session, "after_commit", forget, once=True)
-
-
-async def list_for_app(*, session: AsyncSession, app_id: uuid.UUID) -> list[APIKey]:
-    query = select(APIKey).where(APIKey.app_id == app_id).order_by(APIKey.created_at)
-    return list((await session.execute(query)).scalars())

@@ -4,8 +4,8 @@ Looking a key up costs a SELECT per request; the cache answers repeated keys fro
 
 How revocation stays true:
 - In this process, at once: `api_keys.revoke` drops the key from every cache of the process
-  when it runs and again when its transaction commits (a request that re-read the key in
-  between, still seeing it live, cannot keep it cached).
+  when its transaction commits (so a request that read the key in between, still seeing it
+  live, cannot keep it cached).
 - Elsewhere (another API process, or `pushgate keys revoke`): within `ttl` seconds, after
   which an entry is read from the database again.
 

@@ -60,6 +60,8 @@ async def create_many(
 
     Works on a session or a bare connection: the statements are Core ones (no unit of work
     per row), and the rows returned are not attached to any session. The caller commits.
+    It writes with ONE statement (an executemany): the API's group commit relies on that to
+    run it without a transaction on PostgreSQL (see `sending.accept.group`).
     """
     existing = await _by_keys(session, items)
     results: list[Created | InvalidInputError] = []
