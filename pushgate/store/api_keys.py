@@ -143,3 +143,8 @@ def _forget_on_commit(session: AsyncSession, key_hash: str) -> None:
         key_cache.forget_everywhere(key_hash)
 
     event.listen(session.sync_session, "after_commit", forget, once=True)
+
+
+async def list_for_app(*, session: AsyncSession, app_id: uuid.UUID) -> list[APIKey]:
+    query = select(APIKey).where(APIKey.app_id == app_id).order_by(APIKey.created_at)
+    return list((await session.execute(query)).scalars())
