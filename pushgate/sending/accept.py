@@ -177,13 +177,16 @@ def group(runtime: Runtime) -> Group:
     runtime."""
 
     # On PostgreSQL a flush writes with one statement, an executemany that asyncpg makes atomic
-    # (one implicit transaction), so it needs no BEGIN/COMMIT round trips; SQLite's
-    # executemany is not atomic without a transaction.
-    held = HeldConnection(runtime.engine, autocommit=db.is_postgres(runtime.engine))
+    # (one implicit transaction), so it needs no BEGIN/COMMIT round trips, and goes straight
+    # to asyncpg; SQLite's executemany is not atomic without a transaction.
+    postgres = db.is_postgres(runtime.engine)
+    held = HeldConnection(runtime.engine, autocommit=postgres)
 
     async def flush(items: list[notifications.NewNotification]) -> list[Stored]:
         async with held.transaction() as connection:
-            created = await notifications.create_many(session=connection, items=items)
+            created = await notifications.create_many(
+                session=connection, items=items, direct=postgres
+            )
         await _publish_due(runtime, created)
         return created
 

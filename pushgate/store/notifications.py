@@ -18,6 +18,7 @@ from pushgate.domain.notification import (
     final_status,
 )
 from pushgate.errors import ConflictError, InvalidInputError, NotFoundError
+from pushgate.store.direct import insert_many
 from pushgate.store.tables import Delivery, Notification, utcnow
 
 # An accepted notification whose dispatch job has not started after this long is published
@@ -52,7 +53,10 @@ class Created:
 
 
 async def create_many(
-    *, session: AsyncSession | AsyncConnection, items: Sequence[NewNotification]
+    *,
+    session: AsyncSession | AsyncConnection,
+    items: Sequence[NewNotification],
+    direct: bool = False,
 ) -> list[Created | InvalidInputError]:
     """Insert notifications, of any apps, with one INSERT. An item whose idempotency key
     exists in its app is not inserted: it yields the stored row (`replayed`) when the request
@@ -62,6 +66,10 @@ async def create_many(
     per row), and the rows returned are not attached to any session. The caller commits.
     It writes with ONE statement (an executemany): the API's group commit relies on that to
     run it without a transaction on PostgreSQL (see `sending.accept.group`).
+
+    Args:
+        direct: `session` is a PostgreSQL connection in autocommit, and the INSERT goes
+            straight to asyncpg (see `store.direct`).
     """
     existing = await _by_keys(session, items)
     results: list[Created | InvalidInputError] = []
@@ -102,7 +110,13 @@ async def create_many(
         if key:
             seen[(item.app_id, key)] = created
         results.append(Created(row=created, replayed=False))
-    if values:
+    if not values:
+        return results
+    if direct:
+        if not isinstance(session, AsyncConnection):
+            raise TypeError("a direct INSERT needs a connection, not a session")
+        await insert_many(session, NOTIFICATIONS, values)
+    else:
         await session.execute(insert(NOTIFICATIONS), values)
     return results
 
