@@ -43,8 +43,18 @@ IN_PROGRESS_SECONDS = 30.0
 
 @dataclass(frozen=True, slots=True)
 class Accepted:
-    notification: Notification
-    replayed: bool
+    """An accepted notification: `stored` answers without building the ORM object."""
+
+    stored: notifications.Created
+
+    @property
+    def notification(self) -> Notification:
+        """The stored row as an ORM object (built on first use, attached to no session)."""
+        return self.stored.row
+
+    @property
+    def replayed(self) -> bool:
+        return self.stored.replayed
 
 
 async def validate(runtime: Runtime, request: NotificationCreate) -> messages.Message:
@@ -159,7 +169,7 @@ async def accept_many(
                 if isinstance(outcome, PushgateError):
                     results[index] = outcome
                 else:
-                    results[index] = Accepted(notification=outcome.row, replayed=outcome.replayed)
+                    results[index] = Accepted(outcome)
     finally:
         # Released only after the commit, so a retry either finds the row or takes the lock.
         for lock in locks:
@@ -254,11 +264,11 @@ async def store(
 
 async def _publish_due(runtime: Runtime, created: Sequence[Stored]) -> None:
     due = [
-        outcome.row.id
+        outcome.id
         for outcome in created
         if isinstance(outcome, notifications.Created)
         and not outcome.replayed
-        and outcome.row.status == NotificationStatus.ACCEPTED
+        and outcome.status == NotificationStatus.ACCEPTED
     ]
     if due:
         try:
@@ -298,4 +308,4 @@ async def _busy_or_replay(
             )
     if row.request_hash != request.request_hash():
         return notifications.key_reused(key)
-    return Accepted(notification=row, replayed=True)
+    return Accepted(notifications.Created(row=row, replayed=True))

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 class HeldConnection:
     """One connection of `engine`'s pool, taken at first use and kept until `close()`. One
     transaction at a time (callers are serialised). With `autocommit`, each statement
-    commits on its own (the transaction block only marks the caller's intent)."""
+    commits on its own and the block is only the caller's turn on the connection."""
 
     def __init__(self, engine: AsyncEngine, *, autocommit: bool = False) -> None:
         self._engine = engine
@@ -40,8 +40,11 @@ class HeldConnection:
                     connection = await connection.execution_options(isolation_level="AUTOCOMMIT")
                 self._connection = connection
             try:
-                async with connection.begin():
-                    yield connection
+                if self._autocommit:
+                    yield connection  # each statement commits: no transaction to mark
+                else:
+                    async with connection.begin():
+                        yield connection
             except BaseException:
                 # Whatever failed, the next transaction starts on a connection known to be
                 # sound: the pool's checkout checks it again.

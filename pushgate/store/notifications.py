@@ -46,10 +46,68 @@ class NewNotification:
     accepted_at: datetime
 
 
-@dataclass(frozen=True, slots=True)
 class Created:
-    row: Notification
-    replayed: bool
+    """A notification create_many stored, or found stored already (`replayed`).
+
+    Its columns are read without building the ORM object (the API's hot path answers from
+    them); `row` builds that object, attached to no session, the first time it is asked for.
+    """
+
+    __slots__ = ("_columns", "_row", "replayed")
+
+    def __init__(
+        self,
+        *,
+        replayed: bool,
+        columns: dict[str, Any] | None = None,
+        row: Notification | None = None,
+    ) -> None:
+        if (columns is None) == (row is None):
+            raise ValueError("give the columns or the row")
+        self._columns = columns or {}
+        self._row = row
+        self.replayed = replayed
+
+    def _get(self, name: str) -> Any:
+        if self._row is not None:
+            return getattr(self._row, name)
+        return self._columns[name]
+
+    @property
+    def id(self) -> uuid.UUID:
+        value: uuid.UUID = self._get("id")
+        return value
+
+    @property
+    def status(self) -> str:
+        value: str = self._get("status")
+        return value
+
+    @property
+    def send_at(self) -> datetime | None:
+        value: datetime | None = self._get("send_at")
+        return value
+
+    @property
+    def created_at(self) -> datetime:
+        value: datetime = self._get("created_at")
+        return value
+
+    @property
+    def idempotency_key(self) -> str | None:
+        value: str | None = self._get("idempotency_key")
+        return value
+
+    @property
+    def request_hash(self) -> str | None:
+        value: str | None = self._get("request_hash")
+        return value
+
+    @property
+    def row(self) -> Notification:
+        if self._row is None:
+            self._row = _transient(self._columns)
+        return self._row
 
 
 async def create_many(
@@ -74,15 +132,15 @@ async def create_many(
     existing = await _by_keys(session, items)
     results: list[Created | InvalidInputError] = []
     values: list[dict[str, Any]] = []
-    seen: dict[tuple[uuid.UUID, str], Notification] = {}
+    seen: dict[tuple[uuid.UUID, str], dict[str, Any]] = {}
     for item in items:
         key = item.idempotency_key
         prior = None
         if key:
             prior = existing.get((item.app_id, key)) or seen.get((item.app_id, key))
         if prior is not None:
-            if prior.request_hash == item.request_hash:
-                results.append(Created(row=prior, replayed=True))
+            if prior["request_hash"] == item.request_hash:
+                results.append(Created(columns=prior, replayed=True))
             else:
                 results.append(key_reused(key or ""))
             continue
@@ -106,10 +164,9 @@ async def create_many(
             "updated_at": now,
         }
         values.append(row)
-        created = _transient(row)
         if key:
-            seen[(item.app_id, key)] = created
-        results.append(Created(row=created, replayed=False))
+            seen[(item.app_id, key)] = row
+        results.append(Created(columns=row, replayed=False))
     if not values:
         return results
     if direct:
@@ -122,14 +179,15 @@ async def create_many(
 
 
 def _transient(values: dict[str, Any]) -> Notification:
-    # The ORM object callers read (id, status, times...), never added to a session.
+    # The ORM object of stored columns, never added to a session.
     return Notification(**{("meta" if k == "metadata" else k): v for k, v in values.items()})
 
 
 async def _by_keys(
     session: AsyncSession | AsyncConnection, items: Sequence[NewNotification]
-) -> dict[tuple[uuid.UUID, str], Notification]:
-    """The stored notifications holding the items' idempotency keys, by (app, key)."""
+) -> dict[tuple[uuid.UUID, str], dict[str, Any]]:
+    """The columns of the stored notifications holding the items' idempotency keys, by
+    (app, key)."""
     keys: dict[uuid.UUID, set[str]] = {}
     for item in items:
         if item.idempotency_key:
@@ -145,8 +203,8 @@ async def _by_keys(
             )
         )
     )
-    rows = [_transient(dict(row._mapping)) for row in await session.execute(query)]
-    return {(n.app_id, n.idempotency_key or ""): n for n in rows}
+    rows = [dict(row._mapping) for row in await session.execute(query)]
+    return {(row["app_id"], row["idempotency_key"] or ""): row for row in rows}
 
 
 def key_reused(key: str) -> InvalidInputError:

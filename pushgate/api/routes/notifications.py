@@ -47,7 +47,7 @@ IdempotencyKey = Annotated[
 ]
 
 
-def _status(row: Notification, *, replayed: bool) -> str:
+def _status(row: Notification | notifications.Created, *, replayed: bool) -> str:
     if replayed:
         # A replay is the first answer again, not the notification's progress since (that is
         # what `status_url` is for).
@@ -111,7 +111,7 @@ async def accept_one(
     )
     if isinstance(result, PushgateError):
         raise result
-    row = result.notification
+    row = result.stored
     location = f"/v1/notifications/{row.id}"
     headers = {"Location": location}
     if result.replayed:
