@@ -33,7 +33,7 @@ class HeldConnection:
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
         async with self._lock:
             connection = self._connection
-            if connection is None or connection.closed or connection.invalidated:
+            if connection is None or not await _usable(connection):
                 await self._drop()
                 connection = await self._engine.connect()
                 if self._autocommit:
@@ -52,6 +52,7 @@ class HeldConnection:
                 raise
 
     async def close(self) -> None:
+        """Hand the connection back to the pool (waits for the transaction in progress)."""
         async with self._lock:
             await self._drop()
 
@@ -61,3 +62,14 @@ class HeldConnection:
             # A broken connection may fail to close; the pool discards it either way.
             with contextlib.suppress(Exception):
                 await connection.close()
+
+
+async def _usable(connection: AsyncConnection) -> bool:
+    """Whether a held connection can take the next transaction. A connection the server
+    closed (a restart, an idle timeout) is noticed here, before use, as the pool's ping on
+    checkout would: otherwise the next transaction would fail on it."""
+    if connection.closed or connection.invalidated:
+        return False
+    driver = (await connection.get_raw_connection()).driver_connection
+    is_closed = getattr(driver, "is_closed", None)  # asyncpg's; aiosqlite has none
+    return not (callable(is_closed) and is_closed())

@@ -15,7 +15,7 @@ import httpx
 import orjson
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -305,3 +305,30 @@ async def test_malformed_requests_still_get_fastapis_answers(
     assert no_target.json()["error"]["details"]["field"] == "target"
     assert long_key.status_code == 422
     assert long_key.json()["error"]["details"]["field"] == "Idempotency-Key"
+
+
+async def test_a_connection_the_database_closed_is_replaced_before_the_next_flush(
+    http: httpx.AsyncClient, runtime: Runtime, tenant: TenantKeys, profile: str
+) -> None:
+    if profile == "embedded":
+        pytest.skip("SQLite has no server to close a connection")
+    # Given the group's connection in use
+    first = await http.post("/v1/notifications", json=HELLO, headers=tenant.send)
+    assert first.status_code == 202
+
+    # When the server closes every other connection to the database (as a restart does)
+    async with runtime.engine.connect() as connection:
+        await connection.execute(
+            text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        )
+
+    # Then the next request is still accepted, on a new connection
+    second = await http.post("/v1/notifications", json=HELLO, headers=tenant.send)
+    assert second.status_code == 202, second.text
+    assert await stored(runtime, tenant.app_id) == {
+        uuid.UUID(first.json()["id"]),
+        uuid.UUID(second.json()["id"]),
+    }
