@@ -1,5 +1,9 @@
 """Accept notifications: validate what needs I/O, apply idempotency keys, store, and hand the
-due ones to dispatch. Used by the API (single and bulk) and the `push.queue` ingress."""
+due ones to dispatch. Used by the API (single and bulk) and the `push.queue` ingress.
+
+The API's single accepts store through `group`: the accepts of concurrent requests joined into
+one INSERT and one batched publish (see `group_commit`); the others store their own batch.
+"""
 
 from __future__ import annotations
 

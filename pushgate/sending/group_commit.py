@@ -108,9 +108,10 @@ class GroupCommit(Generic[T, R]):
                 batch = self._take()
                 try:
                     await self._flush(batch)
-                except BaseException as exc:  # cancelled: nobody may be left waiting
+                except BaseException:  # cancelled: nobody may be left waiting
+                    error = ClosedError("the group commit stopped during a flush")
                     for submission in batch:
-                        submission.fail(exc)
+                        submission.fail(error)
                     raise
         finally:
             self._runner = None
