@@ -129,7 +129,8 @@ async def accept_many(
 
     Stored notifications are durable before this returns; their dispatch jobs are published
     after the commit (unless `publish` is False: send-immediate dispatches in the request), and
-    if that fails the sweeper publishes them later.
+    if that fails the sweeper publishes them later. Through a `group`, the publish is under
+    way when this returns, not done.
 
     Args:
         session: the API request's own session, if it has one; it is committed here. Without
@@ -186,9 +187,12 @@ Group = GroupCommit[notifications.NewNotification, Stored]
 
 
 def group(runtime: Runtime) -> Group:
-    """A group commit for accepting: concurrent accepts stored with one INSERT and one commit,
-    then their dispatch jobs published together (see `group_commit`). Close it before the
-    runtime."""
+    """A group commit for accepting: concurrent accepts stored with one INSERT (see
+    `group_commit`), each answered once its row is committed. Their dispatch jobs are
+    published after the commit by a second group, batched across flushes, and the answer does
+    not wait for them: the database is the source of truth, and a job lost on the way (a
+    broker outage, a crash) is the sweeper's to publish again. Close it before the runtime:
+    that also waits for the publishes under way."""
 
     # On PostgreSQL a flush writes with one statement, an executemany that asyncpg makes atomic
     # (one implicit transaction), so it needs no BEGIN/COMMIT round trips, and goes straight
@@ -196,15 +200,25 @@ def group(runtime: Runtime) -> Group:
     postgres = db.is_postgres(runtime.engine)
     held = HeldConnection(runtime.engine, autocommit=postgres)
 
+    async def publish(ids: list[uuid.UUID]) -> list[None]:
+        await _publish(runtime, ids)
+        return [None] * len(ids)
+
+    publisher: GroupCommit[uuid.UUID, None] = GroupCommit(publish)
+
     async def flush(items: list[notifications.NewNotification]) -> list[Stored]:
         async with held.transaction() as connection:
             created = await notifications.create_many(
                 session=connection, items=items, direct=postgres
             )
-        await _publish_due(runtime, created)
+        publisher.add(_due(created))
         return created
 
-    return GroupCommit(flush, isolate=_refused_for_content, on_close=held.close)
+    async def close() -> None:
+        await held.close()
+        await publisher.close()
+
+    return GroupCommit(flush, isolate=_refused_for_content, on_close=close)
 
 
 def _refused_for_content(error: BaseException) -> bool:
@@ -262,25 +276,32 @@ async def store(
         created = await notifications.create_many(session=current, items=items)
         await current.commit()
     if publish:
-        await _publish_due(runtime, created)
+        await _publish(runtime, _due(created))
     return created
 
 
-async def _publish_due(runtime: Runtime, created: Sequence[Stored]) -> None:
-    due = [
+def _due(created: Sequence[Stored]) -> list[uuid.UUID]:
+    """The notifications just stored that are for dispatch now (not scheduled, not replays)."""
+    return [
         outcome.id
         for outcome in created
         if isinstance(outcome, notifications.Created)
         and not outcome.replayed
         and outcome.status == NotificationStatus.ACCEPTED
     ]
-    if due:
-        try:
-            await runtime.broker.publish(broker_base.DISPATCH, [jobs.dispatch_job(i) for i in due])
-        except Exception as exc:  # stored already: the sweeper will publish them
-            log.warning(
-                "dispatch publish failed; the sweeper will retry", count=len(due), error=str(exc)
-            )
+
+
+async def _publish(runtime: Runtime, due: list[uuid.UUID]) -> None:
+    """Publish their dispatch jobs. A failure is logged: they are stored, and the sweeper
+    publishes what is left undispatched."""
+    if not due:
+        return
+    try:
+        await runtime.broker.publish(broker_base.DISPATCH, [jobs.dispatch_job(i) for i in due])
+    except Exception as exc:
+        log.warning(
+            "dispatch publish failed; the sweeper will retry", count=len(due), error=str(exc)
+        )
 
 
 @contextlib.asynccontextmanager

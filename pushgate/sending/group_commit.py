@@ -10,7 +10,9 @@ process, the larger the flushes; an idle one flushes each submission alone, with
 Each submission is answered only from its own flush's outcome: results when the flush
 returned (for accepting: after the commit), or the flush's error. A flush refused because of
 its content (`isolate` says so: a row the database rejects) is tried again submission by
-submission, so one bad submission does not fail the others.
+submission, so one bad submission does not fail the others. Items given with `add` instead
+of `submit` are flushed the same way, and nobody waits for them (fire and forget: the flush
+reports its own failures).
 """
 
 from __future__ import annotations
@@ -39,14 +41,14 @@ class ClosedError(RuntimeError):
 @dataclass(eq=False, slots=True)
 class _Submission(Generic[T, R]):
     items: Sequence[T]
-    future: asyncio.Future[list[R]] = field(repr=False)
+    future: asyncio.Future[list[R]] | None = field(repr=False)  # None: nobody waits
 
     def answer(self, results: list[R]) -> None:
-        if not self.future.done():  # its caller may have given up (cancelled)
+        if self.future is not None and not self.future.done():  # its caller may have left
             self.future.set_result(results)
 
     def fail(self, error: BaseException) -> None:
-        if not self.future.done():
+        if self.future is not None and not self.future.done():
             self.future.set_exception(error)
 
 
@@ -88,14 +90,30 @@ class GroupCommit(Generic[T, R]):
         if not items:
             return []
         future: asyncio.Future[list[R]] = asyncio.get_running_loop().create_future()
-        self._waiting.append(_Submission(items, future))
-        if self._runner is None:
-            self._runner = asyncio.create_task(self._run())
+        self._enqueue(_Submission(items, future))
         # Shielded: a caller that gives up must not cancel the flush others are waiting on.
         return await asyncio.shield(future)
 
+    def add(self, items: Sequence[T]) -> None:
+        """Flush `items` with the next flush, without waiting for it (call it from the event
+        loop). Its results and errors go nowhere.
+
+        Raises:
+            ClosedError: after close().
+        """
+        if self._closed:
+            raise ClosedError("the group commit is closed")
+        if items:
+            self._enqueue(_Submission(items, None))
+
+    def _enqueue(self, submission: _Submission[T, R]) -> None:
+        self._waiting.append(submission)
+        if self._runner is None:
+            self._runner = asyncio.create_task(self._run())
+
     async def close(self) -> None:
-        """Refuse new submissions and wait until the waiting ones are answered."""
+        """Refuse new submissions and wait until the waiting ones (and those added) are
+        flushed."""
         self._closed = True
         if self._runner is not None:
             await asyncio.shield(self._runner)

@@ -176,3 +176,45 @@ async def test_a_flush_giving_the_wrong_number_of_results_fails_its_submissions(
 
     with pytest.raises(RuntimeError, match="2 results for 3 items"):
         await group.submit([1, 2, 3])
+
+
+async def test_added_items_share_the_flushes_and_close_waits_for_them() -> None:
+    # Given a flush in flight
+    recorder = Recorder()
+    recorder.gate.clear()
+    group = GroupCommit(recorder.flush)
+    group.add([1])
+    await asyncio.sleep(0)
+
+    # When more are added, and a caller submits, meanwhile
+    group.add([2, 3])
+    waiting = asyncio.ensure_future(group.submit([4]))
+    await asyncio.sleep(0)
+    recorder.gate.set()
+
+    # Then they went in the next flush together, and the caller got its own results
+    assert await waiting == [8]
+    assert recorder.batches == [[1], [2, 3, 4]]
+
+    # And close flushes what is still added
+    recorder.gate.clear()
+    group.add([5])
+    closing = asyncio.ensure_future(group.close())
+    await asyncio.sleep(0)
+    assert not closing.done()
+    recorder.gate.set()
+    await closing
+    assert recorder.batches[-1] == [5]
+    with pytest.raises(ClosedError):
+        group.add([6])
+
+
+async def test_a_failed_flush_of_added_items_troubles_no_one() -> None:
+    recorder = Recorder()
+    recorder.error = ConnectionError("broker unreachable")
+    group = GroupCommit(recorder.flush)
+
+    group.add([1])
+    await group.close()
+
+    assert recorder.batches == [[1]]
