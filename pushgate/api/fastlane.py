@@ -4,7 +4,7 @@ work itself (routing, two exit stacks, dependency solving and parameter validati
 ~0.9 ms a request, measured with py-spy under wrk).
 
 It only takes the requests FastAPI would answer without a validation error: a JSON body
-(`application/json`) that `NotificationCreate` accepts, and an `Idempotency-Key` header that
+(`application/json`, UTF-8) that `NotificationCreate` accepts, and an `Idempotency-Key` header that
 is absent or of valid length. Every other request, and every other route, goes on to FastAPI
 untouched (the body already read is handed over again), so malformed requests get exactly the
 answers they got before. What runs for the requests it takes is what the FastAPI route runs:
@@ -16,8 +16,10 @@ the app's own 500 handler. The OpenAPI document still describes the route, from 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 
+import orjson
 from pydantic import ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -125,13 +127,27 @@ def _replaying(body: bytes, receive: Receive) -> Receive:
 
 def _well_formed(body: bytes, idempotency_key: str | None) -> NotificationCreate | None:
     """The request, if FastAPI would validate it without an error; None sends it FastAPI's
-    way. Parsed as FastAPI parses it (json.loads, then the model from Python objects), so what
-    the fast lane accepts FastAPI accepts, with the same values."""
+    way. Parsed to the same Python objects FastAPI gets from json.loads, then validated the
+    same way (the model from Python objects): what the fast lane accepts FastAPI accepts, with
+    the same values."""
     if idempotency_key is not None and not 1 <= len(idempotency_key) <= IDEMPOTENCY_KEY_MAX_LENGTH:
         return None
     try:
-        return NotificationCreate.model_validate(json.loads(body))
-    # ValueError covers json.JSONDecodeError and UnicodeDecodeError; RecursionError is JSON
-    # nested too deep (FastAPI answers 400).
+        return NotificationCreate.model_validate(_loads(body))
+    # ValueError covers the JSON decode errors; RecursionError is JSON nested too deep (which
+    # FastAPI answers 400).
     except (ValueError, RecursionError, ValidationError):
         return None
+
+
+def _loads(body: bytes) -> object:
+    """json.loads' result, mostly by orjson (~20 times faster). orjson refuses some of what
+    json.loads takes (NaN, a BOM, other encodings, lone surrogates): those raise, and go
+    FastAPI's way. It reads an integer beyond 64 bits as a float, where json.loads keeps it
+    exact: a body with a run of 19 digits or more is read by json.loads itself."""
+    if _LONG_NUMBER.search(body):
+        return json.loads(body)
+    return orjson.loads(body)
+
+
+_LONG_NUMBER = re.compile(rb"\d{19}")
