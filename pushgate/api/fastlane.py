@@ -4,8 +4,8 @@ work itself (routing, two exit stacks, dependency solving and parameter validati
 ~0.9 ms a request, measured with py-spy under wrk).
 
 It only takes the requests FastAPI would answer without a validation error: a JSON body
-(`application/json`, UTF-8) that `NotificationCreate` accepts, and an `Idempotency-Key` header that
-is absent or of valid length. Every other request, and every other route, goes on to FastAPI
+(`application/json`) that `NotificationCreate` accepts, and an `Idempotency-Key` header
+that is absent or of valid length. Every other request, and every other route, goes on to FastAPI
 untouched (the body already read is handed over again), so malformed requests get exactly the
 answers they got before. What runs for the requests it takes is what the FastAPI route runs:
 the same authentication (`deps.caller_of`, `deps.permitted`), the same `accept_one`, and

@@ -26,6 +26,7 @@ from pushgate.errors import UnavailableError
 from pushgate.runtime import Runtime
 from pushgate.sending import accept
 from pushgate.settings import Settings
+from pushgate.store import db
 from pushgate.store.held import PING_AFTER_IDLE_SECONDS, HeldConnection
 from pushgate.store.tables import Notification
 from tests.conftest import TenantKeys
@@ -308,19 +309,20 @@ async def test_malformed_requests_still_get_fastapis_answers(
     assert long_key.json()["error"]["details"]["field"] == "Idempotency-Key"
 
 
+@pytest.mark.postgres
 async def test_a_held_connection_the_database_closed_is_replaced_before_its_next_use(
-    runtime: Runtime, profile: str
+    postgres_database: str,
 ) -> None:
-    if profile == "embedded":
-        pytest.skip("SQLite has no server to close a connection")
-    # Given the group's kind of connection, used once
+    # Given the group's kind of connection on PostgreSQL (SQLite has no server to close it),
+    # used once
+    engine = db.create_engine(postgres_database)
     clock = Clock()
-    held = HeldConnection(runtime.engine, autocommit=True, clock=clock)
+    held = HeldConnection(engine, autocommit=True, clock=clock)
     async with held.transaction() as connection:
         first = await connection.scalar(text("SELECT pg_backend_pid()"))
 
     # When the server closes it (as a restart does) while the API is quiet
-    async with runtime.engine.connect() as other:
+    async with engine.connect() as other:
         await other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": first})
     clock.now += PING_AFTER_IDLE_SECONDS
 
@@ -328,6 +330,7 @@ async def test_a_held_connection_the_database_closed_is_replaced_before_its_next
     async with held.transaction() as connection:
         second = await connection.scalar(text("SELECT pg_backend_pid()"))
     await held.close()
+    await engine.dispose()
     assert second != first
 
 
