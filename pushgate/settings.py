@@ -61,6 +61,10 @@ class ServerSettings(BaseModel):
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     # Requests a minute per API key; 0 means no limit.
     rate_limit_per_minute: int = Field(default=0, ge=0)
+    # How long an API process trusts a key it has checked before reading it again: a key
+    # revoked by another process (`pushgate keys revoke`) stops working here within this many
+    # seconds (in the revoking process at once). 0 reads the key on every request.
+    key_cache_seconds: float = Field(default=5.0, ge=0, le=300)
 
 
 class DatabaseSettings(BaseModel):

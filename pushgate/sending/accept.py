@@ -1,5 +1,9 @@
 """Accept notifications: validate what needs I/O, apply idempotency keys, store, and hand the
-due ones to dispatch. Used by the API (single and bulk) and the `push.queue` ingress."""
+due ones to dispatch. Used by the API (single and bulk) and the `push.queue` ingress.
+
+The API's single accepts store through `group`: the accepts of concurrent requests joined into
+one INSERT and one batched publish (see `group_commit`); the others store their own batch.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import orjson
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, StatementError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pushgate import netguard
@@ -18,11 +23,19 @@ from pushgate.domain import message as messages
 from pushgate.domain import subscription
 from pushgate.domain.notification import NotificationStatus
 from pushgate.domain.request import NotificationCreate
-from pushgate.errors import ConflictError, InvalidInputError, PayloadTooLargeError, PushgateError
+from pushgate.errors import (
+    ConflictError,
+    InvalidInputError,
+    PayloadTooLargeError,
+    PushgateError,
+    UnavailableError,
+)
 from pushgate.logs import get_logger
 from pushgate.runtime import Runtime
 from pushgate.sending import jobs
-from pushgate.store import notifications
+from pushgate.sending.group_commit import GroupCommit
+from pushgate.store import db, notifications
+from pushgate.store.held import HeldConnection
 from pushgate.store.tables import Notification, utcnow
 
 log = get_logger(__name__)
@@ -34,8 +47,18 @@ IN_PROGRESS_SECONDS = 30.0
 
 @dataclass(frozen=True, slots=True)
 class Accepted:
-    notification: Notification
-    replayed: bool
+    """An accepted notification: `stored` answers without building the ORM object."""
+
+    stored: notifications.Created
+
+    @property
+    def notification(self) -> Notification:
+        """The stored row as an ORM object (built on first use, attached to no session)."""
+        return self.stored.row
+
+    @property
+    def replayed(self) -> bool:
+        return self.stored.replayed
 
 
 async def validate(runtime: Runtime, request: NotificationCreate) -> messages.Message:
@@ -100,16 +123,24 @@ async def accept_many(
     now: datetime | None = None,
     publish: bool = True,
     session: AsyncSession | None = None,
+    group: Group | None = None,
 ) -> list[Accepted | PushgateError]:
     """Accept a batch; one result per request, in order. Bad items do not sink good ones.
 
     Stored notifications are durable before this returns; their dispatch jobs are published
     after the commit (unless `publish` is False: send-immediate dispatches in the request), and
-    if that fails the sweeper publishes them later.
+    if that fails the sweeper publishes them later. Through a `group`, the publish is under
+    way when this returns, not done.
 
     Args:
-        session: the API request's own session (it already holds a connection from
-            authenticating); it is committed here. Without one, sessions are opened as needed.
+        session: the API request's own session, if it has one; it is committed here. Without
+            one, sessions are opened as needed.
+        group: store through this group commit (see `group`), joined with the accepts of
+            other requests in flight; `session` is then used only for idempotency reads.
+
+    Raises:
+        UnavailableError: the group's flush failed for a reason other than this request's
+            content (the database or its connection); nothing of this request was stored.
     """
     now = now or utcnow()
     results: list[Accepted | PushgateError | None] = [None] * len(requests)
@@ -134,7 +165,16 @@ async def accept_many(
                     locks.add(lock)
             valid.append((index, request, message))
         if valid:
-            await _store(runtime, session, app_id, valid, results, now, publish=publish)
+            items = [_new(app_id, request, message, now) for _, request, message in valid]
+            if group is not None and publish:
+                created = await _through(group, items)
+            else:
+                created = await store(runtime, items, session=session, publish=publish)
+            for (index, _, _), outcome in zip(valid, created, strict=True):
+                if isinstance(outcome, PushgateError):
+                    results[index] = outcome
+                else:
+                    results[index] = Accepted(outcome)
     finally:
         # Released only after the commit, so a retry either finds the row or takes the lock.
         for lock in locks:
@@ -142,49 +182,126 @@ async def accept_many(
     return [r for r in results if r is not None]
 
 
-async def _store(
-    runtime: Runtime,
-    given: AsyncSession | None,
-    app_id: uuid.UUID,
-    valid: list[tuple[int, NotificationCreate, messages.Message]],
-    results: list[Accepted | PushgateError | None],
-    now: datetime,
-    *,
-    publish: bool,
-) -> None:
-    items = [
-        notifications.NewNotification(
-            target=request.target(),
-            message=jobs.encode_message(message),
-            category=request.category,
-            metadata=request.metadata,
-            send_at=request.send_at,
-            expires_at=request.expires_at(now),
-            idempotency_key=request.idempotency_key,
-            request_hash=request.request_hash() if request.idempotency_key else None,
-        )
-        for _, request, message in valid
-    ]
-    async with _session(runtime, given) as session:
-        created = await notifications.create_many(
-            session=session, app_id=app_id, items=items, now=now
-        )
-        await session.commit()
-    due: list[uuid.UUID] = []
-    for (index, _, _), outcome in zip(valid, created, strict=True):
-        if isinstance(outcome, PushgateError):
-            results[index] = outcome
-            continue
-        results[index] = Accepted(notification=outcome.row, replayed=outcome.replayed)
-        if not outcome.replayed and outcome.row.status == NotificationStatus.ACCEPTED:
-            due.append(outcome.row.id)
-    if due and publish:
-        try:
-            await runtime.broker.publish(broker_base.DISPATCH, [jobs.dispatch_job(i) for i in due])
-        except Exception as exc:  # stored already: the sweeper will publish them
-            log.warning(
-                "dispatch publish failed; the sweeper will retry", count=len(due), error=str(exc)
+Stored = notifications.Created | InvalidInputError
+Group = GroupCommit[notifications.NewNotification, Stored]
+
+
+def group(runtime: Runtime) -> Group:
+    """A group commit for accepting: concurrent accepts stored with one INSERT (see
+    `group_commit`), each answered once its row is committed. Their dispatch jobs are
+    published after the commit by a second group, batched across flushes, and the answer does
+    not wait for them: the database is the source of truth, and a job lost on the way (a
+    broker outage, a crash) is the sweeper's to publish again. Close it before the runtime:
+    that also waits for the publishes under way."""
+
+    # On PostgreSQL a flush writes with one statement, an executemany that asyncpg makes atomic
+    # (one implicit transaction), so it needs no BEGIN/COMMIT round trips, and goes straight
+    # to asyncpg; SQLite's executemany is not atomic without a transaction.
+    postgres = db.is_postgres(runtime.engine)
+    held = HeldConnection(runtime.engine, autocommit=postgres)
+
+    async def publish(ids: list[uuid.UUID]) -> list[None]:
+        await _publish(runtime, ids)
+        return [None] * len(ids)
+
+    publisher: GroupCommit[uuid.UUID, None] = GroupCommit(publish)
+
+    async def flush(items: list[notifications.NewNotification]) -> list[Stored]:
+        async with held.transaction() as connection:
+            created = await notifications.create_many(
+                session=connection, items=items, direct=postgres
             )
+        publisher.add(_due(created))
+        return created
+
+    async def close() -> None:
+        await held.close()
+        await publisher.close()
+
+    return GroupCommit(flush, isolate=_refused_for_content, on_close=close)
+
+
+def _refused_for_content(error: BaseException) -> bool:
+    """Whether the database refused a flush for what it held (a row it will not take) rather
+    than for being out of reach: only then is it worth storing the submissions one by one."""
+    if isinstance(error, OperationalError | InterfaceError):
+        return False
+    if isinstance(error, DBAPIError):
+        return not error.connection_invalidated
+    return isinstance(error, StatementError)  # a value its column type refused to bind
+
+
+async def _through(group: Group, items: list[notifications.NewNotification]) -> list[Stored]:
+    try:
+        return await group.submit(items)
+    except Exception as exc:
+        if _refused_for_content(exc):
+            raise  # this request's own rows: a bug in validation, reported as such
+        log.error("storing accepted notifications failed", error=repr(exc))
+        raise UnavailableError(
+            "could not store the notification (the database is unavailable); nothing was"
+            " accepted: try again",
+            code="store_unavailable",
+            headers={"Retry-After": "1"},
+        ) from exc
+
+
+def _new(
+    app_id: uuid.UUID, request: NotificationCreate, message: messages.Message, now: datetime
+) -> notifications.NewNotification:
+    return notifications.NewNotification(
+        app_id=app_id,
+        target=request.target(),
+        message=jobs.encode_message(message),
+        category=request.category,
+        metadata=request.metadata,
+        send_at=request.send_at,
+        expires_at=request.expires_at(now),
+        idempotency_key=request.idempotency_key,
+        request_hash=request.request_hash() if request.idempotency_key else None,
+        accepted_at=now,
+    )
+
+
+async def store(
+    runtime: Runtime,
+    items: Sequence[notifications.NewNotification],
+    *,
+    session: AsyncSession | None = None,
+    publish: bool = True,
+) -> list[Stored]:
+    """Store `items` (of any apps) in one transaction and commit, then publish the dispatch
+    jobs of those due now. A failed publish is logged: the sweeper publishes them later."""
+    async with _session(runtime, session) as current:
+        created = await notifications.create_many(session=current, items=items)
+        await current.commit()
+    if publish:
+        await _publish(runtime, _due(created))
+    return created
+
+
+def _due(created: Sequence[Stored]) -> list[uuid.UUID]:
+    """The notifications just stored that are for dispatch now (not scheduled, not replays)."""
+    return [
+        outcome.id
+        for outcome in created
+        if isinstance(outcome, notifications.Created)
+        and not outcome.replayed
+        and outcome.status == NotificationStatus.ACCEPTED
+    ]
+
+
+async def _publish(runtime: Runtime, due: list[uuid.UUID]) -> None:
+    """Publish their dispatch jobs. A failure is logged: they are stored, and the sweeper
+    publishes what is left undispatched."""
+    if not due:
+        return
+    try:
+        await runtime.broker.publish(broker_base.DISPATCH, [jobs.dispatch_job(i) for i in due])
+    except Exception as exc:
+        log.warning(
+            "dispatch publish failed; the sweeper will retry", count=len(due), error=str(exc)
+        )
 
 
 @contextlib.asynccontextmanager
@@ -216,4 +333,4 @@ async def _busy_or_replay(
             )
     if row.request_hash != request.request_hash():
         return notifications.key_reused(key)
-    return Accepted(notification=row, replayed=True)
+    return Accepted(notifications.Created(row=row, replayed=True))

@@ -1,4 +1,5 @@
-"""Queries on API keys: create (secret returned once), authenticate, revoke, list."""
+"""Queries on API keys: create (secret returned once), authenticate (with an in-process cache
+for the API's hot path), revoke, list."""
 
 from __future__ import annotations
 
@@ -6,12 +7,16 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import event, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from pushgate.domain import apikeys
 from pushgate.domain.apikeys import Scope
 from pushgate.errors import NotFoundError
+from pushgate.store import key_cache
+from pushgate.store.db import SessionMaker
+from pushgate.store.key_cache import CachedKey, KeyCache
 from pushgate.store.tables import APIKey, utcnow
 
 # last_used_at is advisory; writing it on every request would cost a row update per call.
@@ -47,6 +52,43 @@ async def authenticate(*, session: AsyncSession, secret: str) -> APIKey | None:
     return row
 
 
+async def authenticate_cached(
+    *, sessions: SessionMaker, cache: KeyCache, secret: str
+) -> CachedKey | None:
+    """`authenticate` through `cache`: the database is read (in a session of its own, closed
+    before returning) only for a key not seen within the cache's ttl."""
+    if apikeys.prefix_of(secret) is None:
+        return None
+    key_hash = apikeys.hash_key(secret)
+    entry = cache.get(key_hash)
+    if entry is not None:
+        return entry
+    async with sessions() as session:
+        row = await authenticate(session=session, secret=secret)
+    if row is None:
+        return None
+    return cache.put(
+        key_hash, key_id=row.id, app_id=row.app_id, scope=row.scope, last_used_at=row.last_used_at
+    )
+
+
+async def touch_cached(
+    *, sessions: SessionMaker, key: CachedKey, now: datetime | None = None
+) -> bool:
+    """`touch` for a cached key, in a session of its own. The entry records the use before the
+    write, so the requests that see it meanwhile do not write it again."""
+    now = now or utcnow()
+    if key.last_used_at is not None and now - key.last_used_at < LAST_USED_RESOLUTION:
+        return False
+    key.last_used_at = now
+    async with sessions() as session:
+        await session.execute(
+            update(APIKey).where(APIKey.id == key.key_id).values(last_used_at=now)
+        )
+        await session.commit()
+    return True
+
+
 async def touch(*, session: AsyncSession, key: APIKey, now: datetime | None = None) -> bool:
     """Record use, at most once per LAST_USED_RESOLUTION. Returns whether a write happened."""
     now = now or utcnow()
@@ -63,7 +105,9 @@ async def revoke(
     prefix: str | None = None,
     app_id: uuid.UUID | None = None,
 ) -> APIKey:
-    """Revoke a key by id or by its prefix (what `pushgate keys list` shows).
+    """Revoke a key by id or by its prefix (what `pushgate keys list` shows). Once the
+    session commits, this process's API key caches forget the key; other processes' caches
+    within their ttl (see `key_cache`).
 
     Raises:
         NotFoundError: no such key (in `app_id`, when given).
@@ -87,7 +131,18 @@ async def revoke(
     if row.revoked_at is None:
         row.revoked_at = utcnow()
         await session.flush()
+    _forget_on_commit(session, row.key_hash)
     return row
+
+
+def _forget_on_commit(session: AsyncSession, key_hash: str) -> None:
+    """Drop the key from this process's caches once the revocation commits (not before: a
+    request that read the key meanwhile, still live for it, would cache it again)."""
+
+    def forget(_session: Session) -> None:
+        key_cache.forget_everywhere(key_hash)
+
+    event.listen(session.sync_session, "after_commit", forget, once=True)
 
 
 async def list_for_app(*, session: AsyncSession, app_id: uuid.UUID) -> list[APIKey]:

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, and_, func, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Table, and_, func, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from pushgate.domain.ids import new_id
 from pushgate.domain.notification import (
@@ -18,17 +18,23 @@ from pushgate.domain.notification import (
     final_status,
 )
 from pushgate.errors import ConflictError, InvalidInputError, NotFoundError
+from pushgate.store.direct import insert_many
 from pushgate.store.tables import Delivery, Notification, utcnow
 
 # An accepted notification whose dispatch job has not started after this long is published
 # again (its job was lost between commit and publish, or with a broker outage).
 STALE_ACCEPTED_SECONDS = 30
 
+# The table itself, for Core statements (no ORM unit of work) on the accept path.
+NOTIFICATIONS = Notification.metadata.tables[Notification.__tablename__]
+
 
 @dataclass(frozen=True, slots=True)
 class NewNotification:
-    """A validated request, ready to store."""
+    """A validated request, ready to store. `accepted_at` becomes `created_at` and decides
+    whether `send_at` makes it `scheduled`."""
 
+    app_id: uuid.UUID
     target: dict[str, Any]
     message: dict[str, Any]
     category: str | None
@@ -37,74 +43,168 @@ class NewNotification:
     expires_at: datetime
     idempotency_key: str | None
     request_hash: str | None
+    accepted_at: datetime
 
 
-@dataclass(frozen=True, slots=True)
 class Created:
-    row: Notification
-    replayed: bool
+    """A notification create_many stored, or found stored already (`replayed`).
+
+    Its columns are read without building the ORM object (the API's hot path answers from
+    them); `row` builds that object, attached to no session, the first time it is asked for.
+    """
+
+    __slots__ = ("_columns", "_row", "replayed")
+
+    def __init__(
+        self,
+        *,
+        replayed: bool,
+        columns: dict[str, Any] | None = None,
+        row: Notification | None = None,
+    ) -> None:
+        if (columns is None) == (row is None):
+            raise ValueError("give the columns or the row")
+        self._columns = columns or {}
+        self._row = row
+        self.replayed = replayed
+
+    def _get(self, name: str) -> Any:
+        if self._row is not None:
+            return getattr(self._row, name)
+        return self._columns[name]
+
+    @property
+    def id(self) -> uuid.UUID:
+        value: uuid.UUID = self._get("id")
+        return value
+
+    @property
+    def status(self) -> str:
+        value: str = self._get("status")
+        return value
+
+    @property
+    def send_at(self) -> datetime | None:
+        value: datetime | None = self._get("send_at")
+        return value
+
+    @property
+    def created_at(self) -> datetime:
+        value: datetime = self._get("created_at")
+        return value
+
+    @property
+    def idempotency_key(self) -> str | None:
+        value: str | None = self._get("idempotency_key")
+        return value
+
+    @property
+    def request_hash(self) -> str | None:
+        value: str | None = self._get("request_hash")
+        return value
+
+    @property
+    def row(self) -> Notification:
+        if self._row is None:
+            self._row = _transient(self._columns)
+        return self._row
 
 
 async def create_many(
     *,
-    session: AsyncSession,
-    app_id: uuid.UUID,
+    session: AsyncSession | AsyncConnection,
     items: Sequence[NewNotification],
-    now: datetime | None = None,
+    direct: bool = False,
 ) -> list[Created | InvalidInputError]:
-    """Insert notifications in one flush. An item whose idempotency key exists is not
-    inserted: it yields the stored row (`replayed`) when the request hash matches, or an
-    InvalidInputError (`idempotency_key_reused`) when it does not.
+    """Insert notifications, of any apps, with one INSERT. An item whose idempotency key
+    exists in its app is not inserted: it yields the stored row (`replayed`) when the request
+    hash matches, or an InvalidInputError (`idempotency_key_reused`) when it does not.
 
-    The caller commits.
+    Works on a session or a bare connection: the statements are Core ones (no unit of work
+    per row), and the rows returned are not attached to any session. The caller commits.
+    It writes with ONE statement (an executemany): the API's group commit relies on that to
+    run it without a transaction on PostgreSQL (see `sending.accept.group`).
+
+    Args:
+        direct: `session` is a PostgreSQL connection in autocommit, and the INSERT goes
+            straight to asyncpg (see `store.direct`).
     """
-    now = now or utcnow()
-    keys = [i.idempotency_key for i in items if i.idempotency_key]
-    existing: dict[str, Notification] = {}
-    if keys:
-        query = select(Notification).where(
-            Notification.app_id == app_id, Notification.idempotency_key.in_(keys)
-        )
-        existing = {n.idempotency_key or "": n for n in (await session.execute(query)).scalars()}
+    existing = await _by_keys(session, items)
     results: list[Created | InvalidInputError] = []
-    fresh: list[Notification] = []
-    seen: dict[str, Notification] = {}
+    values: list[dict[str, Any]] = []
+    seen: dict[tuple[uuid.UUID, str], dict[str, Any]] = {}
     for item in items:
         key = item.idempotency_key
-        prior = existing.get(key) if key else None
-        if prior is None and key and key in seen:
-            prior = seen[key]
+        prior = None
+        if key:
+            prior = existing.get((item.app_id, key)) or seen.get((item.app_id, key))
         if prior is not None:
-            if prior.request_hash == item.request_hash:
-                results.append(Created(row=prior, replayed=True))
+            if prior["request_hash"] == item.request_hash:
+                results.append(Created(columns=prior, replayed=True))
             else:
                 results.append(key_reused(key or ""))
             continue
+        now = item.accepted_at
         scheduled = item.send_at is not None and item.send_at > now
-        row = Notification(
-            id=new_id(),
-            app_id=app_id,
-            status=(NotificationStatus.SCHEDULED if scheduled else NotificationStatus.ACCEPTED),
-            target=item.target,
-            message=item.message,
-            category=item.category,
-            meta=item.metadata,
-            send_at=item.send_at,
-            expires_at=item.expires_at,
-            idempotency_key=key,
-            request_hash=item.request_hash,
-            total=0,
-            finished=0,
-            created_at=now,
-            updated_at=now,
-        )
-        fresh.append(row)
+        row = {
+            "id": new_id(),
+            "app_id": item.app_id,
+            "status": NotificationStatus.SCHEDULED if scheduled else NotificationStatus.ACCEPTED,
+            "target": item.target,
+            "message": item.message,
+            "category": item.category,
+            "metadata": item.metadata,
+            "send_at": item.send_at,
+            "expires_at": item.expires_at,
+            "idempotency_key": key,
+            "request_hash": item.request_hash,
+            "total": 0,
+            "finished": 0,
+            "created_at": now,
+            "updated_at": now,
+        }
+        values.append(row)
         if key:
-            seen[key] = row
-        results.append(Created(row=row, replayed=False))
-    session.add_all(fresh)
-    await session.flush()
+            seen[(item.app_id, key)] = row
+        results.append(Created(columns=row, replayed=False))
+    if not values:
+        return results
+    if direct:
+        if not isinstance(session, AsyncConnection):
+            raise TypeError("a direct INSERT needs a connection, not a session")
+        await insert_many(session, NOTIFICATIONS, values)
+    else:
+        await session.execute(insert(NOTIFICATIONS), values)
     return results
+
+
+def _transient(values: dict[str, Any]) -> Notification:
+    # The ORM object of stored columns, never added to a session.
+    return Notification(**{("meta" if k == "metadata" else k): v for k, v in values.items()})
+
+
+async def _by_keys(
+    session: AsyncSession | AsyncConnection, items: Sequence[NewNotification]
+) -> dict[tuple[uuid.UUID, str], dict[str, Any]]:
+    """The columns of the stored notifications holding the items' idempotency keys, by
+    (app, key)."""
+    keys: dict[uuid.UUID, set[str]] = {}
+    for item in items:
+        if item.idempotency_key:
+            keys.setdefault(item.app_id, set()).add(item.idempotency_key)
+    if not keys:
+        return {}
+    columns = NOTIFICATIONS.c
+    query = select(NOTIFICATIONS).where(
+        or_(
+            *(
+                and_(columns.app_id == app_id, columns.idempotency_key.in_(sorted(ks)))
+                for app_id, ks in keys.items()
+            )
+        )
+    )
+    rows = [dict(row._mapping) for row in await session.execute(query)]
+    return {(row["app_id"], row["idempotency_key"] or ""): row for row in rows}
 
 
 def key_reused(key: str) -> InvalidInputError:
