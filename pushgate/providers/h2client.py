@@ -30,14 +30,14 @@ from h2.connection import ConnectionInputs, ConnectionState
 from h2.errors import ErrorCodes
 from hpack.struct import HeaderWeaklyTyped
 
+from pushgate.providers import tls
+
 # Our own default cap on concurrent streams per connection, whatever the server allows: h2
 # counts open streams by walking all of them on every new stream (`_open_streams`), so a send
 # costs O(open streams); past a few hundred that walk dominates, and more connections are cheaper.
 MAX_STREAMS_PER_CONNECTION = 1000
 # Resends after StreamNotProcessedError before giving up (each on a fresh connection choice).
 MAX_RESENDS = 5
-# Seconds `close` waits for a connection's TLS close exchange before aborting it.
-CLOSE_PATIENCE_SECONDS = 1.0
 
 
 class H2Error(Exception):
@@ -219,17 +219,8 @@ class H2Connection(asyncio.Protocol):
             H2Error(f"connection lost: {exc}" if exc else "connection closed by the server")
         )
 
-    async def wait_closed(self, patience: float = CLOSE_PATIENCE_SECONDS) -> None:
-        """Wait for the transport to finish closing (the TLS close_notify exchange), aborting it
-        after `patience` seconds: a loop must not end with a transport still open (uvloop's
-        refuses to close then)."""
-        if self._transport is None:
-            return
-        try:
-            async with asyncio.timeout(patience):
-                await asyncio.shield(self._lost)
-        except TimeoutError:
-            self._transport.abort()
+    async def wait_closed(self) -> None:
+        await tls.wait_closed(self._transport, self._lost)
 
     # --- requests -----------------------------------------------------------------------------
 

@@ -27,11 +27,10 @@ from urllib.parse import urlsplit
 import httptools
 
 from pushgate import netguard
+from pushgate.providers import tls
 from pushgate.providers.tls import LazyContext
 
 DEFAULT_PORTS = {"https": 443, "http": 80}
-# Seconds `close` waits for each connection's TLS close exchange before aborting it.
-CLOSE_PATIENCE_SECONDS = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,16 +218,8 @@ class _Connection(asyncio.Protocol):
         if self._transport is not None:
             self._transport.close()
 
-    async def wait_closed(self, patience: float) -> None:
-        """Wait for the transport to finish closing (TLS close_notify), aborting it after
-        `patience` seconds: a loop must not end with a transport open (uvloop's refuses)."""
-        if self._transport is None:
-            return
-        try:
-            async with asyncio.timeout(patience):
-                await asyncio.shield(self._lost)
-        except TimeoutError:
-            self._transport.abort()
+    async def wait_closed(self) -> None:
+        await tls.wait_closed(self._transport, self._lost)
 
     def _complete(self, *, truncated: bool) -> None:
         waiter, self._waiter = self._waiter, None
@@ -350,7 +341,7 @@ class HTTP1Pool:
         self._hosts.clear()
         for connection in closing:
             connection.close()
-        await asyncio.gather(*(c.wait_closed(CLOSE_PATIENCE_SECONDS) for c in closing))
+        await asyncio.gather(*(c.wait_closed() for c in closing))
 
     # -- internals ----------------------------------------------------------------------------
 

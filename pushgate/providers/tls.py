@@ -8,9 +8,13 @@ deliberately no way to turn it off.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import ssl
 from collections.abc import Sequence
+
+# Seconds a closing connection may take for its TLS close exchange before it is aborted.
+CLOSE_PATIENCE_SECONDS = 1.0
 
 
 class LazyContext:
@@ -43,3 +47,21 @@ class LazyContext:
                 context.set_alpn_protocols(self._alpn)
             self._context = context
         return self._context
+
+
+async def wait_closed(
+    transport: asyncio.BaseTransport | None,
+    lost: asyncio.Future[None],
+    patience: float = CLOSE_PATIENCE_SECONDS,
+) -> None:
+    """Wait until a closing transport is gone (`lost` is set by the protocol's
+    connection_lost), aborting it after `patience` seconds. The TLS close_notify exchange takes
+    a round trip, and a loop must not end with a transport still open: uvloop's refuses to
+    close then."""
+    if transport is None:
+        return
+    try:
+        async with asyncio.timeout(patience):
+            await asyncio.shield(lost)
+    except TimeoutError:
+        transport.abort()  # type: ignore[attr-defined]  # every stream transport has abort()
