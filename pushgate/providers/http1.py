@@ -404,12 +404,11 @@ class HTTP1Pool:
         if reusable and connection.usable and not self._closed:
             connection.idle_since = time.monotonic()
             host.idle.append(connection)
-            self._wake(host)
-            return
-        self._discard(host, connection)
+        else:
+            self._discard(host, connection)
         if not self._wake(host):
-            # A connection slot is free overall: a request waiting on the total limit for
-            # another host may go.
+            # Nobody waits for this host: a request for another host held by the total limit
+            # may now go (it closes this idle connection, or takes the freed slot).
             for other in self._hosts.values():
                 if self._wake(other):
                     break

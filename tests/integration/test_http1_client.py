@@ -138,6 +138,23 @@ async def test_the_total_limit_frees_an_idle_connection_of_another_host(server, 
     assert server.connections == 2
 
 
+async def test_a_request_held_by_the_total_limit_goes_when_another_host_finishes(server, make_pool):
+    async def slow(r, w, path, body):
+        await asyncio.sleep(0.2)
+        return await created(r, w, path, body)
+
+    server.scripts["/slow"] = slow
+    pool = make_pool(limit=1)
+    first = asyncio.create_task(post(pool, server, "/slow"))
+    await asyncio.sleep(0.05)
+    # Another host (by name), waiting for the only connection, which goes idle, not closed.
+    second = pool.request("POST", f"https://localhost:{server.port}/p", headers={})
+
+    answers = await asyncio.wait_for(asyncio.gather(first, second), 2)
+
+    assert [a.status for a in answers] == [201, 201]
+
+
 async def test_connection_close_is_honoured_and_the_next_request_reconnects(server, make_pool):
     async def closing(_r, w, _path, _body):
         w.write(b"HTTP/1.1 201 Created\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
