@@ -153,7 +153,7 @@ class WorkerSettings(BaseModel):
     # Devices expanded per dispatch transaction. Large: a dispatcher shares its process with
     # sends, and each page waits its turn on the event loop a few times, so the page size, not
     # the database, sets a broadcast's fan-out rate (bench/README.md, broadcast).
-    dispatch_page_size: int = Field(default=5000, ge=1, le=20_000)
+    dispatch_page_size: int = Field(default=5000, ge=1, le=50_000)
     deliver_job_size: int = Field(default=250, ge=1, le=5000)
     # How long a worker's claim on deliveries lasts before another worker (or the sweeper) may
     # take them back; the worker raises it to cover its own slowest send. Lower: a crashed
