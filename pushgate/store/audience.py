@@ -7,12 +7,12 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Select, String, Uuid, any_, bindparam, select
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pushgate.domain import condition
 from pushgate.domain.notification import TargetKind
+from pushgate.store import db
 from pushgate.store.tables import Device, DeviceTopic
 
 PAGE_SIZE = 1000
@@ -41,9 +41,8 @@ async def page(
     """The next page of active recipients after the device id `after`, and the cursor for the
     page after it (None when this was the last page)."""
     kind = TargetKind(str(target["kind"]))
-    postgres = session.get_bind().dialect.name == "postgresql"
     if kind is TargetKind.DEVICE_IDS:
-        return await _named(session, app_id, _device_ids(_values(target)), after, limit, postgres)
+        return await _named(session, app_id, _device_ids(_values(target)), after, limit)
     # Plain columns, not ORM objects: a broadcast reads every device of the app.
     query = select(*_COLUMNS).where(
         Device.app_id == app_id, Device.enabled.is_(True), Device.invalidated_at.is_(None)
@@ -51,11 +50,7 @@ async def page(
     parsed: condition.Expr | None = None
     if kind is TargetKind.USER_IDS:
         users = [str(v) for v in _values(target)]
-        query = query.where(
-            Device.user_id == any_(bindparam("users", users, type_=ARRAY(String)))
-            if postgres
-            else Device.user_id.in_(users)
-        )
+        query = query.where(db.one_of(session, Device.user_id, users))
     elif kind is TargetKind.TOPICS:
         query = query.where(Device.id.in_(_subscribed(app_id, [str(v) for v in _values(target)])))
     elif kind is TargetKind.CONDITION:
@@ -85,7 +80,6 @@ async def _named(
     ids: Sequence[uuid.UUID],
     after: uuid.UUID | None,
     limit: int,
-    postgres: bool,
 ) -> tuple[list[Recipient], uuid.UUID | None]:
     """A page of the devices a notification names by id. Pages go over the sorted ids
     themselves, so each is a primary-key lookup of at most `limit` ids. The general form
@@ -95,12 +89,7 @@ async def _named(
     chunk = wanted[:limit]
     if not chunk:
         return [], None
-    # PostgreSQL: one array parameter, not a prepared statement per IN-list length.
-    match = (
-        Device.id == any_(bindparam("ids", chunk, type_=ARRAY(Uuid)))
-        if postgres
-        else Device.id.in_(chunk)
-    )
+    match = db.one_of(session, Device.id, chunk)
     # Only the key in the WHERE clause, the rest checked here: with the app and status in it,
     # PostgreSQL's generic plan still preferred walking the app's index (measured in
     # apns_e2e); with the key alone, the primary key is the only way in.

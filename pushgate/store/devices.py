@@ -15,9 +15,7 @@ from typing import Any, cast
 from sqlalchemy import (
     ColumnElement,
     Table,
-    Uuid,
     and_,
-    any_,
     bindparam,
     delete,
     false,
@@ -27,12 +25,12 @@ from sqlalchemy import (
 )
 from sqlalchemy import update as sql_update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pushgate.domain import ids
 from pushgate.domain.subscription import Platform, PushAddress
 from pushgate.errors import InvalidInputError, NotFoundError
+from pushgate.store import db
 from pushgate.store.tables import Device, DeviceTopic, utcnow
 
 MAX_TOPICS = 100
@@ -328,15 +326,9 @@ async def last_seen_many(
     pass ids from their own app's deliveries."""
     if not device_ids:
         return {}
-    ids = list(device_ids)
-    # PostgreSQL: one array parameter, as in audience.py (an IN list is a prepared statement
-    # per length whose generic plan may scan the table).
-    match = (
-        Device.id == any_(bindparam("ids", ids, type_=ARRAY(Uuid)))
-        if session.get_bind().dialect.name == "postgresql"
-        else Device.id.in_(ids)
+    query = select(Device.id, Device.last_seen_at).where(
+        db.one_of(session, Device.id, list(device_ids))
     )
-    query = select(Device.id, Device.last_seen_at).where(match)
     return {row.id: row.last_seen_at for row in await session.execute(query)}
 
 

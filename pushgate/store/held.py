@@ -1,5 +1,5 @@
 """A database connection held for one writer that writes often (the API's group commit), so
-each write pays neither a pool checkout nor the liveness ping the pool runs on checkout.
+each write pays neither a pool checkout nor the pool's liveness ping of idle connections.
 
 Transactions are the caller's: `transaction()` begins one and commits it when the block ends
 (rolls it back on error). A connection that broke is dropped, and the next use opens another.
