@@ -1,9 +1,11 @@
 """The Web Push endpoint SSRF policy without I/O: which hosts we call, which addresses are public.
 
 A subscription endpoint is a URL a client gave us, and pushgate will POST to it. By default only
-the known push services are accepted, by name, so no DNS answer can steer us anywhere else.
-Operators can open other hosts (`extra_hosts`); those must then resolve only to public addresses,
-checked here as pure functions so the same check runs at registration and in the sender's resolver.
+the known push services are accepted, by name and on port 443, so no DNS answer can steer us
+anywhere else. Operators can open other hosts (`extra_hosts`); those must then resolve only to
+public addresses, checked here as pure functions so the same check runs at registration and in
+the sender's resolver. The host policy is checked again at every send (`HostPolicy`), so narrowing
+`extra_hosts` also stops endpoints registered while they were allowed.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ KNOWN_PUSH_HOSTS: tuple[str, ...] = (
     "web.push.apple.com",
     "*.push.apple.com",
 )
+# Every known push service listens on the https default; another port on their names is not them.
+KNOWN_PUSH_PORT = 443
 
 # IANA special-purpose registries (RFC 6890 and successors): nothing here is a push service.
 _BLOCKED_V4 = tuple(
@@ -178,15 +182,55 @@ def parse_endpoint(url: str, *, extra_hosts: Sequence[str] = ()) -> Endpoint:
         raise _unsafe("endpoint must not carry a user name or password")
     host = _host_of(parts)
     address = _literal_address(host)
-    known = address is None and is_known_push_host(host)
+    port = KNOWN_PUSH_PORT if port is None else port
+    named = address is None and is_known_push_host(host)
+    known = named and port == KNOWN_PUSH_PORT
+    # A known name on another port is not the push service: only an operator's explicit
+    # `extra_hosts` entry (with its public-address check) can open it.
     if not known and not any(host_matches(host, p) for p in extra_hosts):
+        if named:
+            raise _unsafe(
+                f"{host!r} is a known push service only on port {KNOWN_PUSH_PORT}, not {port}"
+            )
         raise _unsafe(
             f"{host!r} is not a known push service; an operator can allow it with "
             "PUSHGATE_WEBPUSH__EXTRA_HOSTS"
         )
     if port == 0:
         raise _unsafe("endpoint port 0 is not usable")
-    return Endpoint(url=url, host=host, port=port or 443, known=known, address=address)
+    return Endpoint(url=url, host=host, port=port, known=known, address=address)
+
+
+class HostPolicy:
+    """The host half of the policy as the sender applies it at every send, compiled once per
+    settings: the host must still be a known push service on port 443 or match `extra_hosts`.
+
+    Verdicts are cached per endpoint authority (host and port), so the hot path costs a dict
+    lookup; the address half runs where the sender connects (`netguard.resolve_allowed`).
+    """
+
+    def __init__(self, extra_hosts: Sequence[str] = (), *, max_entries: int = 10_000) -> None:
+        self._extra_hosts = tuple(p.strip().lower().rstrip(".") for p in extra_hosts)
+        self._max_entries = max_entries
+        self._verdicts: dict[str, str | None] = {}
+
+    def refusal(self, url: str) -> str | None:
+        """Why pushgate may not send to `url` under this policy, or None when it may."""
+        authority = urlsplit(url).netloc
+        try:
+            return self._verdicts[authority]
+        except KeyError:
+            pass
+        try:
+            # Only the authority is judged: the verdict is shared by every URL that has it.
+            parse_endpoint(f"https://{authority}/", extra_hosts=self._extra_hosts)
+            verdict = None
+        except InvalidInputError as exc:
+            verdict = exc.message
+        if len(self._verdicts) >= self._max_entries:
+            self._verdicts.clear()
+        self._verdicts[authority] = verdict
+        return verdict
 
 
 def _host_of(parts: SplitResult) -> str:

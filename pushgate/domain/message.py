@@ -6,6 +6,7 @@ notification when it is accepted instead of failing every delivery later.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -22,6 +23,19 @@ MAX_WEBPUSH_PLAINTEXT = 4096 - 86 - 1 - 16
 # RFC 8030 section 5.2: push services may cap TTL; 28 days is the longest any of them keeps.
 MAX_TTL_SECONDS = 28 * 24 * 3600
 DEFAULT_TTL_SECONDS = MAX_TTL_SECONDS
+
+
+def attempt_ttl(ttl: int, *, first_attempt: bool, seconds_left: float) -> int:
+    """The TTL one delivery attempt gives the provider.
+
+    The first attempt carries the notification's `ttl` as it was sent. A retry carries what is
+    left of the notification's lifetime, rounded up (a whole second short would drop a message
+    the notification still allows), never more than `ttl` and never below 0, so the provider
+    shows nothing after the notification expired.
+    """
+    if first_attempt:
+        return ttl
+    return max(0, min(ttl, math.ceil(seconds_left)))
 
 
 class Priority(StrEnum):

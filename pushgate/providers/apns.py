@@ -255,13 +255,21 @@ def _deep_merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, 
     return merged
 
 
+# [send] "Send a background notification": the app is woken only when `aps` has
+# content-available and none of these; any of them makes the push one the user sees.
+_VISIBLE_APS_KEYS = ("alert", "sound", "badge")
+
+
 def build_payload(message: Message) -> dict[str, Any]:
     """The JSON payload: `aps` from the message's fields, custom keys beside it, then the
     message's `apns` override deep-merged over the whole document.
 
     `badge` is used only when it is a count (Message.badge is also the Web Push badge icon URL,
     which is never all digits); `image` sets `mutable-content` so a notification service
-    extension can fetch it; `url` and `image` travel as custom keys.
+    extension can fetch it; `url` and `image` travel as custom keys. A message with nothing to
+    show (no title, body, sound or badge count: data only) is a background push,
+    `content-available: 1`, which wakes the app so it receives the data; an empty `aps` would
+    be an alert that shows nothing and wakes nothing.
     """
     alert = {k: v for k, v in (("title", message.title), ("body", message.body)) if v}
     aps: dict[str, Any] = {}
@@ -271,7 +279,9 @@ def build_payload(message: Message) -> dict[str, Any]:
         aps["badge"] = int(message.badge)
     if message.sound:
         aps["sound"] = message.sound
-    if message.image:
+    if not aps:
+        aps["content-available"] = 1
+    elif message.image:
         aps["mutable-content"] = 1
     payload: dict[str, Any] = dict(message.data)
     for name in ("url", "image"):
@@ -287,8 +297,9 @@ def _push_type_of(aps: Mapping[str, Any], requested: PushType | str | None) -> P
     if requested is not None:
         return PushType(requested)
     # [send] apns-push-type: background "for notifications that deliver content in the
-    # background, and don't trigger any user interactions": content-available and no alert.
-    if aps.get("content-available") and not aps.get("alert"):
+    # background, and don't trigger any user interactions": content-available and nothing
+    # shown (an `apns` override that adds an alert, sound or badge makes it an alert).
+    if aps.get("content-available") and not any(aps.get(k) for k in _VISIBLE_APS_KEYS):
         return PushType.BACKGROUND
     return PushType.ALERT
 
@@ -304,8 +315,10 @@ def build_request(
     """The POST for one notification ([send]), without `authorization` (the client adds it).
 
     Args:
-        push_type: forces `apns-push-type`; by default `background` when the payload has
-            `content-available` and no alert, else `alert`.
+        push_type: forces `apns-push-type`; by default `background` when the payload's
+            final `aps` (after the `apns` override) has `content-available` and no alert,
+            sound or badge, else `alert`. A background push always goes at priority 5 (Apple
+            refuses 10 for it), whatever the message's priority.
         now: wall-clock seconds, for `apns-expiration`.
 
     Returns:

@@ -31,6 +31,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF, HKDFExpand
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from pushgate import netguard
+from pushgate.domain import endpoint as endpoint_policy
 from pushgate.domain.message import (
     MAX_TTL_SECONDS,
     Message,
@@ -335,11 +336,12 @@ class WebPushProvider(DeliveryProvider[VapidCredentials]):
 
     Args:
         settings: which CA bundle verifies TLS (the system trust store when unset; there is
-            deliberately no way to turn verification off).
+            deliberately no way to turn verification off), and which hosts `extra_hosts`
+            opens: an endpoint outside the host policy is `rejected` at send.
         delivery: `request_timeout_seconds` bounds each request end to end.
         limit: open connections in total.
         limit_per_host: open connections per push service host.
-        address_allowed: the send-time SSRF check, e.g. `endpoint.is_public_address`; None
+        address_allowed: the send-time address check, e.g. `endpoint.is_public_address`; None
             means no check (tests and `allow_private_addresses`). Applied to IP-literal
             endpoints and to every DNS answer before connecting.
         resolve: DNS (host, port) -> addresses; the system resolver by default.
@@ -371,6 +373,8 @@ class WebPushProvider(DeliveryProvider[VapidCredentials]):
             resolve=resolve,
             max_body=_MAX_RESPONSE_BYTES,
         )
+        # The host policy again at send: `extra_hosts` may have narrowed since registration.
+        self._hosts = endpoint_policy.HostPolicy(settings.extra_hosts)
         self._signer = signer or VapidSigner(clock=clock)
         self._clock = clock
         self._closed = False
@@ -385,6 +389,9 @@ class WebPushProvider(DeliveryProvider[VapidCredentials]):
     ) -> Outcome:
         if self._closed:
             return Outcome.retry_later("the Web Push provider is closed")
+        refusal = self._hosts.refusal(target.token)
+        if refusal is not None:
+            return Outcome.rejected(f"refused by the Web Push endpoint policy: {refusal}")
         try:
             request = build_request(
                 target,

@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pushgate.broker import base as broker_base
 from pushgate.domain import circuit
+from pushgate.domain import message as messages
 from pushgate.domain import notification as notification_rules
 from pushgate.domain.circuit import CircuitBreaker
 from pushgate.domain.message import Message, check_webpush_payload
@@ -250,10 +251,14 @@ class Deliverer:
         async with self._slots:
             # The provider keeps an undelivered message for `ttl` seconds: on a retry, only what
             # is left of it, so nothing is shown after the notification expired.
-            left = int((info.lifetime_ends - utcnow()).total_seconds())
             message = info.message
-            if left < message.ttl:
-                message = dataclasses.replace(message, ttl=max(0, left))
+            ttl = messages.attempt_ttl(
+                message.ttl,
+                first_attempt=delivery.attempts <= 1,
+                seconds_left=(info.lifetime_ends - utcnow()).total_seconds(),
+            )
+            if ttl != message.ttl:
+                message = dataclasses.replace(message, ttl=ttl)
             try:
                 # FCM and APNs take arguments beyond the DeliveryProvider port (a dry run, the
                 # device's registration time); each is called with its own signature.

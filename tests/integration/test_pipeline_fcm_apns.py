@@ -77,6 +77,23 @@ def apns_token() -> str:
     return secrets.token_hex(32)
 
 
+async def one_device_of_each(
+    pushgate: Pushgate,
+    tenant: TenantKeys,
+    fake_fcm: FakeFCMService,
+    fake_apns: FakeAPNs,
+    fake_push: FakeWebPushService,
+) -> tuple[str, str, dict[str, Any]]:
+    """The app's credentials and user u1's (FCM token, APNs token, Web Push subscription)."""
+    await set_credentials(pushgate, tenant, fake_fcm, fake_apns)
+    android, iphone = fake_fcm.new_token(), apns_token()
+    await register(pushgate, tenant, "fcm", android)
+    await register(pushgate, tenant, "apns", iphone)
+    browser = fake_push.new_subscription()
+    await pushgate.subscribe(tenant.subscribe, browser, user_id="u1")
+    return android, iphone, browser
+
+
 async def settled(
     pushgate: Pushgate,
     tenant: TenantKeys,
@@ -169,6 +186,65 @@ async def test_one_notification_reaches_fcm_apns_and_webpush_devices_of_a_user(
     ids = {d["platform"]: d["provider_message_id"] for d in deliveries}
     assert ids["fcm"] == fcm.name
     assert ids["apns"] == apple.headers["apns-id"]
+
+
+async def test_a_data_only_notification_wakes_the_ios_app_as_a_background_push(
+    pushgate: Pushgate, acme: TenantKeys, fake_fcm: FakeFCMService, fake_apns: FakeAPNs
+) -> None:
+    # Given an iPhone and an Android phone of one user
+    await set_credentials(pushgate, acme, fake_fcm, fake_apns)
+    iphone, android = apns_token(), fake_fcm.new_token()
+    await register(pushgate, acme, "apns", iphone)
+    await register(pushgate, acme, "fcm", android)
+
+    # When a backend sends data and nothing to show, even at high priority
+    notification = await pushgate.send(
+        acme.send,
+        {"user_ids": ["u1"], "data": {"sync": "orders", "since": 42}, "priority": "high"},
+    )
+    status = await pushgate.finished(acme.send, notification)
+
+    # Then APNs got a background push, which wakes the app with the data, as FCM's own
+    # apns block asks for it
+    assert status["status"] == "completed"
+    [apple] = fake_apns.received_for(iphone)
+    assert apple.headers["apns-push-type"] == "background"
+    assert apple.headers["apns-priority"] == "5"
+    assert apple.payload == {"aps": {"content-available": 1}, "sync": "orders", "since": "42"}
+    [fcm] = fake_fcm.received_for(android)
+    assert fcm.message["apns"]["headers"]["apns-push-type"] == "background"
+    assert fcm.message["apns"]["payload"] == {"aps": {"content-available": 1}}
+
+
+async def test_the_first_attempt_carries_the_ttl_that_was_sent_on_every_platform(
+    pushgate: Pushgate,
+    acme: TenantKeys,
+    fake_fcm: FakeFCMService,
+    fake_apns: FakeAPNs,
+    fake_push: FakeWebPushService,
+) -> None:
+    # Given one device of each platform
+    android, iphone, browser = await one_device_of_each(
+        pushgate, acme, fake_fcm, fake_apns, fake_push
+    )
+
+    # When a notification with a one-hour ttl is sent
+    before = int(time.time())
+    notification = await pushgate.send(
+        acme.send, {"user_ids": ["u1"], "title": "Hello", "ttl": 3600}
+    )
+    status = await pushgate.finished(acme.send, notification)
+    after = int(time.time())
+
+    # Then each provider was given the whole hour, not what was left of it a moment later
+    assert status["counts"]["sent"] == 3
+    [web] = fake_push.received_for(browser)
+    assert web.headers["ttl"] == "3600"
+    [fcm] = fake_fcm.received_for(android)
+    assert fcm.message["android"]["ttl"] == "3600s"
+    assert fcm.message["webpush"]["headers"]["TTL"] == "3600"
+    [apple] = fake_apns.received_for(iphone)
+    assert before + 3600 <= int(apple.headers["apns-expiration"]) <= after + 3600
 
 
 async def test_missing_credentials_reject_the_delivery_saying_how_to_set_them(
@@ -455,11 +531,7 @@ async def test_a_dry_run_is_validated_by_fcm_and_checked_locally_for_the_others(
     fake_push: FakeWebPushService,
 ) -> None:
     # Given one device of each platform
-    await set_credentials(pushgate, acme, fake_fcm, fake_apns)
-    android = fake_fcm.new_token()
-    await register(pushgate, acme, "fcm", android)
-    await register(pushgate, acme, "apns", apns_token())
-    await pushgate.subscribe(acme.subscribe, fake_push.new_subscription(), user_id="u1")
+    android, _, _ = await one_device_of_each(pushgate, acme, fake_fcm, fake_apns, fake_push)
 
     # When a dry run goes to the user
     notification = await pushgate.send(

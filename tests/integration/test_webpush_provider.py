@@ -19,6 +19,8 @@ from pushgate.settings import DeliverySettings, WebPushSettings
 from tests.fakes.webpush_server import FakeWebPushService
 
 MakeProvider = Callable[..., WebPushProvider]
+# The hosts these tests reach the fake by, opened as an operator opens a self-hosted service.
+OPENED_HOSTS = ("127.0.0.1", "localhost", "push.example.com")
 
 
 @pytest.fixture
@@ -31,9 +33,17 @@ async def fake() -> AsyncIterator[FakeWebPushService]:
 async def make_provider(fake: FakeWebPushService) -> AsyncIterator[MakeProvider]:
     providers: list[WebPushProvider] = []
 
-    def make(*, timeout: float = 5.0, trust_fake: bool = True, **kwargs) -> WebPushProvider:
+    def make(
+        *,
+        timeout: float = 5.0,
+        trust_fake: bool = True,
+        extra_hosts: tuple[str, ...] = OPENED_HOSTS,
+        **kwargs,
+    ) -> WebPushProvider:
         provider = WebPushProvider(
-            settings=WebPushSettings(ca_bundle=fake.ca_pem_path if trust_fake else None),
+            settings=WebPushSettings(
+                ca_bundle=fake.ca_pem_path if trust_fake else None, extra_hosts=list(extra_hosts)
+            ),
             delivery=DeliverySettings(request_timeout_seconds=timeout),
             **kwargs,
         )
@@ -327,6 +337,38 @@ async def test_a_host_rebound_after_registration_is_refused_at_send_time(
     assert outcome.kind is OutcomeKind.REJECTED
     assert "127.0.0.1" in outcome.error
     assert fake.requests == 0
+
+
+async def test_an_endpoint_outside_the_host_policy_is_rejected_at_send(
+    fake, make_provider, credentials
+):
+    # Registered while an operator allowed its host; the worker now runs without that host.
+    subscription = fake.new_subscription()
+    provider = make_provider(extra_hosts=("localhost",))
+
+    first = await provider.send(target_of(subscription), Message(body="x"), credentials)
+    again = await provider.send(target_of(subscription), Message(body="y"), credentials)
+
+    for outcome in (first, again):
+        assert outcome.kind is OutcomeKind.REJECTED
+        assert "endpoint policy" in outcome.error
+        assert "PUSHGATE_WEBPUSH__EXTRA_HOSTS" in outcome.error
+    assert fake.requests == 0
+    assert provider.connections_made == 0
+
+
+async def test_a_known_push_service_on_another_port_is_rejected_at_send(make_provider, credentials):
+    async def must_not_resolve(host: str, port: int) -> list[str]:
+        raise AssertionError(f"resolved {host}:{port}")
+
+    provider = make_provider(address_allowed=lambda ip: ip.is_global, resolve=must_not_resolve)
+    target = Target("https://fcm.googleapis.com:8443/fcm/send/x", _KEYS["p256dh"], _KEYS["auth"])
+
+    outcome = await provider.send(target, Message(body="x"), credentials)
+
+    assert outcome.kind is OutcomeKind.REJECTED
+    assert "port 443" in outcome.error
+    assert provider.connections_made == 0
 
 
 # RFC 8291 Appendix A's subscription keys: a valid P-256 point and auth secret.

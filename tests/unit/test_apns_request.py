@@ -87,6 +87,43 @@ def test_content_available_without_alert_is_a_background_push_at_priority_5(cred
     assert payload == {"sync": "1", "aps": {"content-available": 1}}
 
 
+def test_a_data_only_message_is_a_background_push_that_wakes_the_app(credentials):
+    message = Message(data={"order": "42", "state": "shipped"}, priority=Priority.HIGH)
+
+    _, headers, payload = build(credentials, message)
+
+    assert headers["apns-push-type"] == "background"
+    assert headers["apns-priority"] == "5"
+    assert headers["apns-topic"] == "com.example.shop"
+    assert payload == {"order": "42", "state": "shipped", "aps": {"content-available": 1}}
+
+
+@pytest.mark.parametrize(
+    "message",
+    [Message(sound="chime.caf", data={"k": "v"}), Message(badge="3", data={"k": "v"})],
+    ids=["sound", "badge"],
+)
+def test_a_sound_or_badge_count_without_text_is_still_an_alert(credentials, message):
+    _, headers, payload = build(credentials, message)
+
+    assert headers["apns-push-type"] == "alert"
+    assert "content-available" not in payload["aps"]
+
+
+def test_an_apns_override_with_an_alert_makes_a_data_only_message_visible(credentials):
+    # The override is merged last and wins: an alert makes it an alert push (that also wakes
+    # the app), at the message's priority.
+    message = Message(
+        data={"k": "v"}, priority=Priority.HIGH, apns={"aps": {"alert": {"body": "Shipped"}}}
+    )
+
+    _, headers, payload = build(credentials, message)
+
+    assert headers["apns-push-type"] == "alert"
+    assert headers["apns-priority"] == "10"
+    assert payload["aps"] == {"content-available": 1, "alert": {"body": "Shipped"}}
+
+
 def test_content_available_with_an_alert_stays_an_alert(credentials):
     message = Message(title="t", priority=Priority.HIGH, apns={"aps": {"content-available": 1}})
 

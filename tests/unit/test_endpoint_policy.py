@@ -331,3 +331,72 @@ async def test_send_time_resolution_checks_ip_literals_without_dns() -> None:
 async def test_send_time_resolution_allows_private_answers_when_configured() -> None:
     found = await netguard.resolve_allowed("localhost", 8443, lambda _ip: True, fixed("127.0.0.1"))
     assert found == ["127.0.0.1"]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://fcm.googleapis.com:8443/fcm/send/abc",
+        "https://updates.push.services.mozilla.com:80/wpush/v2/x",
+        "https://web.push.apple.com:444/x",
+        "https://wns2-par02p.notify.windows.com:65535/w/",
+    ],
+)
+async def test_known_push_services_are_refused_on_any_port_but_443(url: str) -> None:
+    with pytest.raises(UnsafeEndpointError) as caught:
+        await netguard.check_endpoint(url, DEFAULT, resolve=must_not_resolve)
+    assert "port 443" in caught.value.message
+
+
+async def test_known_push_services_pass_on_an_explicit_443() -> None:
+    url = "https://fcm.googleapis.com:443/fcm/send/abc"
+    target = await netguard.check_endpoint(url, DEFAULT, resolve=must_not_resolve)
+    assert target.known
+    assert target.port == 443
+
+
+async def test_an_opened_known_name_on_another_port_is_an_extra_host_checked_by_dns() -> None:
+    # An operator's explicit entry opens the port, but then the name is not trusted blindly.
+    policy = WebPushSettings(extra_hosts=["fcm.googleapis.com"])
+    url = "https://fcm.googleapis.com:8443/x"
+
+    target = await netguard.check_endpoint(url, policy, resolve=answers("142.250.74.10"))
+
+    assert not target.known
+    with pytest.raises(UnsafeEndpointError):
+        await netguard.check_endpoint(url, policy, resolve=answers("10.0.0.1"))
+
+
+def test_the_send_time_host_policy_follows_the_current_extra_hosts() -> None:
+    url = "https://push.example.net/p/1"
+    opened = endpoint.HostPolicy(["*.example.net"])
+    narrowed = endpoint.HostPolicy([])
+
+    assert opened.refusal(url) is None
+    refusal = narrowed.refusal(url)
+    assert refusal is not None
+    assert "PUSHGATE_WEBPUSH__EXTRA_HOSTS" in refusal
+    assert narrowed.refusal("https://fcm.googleapis.com/fcm/send/abc") is None
+    port_refusal = narrowed.refusal("https://fcm.googleapis.com:8443/fcm/send/abc")
+    assert port_refusal is not None
+    assert "port 443" in port_refusal
+
+
+def test_the_send_time_host_policy_judges_each_authority_once() -> None:
+    policy = endpoint.HostPolicy([])
+    refused = [f"https://push.example.net/p/{i}" for i in range(3)]
+    allowed = [f"https://fcm.googleapis.com/fcm/send/{i}" for i in range(3)]
+
+    verdicts = [policy.refusal(url) for url in refused + allowed]
+
+    assert verdicts[0] is not None
+    assert verdicts[:3] == [verdicts[0]] * 3
+    assert verdicts[3:] == [None] * 3
+    assert len(policy._verdicts) == 2
+
+
+def test_the_send_time_host_policy_cache_is_bounded() -> None:
+    policy = endpoint.HostPolicy(["*"], max_entries=4)
+    for i in range(10):
+        assert policy.refusal(f"https://h{i}.example.net/x") is None
+    assert len(policy._verdicts) <= 4
