@@ -1,7 +1,7 @@
 """Rate limits hold what they are about, through the whole pipeline on both profiles: APNs's 429
 and FCM's device quota hold that one device token while the app's other devices go on at once;
 FCM's project quota holds the app's FCM sends; a Web Push service's 429 holds that service's
-origin. And the default retry schedule outlasts a push service that fails more than a few times.
+origin.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from tests.conftest import TenantKeys
 from tests.fakes.apns_server import FakeAPNs
 from tests.fakes.fcm_server import FakeFCMService
 from tests.fakes.webpush_server import FakeWebPushService
-from tests.integration.conftest import Pushgate, PushgateFactory, provider_settings
+from tests.integration.conftest import Pushgate, provider_settings
 from tests.integration.test_pipeline_fcm_apns import (
     apns_token,
     circuit,
@@ -132,25 +132,3 @@ async def test_a_push_service_429_holds_every_subscription_on_its_origin(
     # Then it waits for that push service too, unsent
     assert (held["status"], held["attempts"]) == ("retrying", 0)
     assert fake_push.received_for(second) == []
-
-
-async def test_by_default_retries_go_on_past_a_handful_of_failures(
-    make_pushgate: PushgateFactory, fake_push: FakeWebPushService
-) -> None:
-    # Given default retry settings (short steps, so the test runs in seconds; no circuit, so
-    # every retry reaches the service) and a push service failing its next 7 requests
-    pushgate = await make_pushgate(backoff_base_seconds=0.05, circuit_breaker={"threshold": 100})
-    acme = await pushgate.tenant()
-    subscription = fake_push.new_subscription()
-    device_id = await pushgate.subscribe(acme.subscribe, subscription)
-    fake_push.script(503, subscription=subscription, times=7)
-
-    # When a notification goes out
-    notification = await send_to(pushgate, acme, device_id)
-
-    # Then it is sent once the service is back (the old default gave up after 5 attempts)
-    summary = await pushgate.finished(acme.send, notification, within=60)
-    assert summary["status"] == "completed", summary
-    [delivery] = await pushgate.deliveries(acme.send, notification)
-    assert (delivery["status"], delivery["attempts"]) == ("sent", 8)
-    assert len(fake_push.received_for(subscription)) == 1
