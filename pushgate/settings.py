@@ -131,7 +131,8 @@ class DeliverySettings(BaseModel):
     """Retry policy for provider sends."""
 
     # Retries go on while the notification's TTL allows; this caps them (0: the TTL alone).
-    # 100 attempts at up to `backoff_max_seconds` apart cover at least 7.5 hours of outage.
+    # With the default steps (each at least half of `backoff_max_seconds` once grown), 100
+    # attempts span at least 7.5 hours.
     max_attempts: int = Field(default=100, ge=0, le=100_000)
     backoff_base_seconds: float = Field(default=1.0, gt=0)
     # One step's longest wait: a push service that comes back is tried again within it.
