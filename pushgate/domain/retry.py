@@ -30,6 +30,10 @@ class RetryPolicy:
     max_attempts: int = 100
     base: float = 1.0
     cap: float = 600.0
+    # The only waits the transport keeps (RabbitMQ's delay queues, which round a delay up to
+    # the next level); empty: any. The last try before the lifetime ends is rounded down to
+    # one, or the transport would carry it past the end.
+    levels: tuple[float, ...] = ()
 
     def exhausted(self, attempts: int) -> bool:
         return 0 < self.max_attempts <= attempts
@@ -56,6 +60,8 @@ class RetryPolicy:
         backoff = ceiling * (0.5 + 0.5 * rand())
         if left is not None:
             room = left - LAST_TRY_MARGIN_SECONDS
+            if self.levels:
+                room = max((level for level in self.levels if level <= room), default=0.0)
             # One last try before the end, unless the lifetime is about over already (then
             # the backoff runs past the end and the caller lets the delivery expire).
             if backoff > room >= LAST_TRY_MARGIN_SECONDS:

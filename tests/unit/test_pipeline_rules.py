@@ -52,14 +52,22 @@ def test_max_attempts_zero_leaves_only_the_lifetime() -> None:
 
 
 def run_outage(
-    policy: RetryPolicy, *, ttl: float, outage: float, rand: Callable[[], float]
+    policy: RetryPolicy,
+    *,
+    ttl: float,
+    outage: float,
+    rand: Callable[[], float],
+    transport: Callable[[int], float] = float,
 ) -> tuple[str, list[float]]:
     """Drive the policy on a simulated clock the way the deliverer does: a notification sent at
-    0 with `ttl`, a push service failing every attempt made before `outage` seconds. Returns
-    how the delivery ended (sent / expired / failed) and when each attempt was made."""
+    0 with `ttl`, a push service failing every attempt made before `outage` seconds, retries
+    waiting what `transport` makes of their delay. Returns how the delivery ended (sent /
+    expired / failed) and when each attempt was made."""
     now, attempts, made = 0.0, 0, []
     while True:
         attempts += 1
+        if now >= ttl:
+            return "expired", made  # arrived too late: never sent late
         made.append(now)
         if now >= outage:
             return "sent", made
@@ -68,7 +76,15 @@ def run_outage(
         seconds = policy.next_try(attempts, left=ttl - now, rand=rand)
         if seconds is None:
             return "expired", made
-        now += seconds
+        now += transport(seconds)
+
+
+RABBITMQ_LEVELS = (1.0, 5.0, 30.0, 120.0, 600.0, 3600.0)
+
+
+def rabbitmq(seconds: int) -> float:
+    """RabbitMQ's wait for a delay: the next delay level up."""
+    return next((level for level in RABBITMQ_LEVELS if level >= seconds), RABBITMQ_LEVELS[-1])
 
 
 DRAWS = {"lowest": lambda: 0.0, "middle": lambda: 0.5, "highest": lambda: 1.0}
@@ -91,6 +107,22 @@ def test_the_default_schedule_outlasts_a_30_minute_outage_within_a_one_hour_ttl(
 
 def test_the_default_schedule_outlasts_an_outage_that_ends_just_before_the_ttl() -> None:
     ended, made = run_outage(RetryPolicy(), ttl=3600, outage=3590, rand=lambda: 1.0)
+    assert ended == "sent"
+    assert made[-1] < 3600
+
+
+@pytest.mark.parametrize("outage", [1800, 3000, 3500, 3590])
+@pytest.mark.parametrize("draw", list(DRAWS), ids=list(DRAWS))
+def test_on_rabbitmq_delay_levels_the_last_try_still_comes_before_the_ttl(
+    outage: int, draw: str
+) -> None:
+    # Given RabbitMQ, whose delay queues round every wait up to a level
+    policy = RetryPolicy(levels=RABBITMQ_LEVELS)
+
+    # When a push service is down for most of a notification's hour
+    ended, made = run_outage(policy, ttl=3600, outage=outage, rand=DRAWS[draw], transport=rabbitmq)
+
+    # Then the rounded-up waits never carry a try past the TTL: it is sent
     assert ended == "sent"
     assert made[-1] < 3600
 
