@@ -63,7 +63,8 @@ def run_outage(
     0 with `ttl`, a push service failing every attempt made before `outage` seconds, retries
     waiting what `transport` makes of their delay. Returns how the delivery ended (sent /
     expired / failed) and when each attempt was made."""
-    now, attempts, made = 0.0, 0, []
+    now, attempts = 0.0, 0
+    made: list[float] = []
     while True:
         attempts += 1
         if now >= ttl:
