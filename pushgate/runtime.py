@@ -159,6 +159,10 @@ async def open_runtime(settings: Settings, *, start_broker: bool = True) -> Runt
             max_attempts=settings.delivery.max_attempts,
             base=settings.delivery.backoff_base_seconds,
             cap=settings.delivery.backoff_max_seconds,
+            # The embedded broker waits any delay; RabbitMQ only its delay levels.
+            levels=()
+            if settings.broker.url == "embedded"
+            else tuple(sorted(settings.broker.delay_levels)),
         ),
     )
 

@@ -130,9 +130,13 @@ class LogSettings(BaseModel):
 class DeliverySettings(BaseModel):
     """Retry policy for provider sends."""
 
-    max_attempts: int = Field(default=5, ge=1, le=100)
+    # Retries go on while the notification's TTL allows; this caps them (0: the TTL alone).
+    # With the default steps (each at least half of `backoff_max_seconds` once grown), 100
+    # attempts span at least 7.5 hours.
+    max_attempts: int = Field(default=100, ge=0, le=100_000)
     backoff_base_seconds: float = Field(default=1.0, gt=0)
-    backoff_max_seconds: float = Field(default=3600.0, gt=0)
+    # One step's longest wait: a push service that comes back is tried again within it.
+    backoff_max_seconds: float = Field(default=600.0, gt=0)
     request_timeout_seconds: float = Field(default=10.0, gt=0)
     immediate_max_devices: int = Field(default=100, ge=1, le=1000)
 

@@ -6,8 +6,10 @@ wait instead of failing. Half-open (after `timeout`): one probe is let through; 
 closes the circuit, its failure opens it again for another `timeout`.
 
 Separately, an upstream that answers 429 with Retry-After is *held* for that long: calls wait,
-but nothing counts as a failure (the service is up, it asks us to slow down; PROTOCOLS.md says
-Retry-After applies to the whole push-service origin).
+but nothing counts as a failure (the service is up, it asks us to slow down). What is held is
+what the answer is about (`outcome.HoldScope`): a Web Push service's origin or an FCM project
+holds its breaker; one device token (APNs's 429, FCM's device quota) is held on the board by
+itself, so the app's other devices go on.
 """
 
 from __future__ import annotations
@@ -123,14 +125,42 @@ class CircuitReport:
     retry_in: float
 
 
+# Device holds kept before lapsed ones are swept out; each lapses by itself within the hold cap.
+DEVICE_HOLDS_SWEEP_AT = 10_000
+
+
 @dataclass
 class CircuitBoard:
-    """All breakers of a process, created on first use, and their states for /health/ready."""
+    """All breakers of a process, created on first use, and their states for /health/ready;
+    and the device tokens held by a 429 about that device alone."""
 
     threshold: int = 5
     timeout: float = 30.0
     clock: Callable[[], float] = time.monotonic
     breakers: dict[tuple[str, str, str], CircuitBreaker] = field(default_factory=dict)
+    # (app, provider, token) -> clock time until which sends to that token wait.
+    device_holds: dict[tuple[str, str, str], float] = field(default_factory=dict)
+
+    def hold_device(self, app_id: str, provider: str, token: str, seconds: float) -> None:
+        """Make sends to one device token wait `seconds` (a 429 about that device)."""
+        now = self.clock()
+        if len(self.device_holds) >= DEVICE_HOLDS_SWEEP_AT:
+            self.device_holds = {k: t for k, t in self.device_holds.items() if t > now}
+        key = (app_id, provider, token)
+        until = now + max(0.0, seconds)
+        if until > self.device_holds.get(key, 0.0):
+            self.device_holds[key] = until
+
+    def device_wait(self, app_id: str, provider: str, token: str) -> float:
+        """Seconds until a send to this device token may go (0 when it may go now)."""
+        until = self.device_holds.get((app_id, provider, token))
+        if until is None:
+            return 0.0
+        wait = until - self.clock()
+        if wait <= 0:
+            del self.device_holds[app_id, provider, token]
+            return 0.0
+        return wait
 
     def get(self, app_id: str, provider: str, origin: str) -> CircuitBreaker:
         key = (app_id, provider, origin)

@@ -14,6 +14,18 @@ from enum import StrEnum
 MAX_ERROR_CHARS = 200
 
 
+class HoldScope(StrEnum):
+    """What a rate limit (a 429 with Retry-After) is about, and so what waits for it."""
+
+    DEVICE = "device"
+    """This delivery's destination only (APNs applies its 429 to one device token; FCM's
+    device or topic message rate): its delivery waits, other devices' go on at once."""
+    ORIGIN = "origin"
+    """The whole push service origin (a Web Push service's 429, RFC 8030 section 8.4)."""
+    PROJECT = "project"
+    """Everything the app sends through this provider (FCM's per-project quota)."""
+
+
 class OutcomeKind(StrEnum):
     """What the pipeline does with a delivery after one send."""
 
@@ -40,6 +52,7 @@ class Outcome:
         message_id: the provider's id for the message (`sent` only).
         retry_after: seconds the provider asked us to wait (`retry_later` only, when given).
         error: a short human text: the provider's reason, or what went wrong locally.
+        hold: what `retry_after` holds when the answer was a 429 (see `HoldScope`).
     """
 
     kind: OutcomeKind
@@ -47,6 +60,7 @@ class Outcome:
     message_id: str | None = None
     retry_after: float | None = None
     error: str = ""
+    hold: HoldScope = HoldScope.ORIGIN
 
     @classmethod
     def sent(cls, message_id: str | None, *, status_code: int | None = None) -> Outcome:
@@ -54,7 +68,12 @@ class Outcome:
 
     @classmethod
     def retry_later(
-        cls, error: str, *, retry_after: float | None = None, status_code: int | None = None
+        cls,
+        error: str,
+        *,
+        retry_after: float | None = None,
+        status_code: int | None = None,
+        hold: HoldScope = HoldScope.ORIGIN,
     ) -> Outcome:
         if retry_after is not None and retry_after < 0:
             retry_after = 0.0
@@ -63,6 +82,7 @@ class Outcome:
             status_code=status_code,
             retry_after=retry_after,
             error=_short(error),
+            hold=hold,
         )
 
     @classmethod

@@ -35,7 +35,7 @@ from hpack import NeverIndexedHeaderTuple
 from hpack.struct import HeaderWeaklyTyped
 
 from pushgate.domain.message import Message, Priority
-from pushgate.domain.outcome import Outcome
+from pushgate.domain.outcome import HoldScope, Outcome
 from pushgate.errors import InvalidInputError, PayloadTooLargeError
 from pushgate.logs import get_logger
 from pushgate.providers import answers, h2client
@@ -381,7 +381,8 @@ _CREDENTIAL_REASONS = frozenset(
     {"InvalidProviderToken", "MissingProviderToken", "Forbidden", "BadCertificate"}
 )
 # [errors] 429 TooManyRequests: "too many requests were made consecutively to the same device
-# token". Apple sends no Retry-After; an immediate retry only extends the throttling.
+# token". Apple sends no Retry-After; an immediate retry only extends the throttling. It is
+# about that token: only it waits, the app's other devices go on.
 TOO_MANY_REQUESTS_RETRY_AFTER = 60.0
 
 
@@ -478,7 +479,10 @@ def classify(
             return Verdict(Outcome.retry_later(text, status_code=status), reason=reason)
         retry_after = _retry_after(headers) or TOO_MANY_REQUESTS_RETRY_AFTER
         return Verdict(
-            Outcome.retry_later(text, retry_after=retry_after, status_code=status), reason=reason
+            Outcome.retry_later(
+                text, retry_after=retry_after, status_code=status, hold=HoldScope.DEVICE
+            ),
+            reason=reason,
         )
     if status >= 500:
         follow_up = FollowUp.NEW_CONNECTION if reason == "Shutdown" else FollowUp.NONE

@@ -41,7 +41,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from google.oauth2 import service_account
 
 from pushgate.domain.message import MAX_TTL_SECONDS, Message, Priority
-from pushgate.domain.outcome import Outcome, OutcomeKind
+from pushgate.domain.outcome import HoldScope, Outcome, OutcomeKind
 from pushgate.errors import InvalidInputError
 from pushgate.providers import answers, http1, webpush
 from pushgate.providers.base import DeliveryProvider, Platform, Target
@@ -368,6 +368,12 @@ _TOKEN_NOT_VALID = re.compile(
 )
 QUOTA_RETRY_SECONDS = 60.0
 UNAVAILABLE_RETRY_SECONDS = 10.0
+_QUOTA_FAILURE_TYPE = "google.rpc.QuotaFailure"
+# QUOTA_EXCEEDED is one of three quotas (FCM's ErrorCode reference): the project's message
+# rate, one device's message rate, or one topic's. The `QuotaFailure` detail's violations say
+# which in their words; these are the words that name a destination rather than the project.
+_DESTINATION_QUOTA = re.compile(r"device|topic", re.IGNORECASE)
+_PROJECT_QUOTA = re.compile(r"project", re.IGNORECASE)
 
 
 def fcm_error_code(body: bytes) -> str | None:
@@ -384,6 +390,36 @@ def fcm_error_code(body: bytes) -> str | None:
         ):
             return str(detail["errorCode"])
     return None
+
+
+def quota_scope(body: bytes) -> HoldScope:
+    """What a `QUOTA_EXCEEDED` is about, from the `google.rpc.QuotaFailure` detail: the
+    project's quota holds every send of the app; a device's (or topic's) holds only that
+    destination. When FCM does not say, the device: holding the whole project for one
+    device's limit stops every healthy device, holding one device for the project's limit
+    only costs a few more 429s."""
+    error = _error_object(_json(body))
+    details = error.get("details") if error else None
+    violations = [
+        violation
+        for detail in (details if isinstance(details, list) else [])
+        if isinstance(detail, dict)
+        and str(detail.get("@type", "")).endswith(_QUOTA_FAILURE_TYPE)
+        and isinstance(detail.get("violations"), list)
+        for violation in detail["violations"]
+        if isinstance(violation, dict)
+    ]
+    # A violation's subject is often the calling project whatever the quota: its description
+    # and metric name the quota, so a destination named anywhere wins over "project".
+    words = [
+        " ".join(str(v.get(k, "")) for k in ("subject", "description", "quotaMetric", "quotaId"))
+        for v in violations
+    ]
+    if any(_DESTINATION_QUOTA.search(text) for text in words):
+        return HoldScope.DEVICE
+    if any(_PROJECT_QUOTA.search(text) for text in words):
+        return HoldScope.PROJECT
+    return HoldScope.DEVICE
 
 
 def is_oauth_failure(status: int, body: bytes) -> bool:
@@ -424,8 +460,13 @@ def map_response(
             return Outcome.token_invalid(text, status_code=status)
         return Outcome.rejected(text, status_code=status)
     if code == "QUOTA_EXCEEDED" or (code is None and status == 429):
+        # A 429 without an FcmError is Google's front end pushing back on the project.
+        hold = quota_scope(body) if code == "QUOTA_EXCEEDED" else HoldScope.PROJECT
         return Outcome.retry_later(
-            text, retry_after=_or(retry_after, QUOTA_RETRY_SECONDS), status_code=status
+            text,
+            retry_after=_or(retry_after, QUOTA_RETRY_SECONDS),
+            status_code=status,
+            hold=hold,
         )
     if code in ("UNAVAILABLE", "INTERNAL") or status >= 500:
         return Outcome.retry_later(

@@ -38,7 +38,7 @@ from pushgate.domain.message import (
     Priority,
     check_webpush_payload,
 )
-from pushgate.domain.outcome import Outcome
+from pushgate.domain.outcome import HoldScope, Outcome
 from pushgate.domain.vapid import VapidKeyPair, b64url_encode
 from pushgate.errors import PayloadTooLargeError
 from pushgate.providers import answers, http1
@@ -301,7 +301,11 @@ def map_response(
         return Outcome.credential_alarm(error, status_code=status)
     if status == 429 or status >= 500 or status == 408:
         retry_after = answers.retry_after(answers.header(headers, "Retry-After"), now)
-        return Outcome.retry_later(error, retry_after=retry_after, status_code=status)
+        # A push service's 429 is about us at that service (PROTOCOLS.md, Web Push table):
+        # its Retry-After holds every subscription on that origin.
+        return Outcome.retry_later(
+            error, retry_after=retry_after, status_code=status, hold=HoldScope.ORIGIN
+        )
     if 300 <= status < 400:
         return Outcome.rejected(f"redirect not followed: {error}", status_code=status)
     return Outcome.rejected(error, status_code=status)

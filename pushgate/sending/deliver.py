@@ -3,8 +3,8 @@ record every outcome in a few batched writes (deliveries, devices, notification 
 
 Retries go back through the broker with a delay; exhausted ones become `failed` and a record
 with the last answer goes to the dead-letter queue; one whose next try would come after its
-notification expires becomes `expired`. An open circuit (or an origin held by a 429's
-Retry-After) defers a delivery without counting an attempt.
+notification expires becomes `expired`. An open circuit (or an origin, project or device
+token held by a 429's Retry-After) defers a delivery without counting an attempt.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from pushgate.domain import notification as notification_rules
 from pushgate.domain.circuit import CircuitBreaker
 from pushgate.domain.message import Message, check_webpush_payload
 from pushgate.domain.notification import DeliveryStatus, NotificationStatus
-from pushgate.domain.outcome import Outcome, OutcomeKind
+from pushgate.domain.outcome import HoldScope, Outcome, OutcomeKind
 from pushgate.errors import PushgateError
 from pushgate.logs import get_logger
 from pushgate.providers import apns
@@ -163,6 +163,11 @@ class Deliverer:
                 self._finish(work, delivery, final or DeliveryStatus.CANCELED, None, now)
                 continue
             key = _breaker_key(delivery)
+            if self.board.device_holds:
+                held = self.board.device_wait(key[0], key[1], delivery.token)
+                if held > 0:
+                    self._defer(work, delivery, held, now)
+                    continue
             breaker = self.board.get(*key)
             work.breakers.add(key)
             if not breaker.allow():
@@ -300,11 +305,16 @@ class Deliverer:
             work.last_error[_breaker_key(delivery)] = outcome.error
         elif kind is OutcomeKind.RETRY_LATER and outcome.status_code == 429:
             # Alive, but asking us to slow down: not a failure (a rate limit must not open the
-            # circuit), not a success (it says nothing about 5xx), and its Retry-After holds
-            # the whole origin, not only this delivery.
+            # circuit), not a success (it says nothing about 5xx). Its Retry-After holds what
+            # the answer is about: one device token, or the whole origin or project.
             breaker.release()
             if outcome.retry_after:
-                breaker.hold(min(outcome.retry_after, self.policy.cap))
+                seconds = min(outcome.retry_after, self.policy.cap)
+                if outcome.hold is HoldScope.DEVICE:
+                    app_id, provider, _ = _breaker_key(delivery)
+                    self.board.hold_device(app_id, provider, delivery.token, seconds)
+                else:
+                    breaker.hold(seconds)
         elif kind is OutcomeKind.RETRY_LATER:
             # 5xx, timeouts and refused connections: the upstream is failing.
             breaker.record_failure()
@@ -329,11 +339,13 @@ class Deliverer:
             work.dead[reason, delivery.attempts].append(_dead_letter(delivery, outcome))
             return
         floor = self.board.timeout if outcome.kind is OutcomeKind.CREDENTIAL_ALARM else 0.0
-        delay = self.policy.delay(delivery.attempts, retry_after=outcome.retry_after, floor=floor)
-        # Whole seconds, so a batch's retries share a few delayed jobs; rounded up, so a
-        # Retry-After is never cut short.
-        seconds = max(1, math.ceil(delay))
-        if now + timedelta(seconds=seconds) >= min(info.expires_at, info.lifetime_ends):
+        seconds = self.policy.next_try(
+            delivery.attempts,
+            retry_after=outcome.retry_after,
+            floor=floor,
+            left=(min(info.expires_at, info.lifetime_ends) - now).total_seconds(),
+        )
+        if seconds is None:
             # The next try would come too late to be sent: expired now, not after a wait.
             self._finish(work, delivery, DeliveryStatus.EXPIRED, outcome, now)
             return

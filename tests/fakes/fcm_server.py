@@ -54,6 +54,7 @@ MAX_ASSERTION_LIFETIME = 3600  # Google refuses grant assertions valid for more 
 MAX_MESSAGE_BYTES = 4096
 FCM_ERROR = "type.googleapis.com/google.firebase.fcm.v1.FcmError"
 BAD_REQUEST = "type.googleapis.com/google.rpc.BadRequest"
+QUOTA_FAILURE = "type.googleapis.com/google.rpc.QuotaFailure"
 
 _SEND_PATH = re.compile(r"^/v1/projects/(?P<project>[^/]+)/messages:send$")
 _TOKEN_SHAPE = re.compile(r"^[A-Za-z0-9_:\-]{20,4096}$")
@@ -106,6 +107,19 @@ ERRORS: dict[str, tuple[int, str, str | None, str]] = {
         "Request contains an invalid argument.",
     ),
     "QUOTA_EXCEEDED": (
+        429,
+        "RESOURCE_EXHAUSTED",
+        "QUOTA_EXCEEDED",
+        "Quota exceeded for quota metric 'Send requests' and limit 'Send requests per minute'.",
+    ),
+    # QUOTA_EXCEEDED saying which quota, in a google.rpc.QuotaFailure detail (QUOTA_VIOLATIONS).
+    "QUOTA_EXCEEDED_DEVICE": (
+        429,
+        "RESOURCE_EXHAUSTED",
+        "QUOTA_EXCEEDED",
+        "Device message rate exceeded.",
+    ),
+    "QUOTA_EXCEEDED_PROJECT": (
         429,
         "RESOURCE_EXHAUSTED",
         "QUOTA_EXCEEDED",
@@ -577,6 +591,18 @@ def _check_values(message: dict[str, Any]) -> tuple[str, str] | None:
     return None
 
 
+QUOTA_VIOLATIONS = {
+    "QUOTA_EXCEEDED_DEVICE": {
+        "subject": "device",
+        "description": "Message rate exceeded for a single device.",
+    },
+    "QUOTA_EXCEEDED_PROJECT": {
+        "subject": "project",
+        "description": "Message rate exceeded for the project.",
+    },
+}
+
+
 def _fcm_error(name: str) -> Answer:
     status, rpc_status, code, text = ERRORS[name]
     details: list[dict[str, Any]] = []
@@ -585,6 +611,8 @@ def _fcm_error(name: str) -> Answer:
     if name == "INVALID_TOKEN":
         violation = {"field": "message.token", "description": "Invalid registration token"}
         details.append({"@type": BAD_REQUEST, "fieldViolations": [violation]})
+    if name in QUOTA_VIOLATIONS:
+        details.append({"@type": QUOTA_FAILURE, "violations": [QUOTA_VIOLATIONS[name]]})
     error: dict[str, Any] = {"code": status, "message": text, "status": rpc_status}
     if details:
         error["details"] = details

@@ -300,6 +300,58 @@ async def test_notification_expiring_before_it_can_be_sent_is_never_sent_late(
     assert fake_push.requests <= 1
 
 
+async def failing_service(
+    make_pushgate: PushgateFactory, fake_push: FakeWebPushService, failures: int | None
+) -> tuple[Pushgate, TenantKeys, dict[str, Any], str]:
+    """Pushgate with the default retry settings but short steps (so a test runs in seconds)
+    and no circuit (so every retry reaches the service); a browser whose push service fails
+    its next `failures` requests (None: all). Returns pushgate, the app, the subscription and
+    its device id."""
+    pushgate = await make_pushgate(backoff_base_seconds=0.05, circuit_breaker={"threshold": 100})
+    acme = await pushgate.tenant()
+    subscription = fake_push.new_subscription()
+    device_id = await pushgate.subscribe(acme.subscribe, subscription)
+    fake_push.script(503, subscription=subscription, times=failures)
+    return pushgate, acme, subscription, device_id
+
+
+async def test_by_default_retries_go_on_past_a_handful_of_failures(
+    make_pushgate: PushgateFactory, fake_push: FakeWebPushService
+) -> None:
+    # Given default retry settings and a push service failing its next 7 requests
+    pushgate, acme, subscription, device_id = await failing_service(make_pushgate, fake_push, 7)
+
+    # When a notification goes out
+    notification = await pushgate.send(acme.send, {"device_ids": [device_id], "title": "Hi"})
+
+    # Then it is sent once the service is back (the old default gave up after 5 attempts)
+    summary = await pushgate.finished(acme.send, notification, within=60)
+    assert summary["status"] == "completed", summary
+    [delivery] = await pushgate.deliveries(acme.send, notification)
+    assert (delivery["status"], delivery["attempts"]) == ("sent", 8)
+    assert len(fake_push.received_for(subscription)) == 1
+
+
+async def test_by_default_a_push_service_down_longer_than_the_ttl_expires_it_unsent(
+    make_pushgate: PushgateFactory, fake_push: FakeWebPushService
+) -> None:
+    # Given default retry settings and a push service that fails every request
+    pushgate, acme, subscription, device_id = await failing_service(make_pushgate, fake_push, None)
+
+    # When a notification that lives 15 seconds goes out
+    notification = await pushgate.send(
+        acme.send, {"device_ids": [device_id], "title": "Hi", "ttl": 15}
+    )
+
+    # Then it is retried until its TTL ran out and expires (not failed after a few attempts,
+    # never sent late)
+    summary = await pushgate.finished(acme.send, notification, within=60)
+    assert summary["status"] == "expired", summary
+    delivery = await only_delivery(pushgate, acme.send, notification)
+    assert (delivery["status"], delivery["sent_at"]) == ("expired", None)
+    assert fake_push.received_for(subscription) == []
+
+
 async def test_app_without_vapid_subject_is_rejected_with_the_fix(
     make_pushgate: PushgateFactory, fake_push: FakeWebPushService
 ) -> None:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import orjson
 import pytest
 
-from pushgate.domain.outcome import OutcomeKind
+from pushgate.domain.outcome import HoldScope, OutcomeKind
 from pushgate.providers.apns import FollowUp, classify, map_response
 
 
@@ -128,6 +128,13 @@ def test_429_too_many_requests_retries_slowly():
     assert outcome.kind is OutcomeKind.RETRY_LATER
     assert outcome.retry_after is not None
     assert outcome.retry_after >= 60
+
+
+def test_429_too_many_requests_holds_that_device_token_only():
+    # Apple applies it to one device token: the app's other devices must not wait.
+    outcome = map_response(429, {}, body("TooManyRequests"))
+
+    assert outcome.hold is HoldScope.DEVICE
 
 
 def test_429_honours_a_retry_after_header():

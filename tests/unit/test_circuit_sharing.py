@@ -28,6 +28,34 @@ def test_hold_makes_calls_wait_without_counting_a_failure() -> None:
     assert breaker.state.value == "closed"
 
 
+def test_a_held_device_token_waits_while_the_others_go() -> None:
+    clock = Clock()
+    board = circuit.CircuitBoard(clock=clock)
+    board.hold_device("app", "apns", "throttled", 60.0)
+    assert board.device_wait("app", "apns", "throttled") == 60.0
+    assert board.device_wait("app", "apns", "healthy") == 0.0
+    assert board.device_wait("other-app", "apns", "throttled") == 0.0
+    # A device hold is no circuit: the provider stays closed for everyone else.
+    assert board.get("app", "apns", "apns").allow()
+    assert board.reports() == []
+    board.hold_device("app", "apns", "throttled", 10.0)  # a shorter hold does not shorten it
+    clock.now += 59.0
+    assert board.device_wait("app", "apns", "throttled") == 1.0
+    clock.now += 1.0
+    assert board.device_wait("app", "apns", "throttled") == 0.0
+    assert board.device_holds == {}
+
+
+def test_lapsed_device_holds_are_swept_out() -> None:
+    clock = Clock()
+    board = circuit.CircuitBoard(clock=clock)
+    for n in range(circuit.DEVICE_HOLDS_SWEEP_AT):
+        board.hold_device("app", "apns", f"token-{n}", 1.0)
+    clock.now += 2.0
+    board.hold_device("app", "apns", "new", 5.0)
+    assert board.device_holds == {("app", "apns", "new"): clock.now + 5.0}
+
+
 def test_probe_that_never_reports_is_replaced_after_timeout() -> None:
     clock = Clock()
     breaker = CircuitBreaker(threshold=1, timeout=10, clock=clock)

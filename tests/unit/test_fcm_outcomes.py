@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 import pytest
 
-from pushgate.domain.outcome import OutcomeKind
+from pushgate.domain.outcome import HoldScope, OutcomeKind
 from pushgate.providers.fcm import fcm_error_code, is_oauth_failure, map_response
 
 NOW = 1_700_000_000.0
@@ -97,6 +97,76 @@ def test_quota_exceeded_retries_after_retry_after_or_a_minute(headers, expected)
 
     assert outcome.kind is OutcomeKind.RETRY_LATER
     assert outcome.retry_after == pytest.approx(expected)
+
+
+QUOTA_FAILURE = "type.googleapis.com/google.rpc.QuotaFailure"
+
+
+def quota_failure(*violations: dict[str, str]) -> dict[str, Any]:
+    return {"@type": QUOTA_FAILURE, "violations": list(violations)}
+
+
+@pytest.mark.parametrize(
+    ("details", "scope"),
+    [
+        (
+            [quota_failure({"subject": "device", "description": "Device message rate exceeded"})],
+            HoldScope.DEVICE,
+        ),
+        (
+            # The subject names the calling project, the description the device's quota.
+            [
+                quota_failure(
+                    {"subject": "project:123", "description": "Device message rate exceeded."}
+                )
+            ],
+            HoldScope.DEVICE,
+        ),
+        (
+            [quota_failure({"subject": "topic", "description": "Topic message rate exceeded"})],
+            HoldScope.DEVICE,
+        ),
+        (
+            [
+                quota_failure(
+                    {
+                        "subject": "project:123",
+                        "description": "Message rate exceeded for the project",
+                    }
+                )
+            ],
+            HoldScope.PROJECT,
+        ),
+        ([], HoldScope.DEVICE),  # FCM does not say: only the device waits
+        ([quota_failure()], HoldScope.DEVICE),
+        ([{"@type": QUOTA_FAILURE, "violations": "garbled"}], HoldScope.DEVICE),
+    ],
+    ids=[
+        "device",
+        "device-quota-of-a-project",
+        "topic",
+        "project",
+        "unsaid",
+        "no-violations",
+        "garbled",
+    ],
+)
+def test_quota_exceeded_holds_what_its_quota_failure_is_about(details, scope):
+    body = error_body(
+        429, "RESOURCE_EXHAUSTED", "Quota exceeded", "QUOTA_EXCEEDED", details=details
+    )
+
+    outcome = map_response(429, JSON, body, now=NOW)
+
+    assert outcome.kind is OutcomeKind.RETRY_LATER
+    assert outcome.hold is scope
+
+
+def test_a_429_without_an_fcm_error_holds_the_project():
+    # Google's front end pushing back: nothing in it is about one device.
+    outcome = map_response(429, JSON, error_body(429, "RESOURCE_EXHAUSTED", "slow down"))
+
+    assert outcome.hold is HoldScope.PROJECT
 
 
 @pytest.mark.parametrize(

@@ -81,6 +81,7 @@ def test_nested_pushgate_variables_reach_their_section(monkeypatch: pytest.Monke
         ("SERVICE_PORT", "8123", "server", "port", 8123),
         ("LOG_LEVEL", "warning", "log", "level", "WARNING"),
         ("MAX_RETRIES", "9", "delivery", "max_attempts", 9),
+        ("MAX_RETRIES", "0", "delivery", "max_attempts", 0),  # 0: until the TTL
         ("CIRCUIT_BREAKER_THRESHOLD", "11", "circuit_breaker", "threshold", 11),
         ("CIRCUIT_BREAKER_TIMEOUT", "45.5", "circuit_breaker", "timeout", 45.5),
         ("WORKER_PREFETCH_COUNT", "64", "worker", "prefetch_count", 64),
@@ -162,7 +163,7 @@ def test_precedence_overrides_then_variables_then_legacy_then_file_then_defaults
     assert variables.worker.prefetch_count == 50  # legacy name beats the file
     assert variables.worker.concurrency == 6  # the file beats the default
     assert variables.log.level == "ERROR"
-    assert variables.delivery.max_attempts == 5  # nothing set: the default
+    assert variables.delivery.max_attempts == 100  # nothing set: the default
 
     monkeypatch.delenv("PUSHGATE_SERVER__PORT")
     assert load_settings(config_file=config).server.port == 3333

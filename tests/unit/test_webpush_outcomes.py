@@ -6,7 +6,7 @@ from email.utils import formatdate
 
 import pytest
 
-from pushgate.domain.outcome import Outcome, OutcomeKind
+from pushgate.domain.outcome import HoldScope, Outcome, OutcomeKind
 from pushgate.providers.webpush import map_response
 
 NOW = 1_800_000_000.0
@@ -58,6 +58,12 @@ def test_429_retries_after_the_seconds_the_service_asked_for():
     assert outcome.kind is OutcomeKind.RETRY_LATER
     assert outcome.retry_after == 120.0
     assert outcome.status_code == 429
+
+
+def test_429_holds_the_whole_push_service_origin():
+    outcome = map_response(429, {"Retry-After": "120"}, b"")
+
+    assert outcome.hold is HoldScope.ORIGIN
 
 
 def test_429_retry_after_as_an_http_date_is_relative_to_now():
