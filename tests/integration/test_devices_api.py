@@ -302,6 +302,19 @@ async def test_device_routes_are_in_the_openapi_document(client: httpx.AsyncClie
     assert {"/v1/devices", "/v1/devices/{device_id}", "/v1/users/{user_id}/devices"} <= set(
         document["paths"]
     )
-    assert {"DeviceCreate", "DeviceUpdate", "DevicePublic", "DevicesPublic"} <= set(
-        document["components"]["schemas"]
-    )
+    schemas = document["components"]["schemas"]
+    assert {
+        "DeviceCreate",
+        "DeviceUpdate",
+        "DevicePublic",
+        "DevicesPublic",
+        "DeviceReceipt",
+    } <= set(schemas)
+    # The field a client reads to know whether a device receives pushes says so
+    for shape in ("DevicePublic", "DeviceReceipt"):
+        fields = schemas[shape]["properties"]
+        assert "receive" in fields["active"]["description"]
+        assert "active" in fields["enabled"]["description"]
+    # And the routes a subscribe key reaches by id take the device's token
+    patch = document["paths"]["/v1/devices/{device_id}"]["patch"]
+    assert "X-Device-Token" in [p["name"] for p in patch["parameters"]]

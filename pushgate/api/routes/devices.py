@@ -16,6 +16,7 @@ from fastapi import APIRouter, Header, Path, Query, Response
 
 from pushgate import netguard
 from pushgate.api.deps import Caller, DeviceReader, DeviceWriter, RuntimeDep, SessionDep
+from pushgate.api.schemas import common
 from pushgate.api.schemas import devices as schemas
 from pushgate.domain import subscription
 from pushgate.domain.apikeys import Permission
@@ -48,14 +49,16 @@ HeldToken = Annotated[
 ]
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {
+        "model": common.ErrorBody,
         "description": "No such device in the caller's app, or (subscribe keys) `X-Device-Token`"
-        " is not its token (`device_not_found`)"
+        " is not its token (`device_not_found`)",
     }
 }
 BY_HOLDER: dict[int | str, dict[str, Any]] = NOT_FOUND | {
     403: {
+        "model": common.ErrorBody,
         "description": "A subscribe key without `X-Device-Token` (`device_token_required`), or"
-        " one asking to change or clear the user of a device that has one (`device_user_locked`)"
+        " one asking to change or clear the user of a device that has one (`device_user_locked`)",
     }
 }
 Answer = schemas.DevicePublic | schemas.DeviceReceipt
@@ -129,8 +132,9 @@ async def push_address(body: schemas.DeviceCreate, policy: WebPushSettings) -> P
     responses={
         200: {"model": Answer, "description": "An existing device, updated"},
         403: {
+            "model": common.ErrorBody,
             "description": "A subscribe key asking to change or clear the user of an existing"
-            " device that has one (`device_user_locked`)"
+            " device that has one (`device_user_locked`)",
         },
     },
 )

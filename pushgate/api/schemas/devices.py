@@ -128,8 +128,8 @@ ENABLED = (
     " true. Read `active` to know whether the device receives pushes."
 )
 ACTIVE = (
-    "Whether notifications are sent to this device: enabled and not deactivated"
-    " (`status` is `active`)."
+    "Whether the device will receive pushes: it is enabled and not deactivated"
+    " (`status` is `active`). The field to read."
 )
 STATUS = (
     "`active` receives pushes; `disabled`: `enabled` is false; `deactivated`: deleted or declared"
