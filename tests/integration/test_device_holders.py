@@ -291,6 +291,21 @@ async def test_subscribe_key_patch_may_repeat_the_devices_user(
     assert response.json()["user_id"] == "alice"
 
 
+async def test_subscribe_key_patch_may_give_a_user_to_a_device_without_one(
+    client: httpx.AsyncClient, tenant: TenantKeys
+) -> None:
+    token = new_token()
+    anonymous = (await register(client, tenant.subscribe, token=token)).json()
+
+    response = await client.patch(
+        f"/v1/devices/{anonymous['id']}", json={"user_id": "alice"}, headers=holding(tenant, token)
+    )
+
+    assert response.status_code == 200, response.text
+    assert set(response.json()) == RECEIPT | {"user_id"}
+    assert (await read(client, tenant, anonymous["id"]))["user_id"] == "alice"
+
+
 async def test_subscribe_key_deletes_a_device_it_holds(
     client: httpx.AsyncClient, tenant: TenantKeys
 ) -> None:
