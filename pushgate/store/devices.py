@@ -5,6 +5,7 @@ Every query filters on `app_id`; a device of another app is indistinguishable fr
 
 from __future__ import annotations
 
+import hmac
 import uuid
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from sqlalchemy import (
     bindparam,
     delete,
     false,
+    func,
     or_,
     select,
     true,
@@ -29,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pushgate.domain import ids
 from pushgate.domain.subscription import Platform, PushAddress
-from pushgate.errors import InvalidInputError, NotFoundError
+from pushgate.errors import InvalidInputError, NotFoundError, PermissionDeniedError
 from pushgate.store import db
 from pushgate.store.tables import Device, DeviceTopic, utcnow
 
@@ -85,6 +87,14 @@ def device_not_found() -> NotFoundError:
     return NotFoundError("no such device", code="device_not_found")
 
 
+def user_locked() -> PermissionDeniedError:
+    return PermissionDeniedError(
+        "this key may not change or clear the user_id of a device that has one"
+        " (a send or admin key may)",
+        code="device_user_locked",
+    )
+
+
 async def upsert(
     *,
     session: AsyncSession,
@@ -92,6 +102,7 @@ async def upsert(
     address: PushAddress,
     profile: Mapping[str, Any] | None = None,
     topics: Sequence[str] | None = None,
+    keep_user: bool = False,
     now: datetime | None = None,
 ) -> Registration:
     """Register a device, or refresh the one with the same (app, platform, token).
@@ -100,6 +111,11 @@ async def upsert(
     `last_seen_at` and `updated_at`, and revives a deleted or provider-invalidated device. `topics`,
     when given, replace the device's set. One `INSERT ... ON CONFLICT`, so concurrent registrations
     of one token meet in the database instead of failing on the unique constraint.
+
+    With `keep_user` a device that has a user keeps it; one without may be given one.
+
+    Raises: PermissionDeniedError `device_user_locked`, with `keep_user`, when `profile` asks
+    for another user than the device has (the caller must then roll back).
     """
     now = now or utcnow()
     profile = _checked(profile or {})
@@ -122,6 +138,9 @@ async def upsert(
     statement = insert(Device).values(values | profile)
     refreshed = ("p256dh", "auth", "expires_at", *(_COLUMN_OF.get(k, k) for k in profile))
     changes: dict[str, Any] = {name: statement.excluded[name] for name in refreshed}
+    if keep_user and "user_id" in changes:
+        # Decided in the statement, so two registrations racing cannot both move the device.
+        changes["user_id"] = func.coalesce(Device.__table__.c.user_id, changes["user_id"])
     changes |= {
         "updated_at": now,
         "last_seen_at": now,
@@ -135,6 +154,8 @@ async def upsert(
         statement.returning(Device), execution_options={"populate_existing": True}
     )
     device = result.scalar_one()
+    if keep_user and "user_id" in profile and device.user_id != profile["user_id"]:
+        raise user_locked()
     if topics is not None:
         await _replace_topics(session, app_id=app_id, device_id=device.id, topics=topics)
         kept = tuple(sorted(set(topics)))
@@ -200,15 +221,24 @@ async def update(
     device_id: uuid.UUID,
     profile: Mapping[str, Any] | None = None,
     topics: Sequence[str] | None = None,
+    held_token: str | None = None,
+    keep_user: bool = False,
     now: datetime | None = None,
 ) -> DeviceRecord:
     """Change the given profile fields and, when given, replace the topics. Does not revive a
     deactivated device: only the client re-registering its token shows the token still works.
+    With `keep_user` a device that has a user keeps it; one without may be given one.
 
-    Raises: NotFoundError `device_not_found`.
+    Raises:
+        NotFoundError: `device_not_found`, also when `held_token` is not the device's.
+        PermissionDeniedError: `device_user_locked`, with `keep_user`, when `profile` asks for
+            another user than the device has.
     """
-    device = await _row(session, app_id=app_id, device_id=device_id)
-    for name, value in _checked(profile or {}).items():
+    device = await _row(session, app_id=app_id, device_id=device_id, held_token=held_token)
+    profile = _checked(profile or {})
+    if keep_user and "user_id" in profile and profile["user_id"] != device.user_id:
+        await _claim_user(session, device=device, user_id=profile["user_id"])
+    for name, value in profile.items():
         setattr(device, name, value)
     device.updated_at = now or utcnow()
     await session.flush()
@@ -224,15 +254,16 @@ async def add_topics(
     app_id: uuid.UUID,
     device_id: uuid.UUID,
     topics: Sequence[str],
+    held_token: str | None = None,
     now: datetime | None = None,
 ) -> DeviceRecord:
     """Subscribe a device to topics; topics it already has are left alone.
 
     Raises:
-        NotFoundError: `device_not_found`.
+        NotFoundError: `device_not_found`, also when `held_token` is not the device's.
         InvalidInputError: `too_many_topics`, the device would have more than MAX_TOPICS.
     """
-    device = await _row(session, app_id=app_id, device_id=device_id)
+    device = await _row(session, app_id=app_id, device_id=device_id, held_token=held_token)
     existing = await _topics_of(session, app_id=app_id, device_id=device_id)
     merged = set(existing) | set(topics)
     if len(merged) > MAX_TOPICS:
@@ -251,13 +282,14 @@ async def remove_topic(
     app_id: uuid.UUID,
     device_id: uuid.UUID,
     topic: str,
+    held_token: str | None = None,
     now: datetime | None = None,
 ) -> DeviceRecord:
     """Unsubscribe a device from a topic (nothing happens if it was not subscribed).
 
-    Raises: NotFoundError `device_not_found`.
+    Raises: NotFoundError `device_not_found`, also when `held_token` is not the device's.
     """
-    device = await _row(session, app_id=app_id, device_id=device_id)
+    device = await _row(session, app_id=app_id, device_id=device_id, held_token=held_token)
     await session.execute(
         delete(DeviceTopic).where(
             DeviceTopic.app_id == app_id,
@@ -276,14 +308,15 @@ async def deactivate(
     app_id: uuid.UUID,
     device_id: uuid.UUID,
     reason: str = DELETED,
+    held_token: str | None = None,
     now: datetime | None = None,
 ) -> Device:
     """Soft-delete: the row stays for history and analytics, senders skip it. A device already
     deactivated keeps its first time and reason, which say why it really went away.
 
-    Raises: NotFoundError `device_not_found`.
+    Raises: NotFoundError `device_not_found`, also when `held_token` is not the device's.
     """
-    device = await _row(session, app_id=app_id, device_id=device_id)
+    device = await _row(session, app_id=app_id, device_id=device_id, held_token=held_token)
     if device.invalidated_at is None:
         now = now or utcnow()
         device.invalidated_at = now
@@ -379,12 +412,42 @@ def _status_clause(statuses: Collection[Status]) -> ColumnElement[bool]:
     return or_(*clauses) if clauses else false()
 
 
-async def _row(session: AsyncSession, *, app_id: uuid.UUID, device_id: uuid.UUID) -> Device:
+async def _row(
+    session: AsyncSession,
+    *,
+    app_id: uuid.UUID,
+    device_id: uuid.UUID,
+    held_token: str | None = None,
+) -> Device:
+    """The device; with `held_token`, only if that is its token or endpoint. A wrong token
+    answers like a missing device, so it tells nothing about the ids of other devices."""
     query = select(Device).where(Device.app_id == app_id, Device.id == device_id)
     device = (await session.execute(query)).scalar_one_or_none()
-    if device is None:
+    if device is None or (held_token is not None and not holds(device, held_token)):
         raise device_not_found()
     return device
+
+
+def holds(device: Device, token: str) -> bool:
+    """Whether `token` is the device's FCM/APNs token or Web Push endpoint (APNs in any case)."""
+    if device.platform == Platform.APNS.value:
+        token = token.lower()
+    return hmac.compare_digest(token.encode(), device.token.encode())
+
+
+async def _claim_user(session: AsyncSession, *, device: Device, user_id: str | None) -> None:
+    """Give a device without a user its first one. The `user_id IS NULL` condition is checked
+    by the UPDATE itself, so of two requests racing to give it different users one fails."""
+    if device.user_id is not None:
+        raise user_locked()
+    claimed = await session.execute(
+        sql_update(Device)
+        .where(Device.id == device.id, Device.user_id.is_(None))
+        .values(user_id=user_id)
+        .returning(Device.id)
+    )
+    if claimed.scalar_one_or_none() is None:
+        raise user_locked()
 
 
 async def _topics_of(

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func, select
 
 from pushgate.domain.subscription import Platform, PushAddress
-from pushgate.errors import InvalidInputError, NotFoundError
+from pushgate.errors import InvalidInputError, NotFoundError, PermissionDeniedError
 from pushgate.store import apps, audience, db, devices
 from pushgate.store.tables import DeviceTopic
 
@@ -35,11 +35,18 @@ async def register(
     *,
     profile: dict[str, object] | None = None,
     topics: list[str] | None = None,
+    keep_user: bool = False,
     now: datetime | None = None,
 ) -> devices.Registration:
     async with sessions() as session:
         registration = await devices.upsert(
-            session=session, app_id=app_id, address=address, profile=profile, topics=topics, now=now
+            session=session,
+            app_id=app_id,
+            address=address,
+            profile=profile,
+            topics=topics,
+            keep_user=keep_user,
+            now=now,
         )
         await session.commit()
         return registration
@@ -190,6 +197,61 @@ async def test_concurrent_registrations_of_one_token_make_one_device(
     async with sessions() as session:
         page = await devices.list_page(session=session, app_id=app_id)
     assert [r.topics for r in page.items] == [("t",)]
+
+
+async def test_concurrent_registrations_keeping_the_user_give_the_device_one_user(
+    sessions: db.SessionMaker,
+) -> None:
+    # Given an app
+    app_id = await new_app(sessions)
+    # When one token registers for four users at once, each keeping a user the device has
+    results = await asyncio.gather(
+        *(
+            register(sessions, app_id, fcm("racy"), profile={"user_id": f"u{i}"}, keep_user=True)
+            for i in range(4)
+        ),
+        return_exceptions=True,
+    )
+    # Then one registration won, the others were refused, and the device has the winner's user
+    [won] = [r for r in results if isinstance(r, devices.Registration)]
+    refused = [r for r in results if isinstance(r, PermissionDeniedError)]
+    assert [e.code for e in refused] == ["device_user_locked"] * 3
+    async with sessions() as session:
+        [device] = (await devices.list_page(session=session, app_id=app_id)).items
+    assert device.device.user_id == won.record.device.user_id
+
+
+async def test_update_keeping_the_user_gives_one_only_to_a_device_without_one(
+    sessions: db.SessionMaker,
+) -> None:
+    # Given a device without a user
+    app_id = await new_app(sessions)
+    device_id = (await register(sessions, app_id, fcm("tok"))).record.device.id
+
+    async def give(user_id: str | None) -> devices.DeviceRecord:
+        async with sessions() as session:
+            record = await devices.update(
+                session=session,
+                app_id=app_id,
+                device_id=device_id,
+                profile={"user_id": user_id},
+                held_token="tok",
+                keep_user=True,
+            )
+            await session.commit()
+            return record
+
+    # When it is given one, Then it has it, and may be given the same again
+    assert (await give("u1")).device.user_id == "u1"
+    assert (await give("u1")).device.user_id == "u1"
+    # But never another, nor none
+    for other in ("u2", None):
+        with pytest.raises(PermissionDeniedError):
+            await give(other)
+    async with sessions() as session:
+        assert (
+            await devices.get(session=session, app_id=app_id, device_id=device_id)
+        ).device.user_id == "u1"
 
 
 async def test_list_pages_through_all_devices_in_registration_order(

@@ -42,10 +42,10 @@ async def register(
 async def test_registering_a_device_answers_201_with_the_device(
     client: httpx.AsyncClient, tenant: TenantKeys
 ) -> None:
-    # When a phone registers its FCM token with a profile
+    # When a backend registers a phone's FCM token with a profile
     response = await register(
         client,
-        tenant.subscribe,
+        tenant.send,
         token="fGw0qy4TGgk:APA91bGtWGjuhp4",
         user_id="user-1",
         topics=["news", "alerts"],
@@ -64,7 +64,7 @@ async def test_registering_a_device_answers_201_with_the_device(
     assert device["topics"] == ["alerts", "news"]
     assert (device["locale"], device["timezone"]) == ("pt-BR", "America/Sao_Paulo")
     assert device["metadata"] == {"model": "Pixel 8", "os": 14}
-    assert (device["enabled"], device["status"]) == (True, "active")
+    assert (device["enabled"], device["active"], device["status"]) == (True, True, "active")
     assert device["invalidated_at"] is None
 
 
@@ -72,11 +72,9 @@ async def test_reregistering_answers_200_with_the_same_device(
     client: httpx.AsyncClient, tenant: TenantKeys
 ) -> None:
     # Given a registered device with a user
-    first = (await register(client, tenant.subscribe, token="tok-1", user_id="u1")).json()
-    # When the app registers the token again with a new version and topics
-    response = await register(
-        client, tenant.subscribe, token="tok-1", app_version="2.0", topics=["b"]
-    )
+    first = (await register(client, tenant.send, token="tok-1", user_id="u1")).json()
+    # When the backend registers the token again with a new version and topics
+    response = await register(client, tenant.send, token="tok-1", app_version="2.0", topics=["b"])
     # Then the answer is 200, the same device, old fields kept and times refreshed
     assert response.status_code == 200
     again = response.json()
@@ -92,9 +90,7 @@ async def test_webpush_subscription_is_stored_and_its_keys_never_echoed(
     # When a browser registers its subscription
     subscription = browser_subscription()
     subscription["expirationTime"] = 1_893_456_000_000
-    response = await register(
-        client, tenant.subscribe, platform="webpush", subscription=subscription
-    )
+    response = await register(client, tenant.send, platform="webpush", subscription=subscription)
     # Then the device shows the endpoint and the expiry, not the keys
     assert response.status_code == 201, response.text
     device = response.json()
@@ -118,7 +114,7 @@ async def test_apns_token_is_stored_lowercase(
 
 
 async def test_device_can_be_read_back_by_id(client: httpx.AsyncClient, tenant: TenantKeys) -> None:
-    created = (await register(client, tenant.subscribe, topics=["x"])).json()
+    created = (await register(client, tenant.send, topics=["x"])).json()
     response = await client.get(f"/v1/devices/{created['id']}", headers=tenant.send)
     assert response.status_code == 200
     assert response.json() == created
@@ -189,19 +185,19 @@ async def test_patch_changes_only_the_fields_sent(
 ) -> None:
     # Given a device with a user, locale and topics
     device = (
-        await register(client, tenant.subscribe, user_id="u1", locale="en", topics=["a", "b"])
+        await register(client, tenant.send, user_id="u1", locale="en", topics=["a", "b"])
     ).json()
     # When it is patched: topics replaced, user cleared, disabled
     response = await client.patch(
         f"/v1/devices/{device['id']}",
         json={"topics": ["c"], "user_id": None, "enabled": False},
-        headers=tenant.subscribe,
+        headers=tenant.send,
     )
     # Then those changed, the locale did not, and the device shows as disabled
     assert response.status_code == 200, response.text
     patched = response.json()
     assert (patched["topics"], patched["user_id"], patched["locale"]) == (["c"], None, "en")
-    assert (patched["enabled"], patched["status"]) == (False, "disabled")
+    assert (patched["enabled"], patched["active"], patched["status"]) == (False, False, "disabled")
     # And a disabled device is still listed by default
     listed = (await client.get("/v1/devices", headers=tenant.send)).json()["items"]
     assert [d["id"] for d in listed] == [device["id"]]
@@ -212,16 +208,17 @@ async def test_deleting_hides_the_device_but_keeps_it(
     client: httpx.AsyncClient, tenant: TenantKeys
 ) -> None:
     # Given a device
-    device = (await register(client, tenant.subscribe)).json()
+    device = (await register(client, tenant.send)).json()
     # When it is deleted
-    response = await client.delete(f"/v1/devices/{device['id']}", headers=tenant.subscribe)
+    response = await client.delete(f"/v1/devices/{device['id']}", headers=tenant.send)
     # Then the answer is 204 and the device reads as deactivated, reason "deleted"
     assert response.status_code == 204
     assert response.content == b""
     gone = (await client.get(f"/v1/devices/{device['id']}", headers=tenant.send)).json()
     assert (gone["status"], gone["invalidation_reason"]) == ("deactivated", "deleted")
     assert gone["invalidated_at"] is not None
-    assert gone["enabled"] is True
+    # And it says it receives nothing, while the client's switch stays as it was
+    assert (gone["active"], gone["enabled"]) == (False, True)
     # And the default list hides it, while status=deactivated and status=all show it
     default = (await client.get("/v1/devices", headers=tenant.send)).json()["items"]
     assert default == []
@@ -236,19 +233,16 @@ async def test_reregistering_revives_deleted_device(
     client: httpx.AsyncClient, tenant: TenantKeys
 ) -> None:
     # Given a deleted device
-    device = (await register(client, tenant.subscribe, token="tok-1")).json()
-    await client.delete(f"/v1/devices/{device['id']}", headers=tenant.subscribe)
+    device = (await register(client, tenant.send, token="tok-1")).json()
+    await client.delete(f"/v1/devices/{device['id']}", headers=tenant.send)
     # When the app registers the same token again
-    response = await register(client, tenant.subscribe, token="tok-1")
+    response = await register(client, tenant.send, token="tok-1")
     # Then the same device is active again
     assert response.status_code == 200
     revived = response.json()
     assert revived["id"] == device["id"]
-    assert (revived["status"], revived["invalidated_at"], revived["invalidation_reason"]) == (
-        "active",
-        None,
-        None,
-    )
+    assert (revived["status"], revived["active"]) == ("active", True)
+    assert (revived["invalidated_at"], revived["invalidation_reason"]) == (None, None)
 
 
 async def test_purge_needs_an_admin_key_and_removes_the_device(
@@ -275,21 +269,21 @@ async def test_purge_needs_an_admin_key_and_removes_the_device(
 async def test_topics_can_be_added_and_removed(
     client: httpx.AsyncClient, tenant: TenantKeys
 ) -> None:
-    device = (await register(client, tenant.subscribe, topics=["a"])).json()
+    device = (await register(client, tenant.send, topics=["a"])).json()
     url = f"/v1/devices/{device['id']}/topics"
-    added = await client.post(url, json={"topics": ["c", "b", "a"]}, headers=tenant.subscribe)
+    added = await client.post(url, json={"topics": ["c", "b", "a"]}, headers=tenant.send)
     assert added.status_code == 200
     assert added.json()["topics"] == ["a", "b", "c"]
     # Adding again changes nothing
-    again = await client.post(url, json={"topics": ["b"]}, headers=tenant.subscribe)
+    again = await client.post(url, json={"topics": ["b"]}, headers=tenant.send)
     assert again.json()["topics"] == ["a", "b", "c"]
-    removed = await client.delete(f"{url}/b", headers=tenant.subscribe)
+    removed = await client.delete(f"{url}/b", headers=tenant.send)
     assert removed.status_code == 200
     assert removed.json()["topics"] == ["a", "c"]
     # Topic names may carry percent-encoded text
-    encoded = await client.post(url, json={"topics": ["city%2FParis"]}, headers=tenant.subscribe)
+    encoded = await client.post(url, json={"topics": ["city%2FParis"]}, headers=tenant.send)
     assert "city%2FParis" in encoded.json()["topics"]
-    gone = await client.delete(f"{url}/city%252FParis", headers=tenant.subscribe)
+    gone = await client.delete(f"{url}/city%252FParis", headers=tenant.send)
     assert gone.json()["topics"] == ["a", "c"]
 
 
@@ -308,6 +302,19 @@ async def test_device_routes_are_in_the_openapi_document(client: httpx.AsyncClie
     assert {"/v1/devices", "/v1/devices/{device_id}", "/v1/users/{user_id}/devices"} <= set(
         document["paths"]
     )
-    assert {"DeviceCreate", "DeviceUpdate", "DevicePublic", "DevicesPublic"} <= set(
-        document["components"]["schemas"]
-    )
+    schemas = document["components"]["schemas"]
+    assert {
+        "DeviceCreate",
+        "DeviceUpdate",
+        "DevicePublic",
+        "DevicesPublic",
+        "DeviceReceipt",
+    } <= set(schemas)
+    # The field a client reads to know whether a device receives pushes says so
+    for shape in ("DevicePublic", "DeviceReceipt"):
+        fields = schemas[shape]["properties"]
+        assert "receive" in fields["active"]["description"]
+        assert "active" in fields["enabled"]["description"]
+    # And the routes a subscribe key reaches by id take the device's token
+    patch = document["paths"]["/v1/devices/{device_id}"]["patch"]
+    assert "X-Device-Token" in [p["name"] for p in patch["parameters"]]

@@ -82,9 +82,11 @@ async def test_gone_subscription_deactivates_device(
     assert by_device[alive_id]["status"] == "sent"
     gone_device = await device(pushgate, acme.admin, gone_id)
     assert gone_device["status"] == "deactivated"
+    assert (gone_device["active"], gone_device["enabled"]) == (False, True)
     assert gone_device["invalidation_reason"]
     assert gone_device["invalidated_at"]
-    assert (await device(pushgate, acme.admin, alive_id))["status"] == "active"
+    alive_device = await device(pushgate, acme.admin, alive_id)
+    assert (alive_device["status"], alive_device["active"]) == ("active", True)
     assert fake_push.status_counts[status] == 1
 
     # And the next notification to that user goes only to the live browser

@@ -20,7 +20,7 @@ async def two_tenants(
     """acme, and globex with one device (user "u1", topic "news")."""
     acme, globex = await tenant_factory("acme"), await tenant_factory("globex")
     body = {"platform": "fcm", "token": "globex-token", "user_id": "u1", "topics": ["news"]}
-    response = await client.post("/v1/devices", json=body, headers=globex.subscribe)
+    response = await client.post("/v1/devices", json=body, headers=globex.send)
     assert response.status_code == 201
     return acme, globex, response.json()
 
@@ -50,6 +50,30 @@ async def test_another_apps_device_id_is_not_found(
     assert response.json()["error"]["code"] == "device_not_found"
     assert "globex-token" not in response.text
     # And globex's device is unchanged
+    after = await client.get(f"/v1/devices/{theirs['id']}", headers=globex.send)
+    assert after.json() == theirs
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("PATCH", "/v1/devices/{id}", {"locale": "fr", "enabled": False}),
+        ("DELETE", "/v1/devices/{id}", None),
+        ("POST", "/v1/devices/{id}/topics", {"topics": ["stolen"]}),
+        ("DELETE", "/v1/devices/{id}/topics/news", None),
+    ],
+)
+async def test_another_apps_device_is_not_found_by_its_holder_token(
+    client: httpx.AsyncClient, two_tenants: Tenants, method: str, path: str, body: Any
+) -> None:
+    # Given globex's device, and acme's subscribe key showing that device's token
+    acme, globex, theirs = two_tenants
+    holder = acme.subscribe | {"X-Device-Token": "globex-token"}
+    # When it addresses globex's device by id
+    response = await client.request(method, path.format(id=theirs["id"]), json=body, headers=holder)
+    # Then it does not exist for acme, and globex's device is unchanged
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "device_not_found"
     after = await client.get(f"/v1/devices/{theirs['id']}", headers=globex.send)
     assert after.json() == theirs
 
@@ -101,6 +125,8 @@ async def test_same_token_in_two_apps_is_two_independent_devices(
     after = await client.get(f"/v1/devices/{theirs['id']}", headers=globex.send)
     assert after.json()["user_id"] == "u1"
     # And deleting acme's copy leaves globex's active
-    await client.delete(f"/v1/devices/{response.json()['id']}", headers=acme.subscribe)
+    holder = acme.subscribe | {"X-Device-Token": "globex-token"}
+    deleted = await client.delete(f"/v1/devices/{response.json()['id']}", headers=holder)
+    assert deleted.status_code == 204
     after = await client.get(f"/v1/devices/{theirs['id']}", headers=globex.send)
     assert after.json()["status"] == "active"

@@ -1,14 +1,22 @@
-"""The device registry: register, read, list, update, delete devices and their topics."""
+"""The device registry: register, read, list, update, delete devices and their topics.
+
+Keys that may read devices (send, admin) manage any device of their app and see it whole. A
+`subscribe` key lives in a web page or an app, so it is trusted with nothing but the device it
+runs on: it addresses a device by id only together with that device's token or endpoint (the
+`X-Device-Token` header), never changes the user a device has, and gets back a `DeviceReceipt`.
+"""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Header, Path, Query, Response
 
 from pushgate import netguard
-from pushgate.api.deps import DeviceReader, DeviceWriter, RuntimeDep, SessionDep
+from pushgate.api.deps import Caller, DeviceReader, DeviceWriter, RuntimeDep, SessionDep
+from pushgate.api.schemas import common
 from pushgate.api.schemas import devices as schemas
 from pushgate.domain import subscription
 from pushgate.domain.apikeys import Permission
@@ -31,9 +39,63 @@ StatusQuery = Annotated[
     schemas.StatusFilter | None,
     Query(description="Default: active and disabled devices; `all` adds deactivated ones."),
 ]
+HeldToken = Annotated[
+    str | None,
+    Header(
+        alias="X-Device-Token",
+        description="The device's FCM or APNs token, or its Web Push endpoint: required of"
+        " `subscribe` keys, which may touch only a device they hold. Not read for other keys.",
+    ),
+]
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
-    404: {"description": "No such device in the caller's app (`device_not_found`)"}
+    404: {
+        "model": common.ErrorBody,
+        "description": "No such device in the caller's app, or (subscribe keys) `X-Device-Token`"
+        " is not its token (`device_not_found`)",
+    }
 }
+BY_HOLDER: dict[int | str, dict[str, Any]] = NOT_FOUND | {
+    403: {
+        "model": common.ErrorBody,
+        "description": "A subscribe key without `X-Device-Token` (`device_token_required`), or"
+        " one asking to change or clear the user of a device that has one (`device_user_locked`)",
+    }
+}
+Answer = schemas.DevicePublic | schemas.DeviceReceipt
+
+
+def trusted(caller: Caller) -> bool:
+    """Whether the key may see and manage every device of its app (it may read devices)."""
+    return caller.can(Permission.DEVICES_READ)
+
+
+def held_token(caller: Caller, presented: str | None) -> str | None:
+    """The token a subscribe key must show for the device it addresses; None for trusted keys.
+
+    Raises: PermissionDeniedError `device_token_required`.
+    """
+    if trusted(caller):
+        return None
+    if not presented:
+        raise PermissionDeniedError(
+            "a subscribe key must send the device's token or Web Push endpoint"
+            " in the X-Device-Token header",
+            code="device_token_required",
+        )
+    return presented
+
+
+def answer(
+    caller: Caller,
+    record: devices.DeviceRecord,
+    *,
+    sent: Collection[str] = (),
+    topics: Collection[str] = (),
+) -> Answer:
+    """The whole device for trusted keys; for a subscribe key, the receipt of what it sent."""
+    if trusted(caller):
+        return schemas.DevicePublic.of(record)
+    return schemas.DeviceReceipt.of(record, sent=sent, topics=topics)
 
 
 async def push_address(body: schemas.DeviceCreate, policy: WebPushSettings) -> PushAddress:
@@ -66,7 +128,15 @@ async def push_address(body: schemas.DeviceCreate, policy: WebPushSettings) -> P
     "/v1/devices",
     status_code=201,
     summary="Register a device, or refresh an existing one (200)",
-    responses={200: {"model": schemas.DevicePublic, "description": "An existing device, updated"}},
+    response_model_exclude_unset=True,
+    responses={
+        200: {"model": Answer, "description": "An existing device, updated"},
+        403: {
+            "model": common.ErrorBody,
+            "description": "A subscribe key asking to change or clear the user of an existing"
+            " device that has one (`device_user_locked`)",
+        },
+    },
 )
 async def register_device(
     body: schemas.DeviceCreate,
@@ -74,7 +144,7 @@ async def register_device(
     session: SessionDep,
     runtime: RuntimeDep,
     response: Response,
-) -> schemas.DevicePublic:
+) -> Answer:
     address = await push_address(body, runtime.settings.webpush)
     registration = await devices.upsert(
         session=session,
@@ -82,10 +152,11 @@ async def register_device(
         address=address,
         profile=body.profile(),
         topics=body.topics,
+        keep_user=not trusted(caller),
     )
     await session.commit()
     response.status_code = 201 if registration.created else 200
-    return schemas.DevicePublic.of(registration.record)
+    return answer(caller, registration.record, sent=body.model_fields_set)
 
 
 @router.get("/v1/devices/{device_id}", summary="One device", responses=NOT_FOUND)
@@ -147,19 +218,30 @@ async def list_user_devices(
     )
 
 
-@router.patch("/v1/devices/{device_id}", summary="Change a device", responses=NOT_FOUND)
+@router.patch(
+    "/v1/devices/{device_id}",
+    summary="Change a device",
+    response_model_exclude_unset=True,
+    responses=BY_HOLDER,
+)
 async def update_device(
-    device_id: DeviceId, body: schemas.DeviceUpdate, caller: DeviceWriter, session: SessionDep
-) -> schemas.DevicePublic:
+    device_id: DeviceId,
+    body: schemas.DeviceUpdate,
+    caller: DeviceWriter,
+    session: SessionDep,
+    presented: HeldToken = None,
+) -> Answer:
     record = await devices.update(
         session=session,
         app_id=caller.app_id,
         device_id=device_id,
         profile=body.profile(),
         topics=body.topics if "topics" in body.model_fields_set else None,
+        held_token=held_token(caller, presented),
+        keep_user=not trusted(caller),
     )
     await session.commit()
-    return schemas.DevicePublic.of(record)
+    return answer(caller, record, sent=body.model_fields_set)
 
 
 @router.delete(
@@ -167,13 +249,14 @@ async def update_device(
     status_code=204,
     response_model=None,
     summary="Delete a device (soft: kept for history); `purge=true` removes it (admin keys)",
-    responses=NOT_FOUND,
+    responses=BY_HOLDER,
 )
 async def delete_device(
     device_id: DeviceId,
     caller: DeviceWriter,
     session: SessionDep,
     purge: Annotated[bool, Query(description="Remove the row for good (admin keys only).")] = False,
+    presented: HeldToken = None,
 ) -> Response:
     if purge:
         if not caller.can(Permission.ADMIN):
@@ -183,37 +266,59 @@ async def delete_device(
             )
         await devices.purge(session=session, app_id=caller.app_id, device_id=device_id)
     else:
-        await devices.deactivate(session=session, app_id=caller.app_id, device_id=device_id)
+        await devices.deactivate(
+            session=session,
+            app_id=caller.app_id,
+            device_id=device_id,
+            held_token=held_token(caller, presented),
+        )
     await session.commit()
     return Response(status_code=204)
 
 
 @router.post(
-    "/v1/devices/{device_id}/topics", summary="Subscribe a device to topics", responses=NOT_FOUND
+    "/v1/devices/{device_id}/topics",
+    summary="Subscribe a device to topics",
+    response_model_exclude_unset=True,
+    responses=BY_HOLDER,
 )
 async def add_device_topics(
     device_id: DeviceId,
     body: schemas.DeviceTopicsCreate,
     caller: DeviceWriter,
     session: SessionDep,
-) -> schemas.DevicePublic:
+    presented: HeldToken = None,
+) -> Answer:
     record = await devices.add_topics(
-        session=session, app_id=caller.app_id, device_id=device_id, topics=body.topics
+        session=session,
+        app_id=caller.app_id,
+        device_id=device_id,
+        topics=body.topics,
+        held_token=held_token(caller, presented),
     )
     await session.commit()
-    return schemas.DevicePublic.of(record)
+    return answer(caller, record, topics=body.topics)
 
 
 @router.delete(
     "/v1/devices/{device_id}/topics/{topic}",
     summary="Unsubscribe a device from a topic",
-    responses=NOT_FOUND,
+    response_model_exclude_unset=True,
+    responses=BY_HOLDER,
 )
 async def remove_device_topic(
-    device_id: DeviceId, topic: TopicName, caller: DeviceWriter, session: SessionDep
-) -> schemas.DevicePublic:
+    device_id: DeviceId,
+    topic: TopicName,
+    caller: DeviceWriter,
+    session: SessionDep,
+    presented: HeldToken = None,
+) -> Answer:
     record = await devices.remove_topic(
-        session=session, app_id=caller.app_id, device_id=device_id, topic=topic
+        session=session,
+        app_id=caller.app_id,
+        device_id=device_id,
+        topic=topic,
+        held_token=held_token(caller, presented),
     )
     await session.commit()
-    return schemas.DevicePublic.of(record)
+    return answer(caller, record)

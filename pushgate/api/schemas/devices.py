@@ -5,6 +5,7 @@ from __future__ import annotations
 import binascii
 import uuid
 import zoneinfo
+from collections.abc import Collection, Iterable
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -98,7 +99,11 @@ class DeviceUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     topics: TopicList = Field(default_factory=list, description="Replaces the device's topics.")
-    enabled: bool = True
+    enabled: bool = Field(
+        default=True,
+        description="The client's switch: false stops pushes to the device until set true again."
+        " It does not revive a deactivated device (re-registering its token does).",
+    )
     user_id: UserId | None = None
     locale: Locale | None = None
     timezone: TimeZone | None = None
@@ -118,7 +123,24 @@ class DeviceTopicsCreate(BaseModel):
     topics: Annotated[list[Topic], Field(min_length=1, max_length=devices.MAX_TOPICS)]
 
 
+ENABLED = (
+    "The client's switch (`PATCH` `enabled`), kept as set: a deactivated device may still show"
+    " true. Read `active` to know whether the device receives pushes."
+)
+ACTIVE = (
+    "Whether the device will receive pushes: it is enabled and not deactivated"
+    " (`status` is `active`). The field to read."
+)
+STATUS = (
+    "`active` receives pushes; `disabled`: `enabled` is false; `deactivated`: deleted or declared"
+    " gone by its push service (`invalidated_at`, `invalidation_reason`), until its token is"
+    " registered again. `deactivated` wins over `disabled`."
+)
+
+
 class DevicePublic(BaseModel):
+    """A device as keys that may read devices (send, admin) see it."""
+
     id: uuid.UUID
     platform: Platform
     token: str | None = Field(description="FCM or APNs token; null for webpush.")
@@ -129,8 +151,9 @@ class DevicePublic(BaseModel):
     timezone: str | None
     app_version: str | None
     metadata: dict[str, Any]
-    enabled: bool
-    status: devices.Status
+    enabled: bool = Field(description=ENABLED)
+    active: bool = Field(description=ACTIVE)
+    status: devices.Status = Field(description=STATUS)
     expires_at: datetime | None = Field(description="When the Web Push subscription expires.")
     created_at: datetime
     updated_at: datetime
@@ -154,6 +177,7 @@ class DevicePublic(BaseModel):
             app_version=d.app_version,
             metadata=d.meta,
             enabled=d.enabled,
+            active=devices.status_of(d) is devices.Status.ACTIVE,
             status=devices.status_of(d),
             expires_at=d.expires_at,
             created_at=d.created_at,
@@ -162,6 +186,55 @@ class DevicePublic(BaseModel):
             invalidated_at=d.invalidated_at,
             invalidation_reason=d.invalidation_reason,
         )
+
+
+class DeviceReceipt(BaseModel):
+    """What a `subscribe` key gets back: the device's id, address and state, and of its profile
+    only the fields this request sent (as stored). Never its user or metadata otherwise."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: uuid.UUID
+    platform: Platform
+    token: str | None = Field(description="FCM or APNs token; null for webpush.")
+    endpoint: str | None = Field(description="Web Push endpoint; null for fcm and apns.")
+    enabled: bool = Field(description=ENABLED)
+    active: bool = Field(description=ACTIVE)
+    status: devices.Status = Field(description=STATUS)
+    user_id: str | None = Field(default=None, description="Only when this request sent it.")
+    topics: list[str] | None = Field(
+        default=None, description="The topics this request sent, when it sent some."
+    )
+    locale: str | None = Field(default=None, description="Only when this request sent it.")
+    timezone: str | None = Field(default=None, description="Only when this request sent it.")
+    app_version: str | None = Field(default=None, description="Only when this request sent it.")
+    metadata: dict[str, Any] | None = Field(
+        default=None, description="Only when this request sent it."
+    )
+
+    @classmethod
+    def of(
+        cls, record: devices.DeviceRecord, *, sent: Collection[str] = (), topics: Iterable[str] = ()
+    ) -> DeviceReceipt:
+        """The receipt for `record` after a request that set the profile fields named in `sent`
+        (their stored values are echoed) and added `topics` (echoed, not the device's others)."""
+        full = DevicePublic.of(record)
+        echoed = {name: getattr(full, name) for name in ECHOED if name in sent}
+        if topics:
+            echoed["topics"] = sorted(set(topics))
+        return cls(
+            id=full.id,
+            platform=full.platform,
+            token=full.token,
+            endpoint=full.endpoint,
+            enabled=full.enabled,
+            active=full.active,
+            status=full.status,
+            **echoed,
+        )
+
+
+ECHOED = ("user_id", "topics", "locale", "timezone", "app_version", "metadata")
 
 
 class DevicesPublic(BaseModel):
