@@ -8,6 +8,7 @@ Each thing is registered when it starts (`register`) and forgotten when its owne
 
 from __future__ import annotations
 
+import ctypes
 import signal
 import sys
 import threading
@@ -84,9 +85,22 @@ def _interrupt(signum: int, _frame: FrameType | None) -> None:
 
 
 def install() -> None:
-    """Make every stop signal interrupt the run (call from the main thread)."""
+    """Make every stop signal interrupt the run (call from the main thread), and the death of
+    the parent process one of them."""
     for signum in STOP_SIGNALS:
         signal.signal(signum, _interrupt)
+    _stop_with_parent()
+
+
+def _stop_with_parent() -> None:
+    # GNU make stopped with SIGTERM exits without passing the signal on to the recipe it runs:
+    # `make bench` would leave the bench, and all it started, running. Linux can send us a
+    # signal when our parent dies (prctl PR_SET_PDEATHSIG); elsewhere only direct signals stop.
+    if not sys.platform.startswith("linux"):
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    pr_set_pdeathsig = 1
+    libc.prctl(pr_set_pdeathsig, int(signal.SIGTERM), 0, 0, 0)
 
 
 @contextmanager

@@ -5,10 +5,16 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
 from bench import cleanup
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(autouse=True)
@@ -73,3 +79,61 @@ def test_a_stop_signal_ends_the_run_with_everything_undone(signum: int) -> None:
             signal.signal(s, handler)
     assert done == ["worker"]
     assert seen_during_undo == [signum]
+
+
+DRIVER = """
+import sys, time
+from bench import cleanup
+
+def body() -> int:
+    cleanup.register("worker", lambda: open(sys.argv[1], "w").write("stopped"))
+    print("ready", flush=True)
+    time.sleep(60)
+    return 0
+
+sys.exit(cleanup.run(body))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl is Linux's")
+def test_the_run_cleans_up_when_its_parent_dies(tmp_path: Path) -> None:
+    # Given the bench run by a parent (as `make bench` runs it) that then dies without passing
+    # a signal on (what GNU make does with SIGTERM)
+    marker = tmp_path / "stopped"
+    parent = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import subprocess, sys; p = subprocess.Popen(sys.argv[1:], stdout=subprocess.PIPE);"
+            " p.stdout.readline(); print(p.pid, flush=True); import time; time.sleep(60)",
+            sys.executable,
+            "-c",
+            DRIVER,
+            str(marker),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert parent.stdout is not None
+    bench = int(parent.stdout.readline())
+    parent.kill()
+    parent.wait()
+    parent.stdout.close()
+
+    # Then the bench undoes what it started and exits
+    deadline = time.monotonic() + 30
+    while not marker.exists():
+        assert time.monotonic() < deadline, "the bench did not clean up"
+        time.sleep(0.05)
+    assert marker.read_text() == "stopped"
+    while Path(f"/proc/{bench}").exists() and "Z" not in _state(bench):
+        assert time.monotonic() < deadline, "the bench did not exit"
+        time.sleep(0.05)
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "Z"
