@@ -3,8 +3,6 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip
-HOST ?= 127.0.0.1
-PORT ?= 8000
 SCENARIO ?= all
 PYTEST_ARGS ?=
 
@@ -24,8 +22,14 @@ $(VENV)/.test-deps: $(VENV)/.run-deps
 	$(PIP) install --quiet -c constraints.txt -e '.[test]'
 	touch $@
 
+# `make run PORT=9000 HOST=0.0.0.0` wins; without them pushgate's settings decide
+# (PUSHGATE_SERVER__PORT, then SERVICE_PORT, then --config's file, then 127.0.0.1:8000).
+# Only values given on make's command line count: a HOST or PORT in the environment is
+# often the shell's or the platform's, not meant for pushgate.
+given = $(if $(filter command line,$(origin $(1))),$(2) $($(1)))
+
 run: $(VENV)/.run-deps
-	$(BIN)/pushgate serve --host $(HOST) --port $(PORT)
+	$(BIN)/pushgate serve $(call given,HOST,--host) $(call given,PORT,--port)
 
 lint: $(VENV)/.test-deps
 	$(BIN)/ruff format --check .

@@ -6,13 +6,14 @@ import argparse
 import datetime
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from bench import deploy
+from bench import cleanup, deploy
 from bench.e2e import Goal
 from bench.harness import Context, Result, ScenarioError, load1, machine, table
 from bench.scenarios import E2E, SCENARIOS
@@ -89,6 +90,12 @@ def _figure(
 
 def main(argv: list[str] | None = None) -> int:
     args = _args(argv)
+    # Ctrl-C, SIGTERM (what `make` passes on when it is stopped) and SIGHUP stop the run and
+    # undo what it started (processes, nginx, databases, queues): see bench/cleanup.py.
+    return cleanup.run(lambda: _main(args, argv))
+
+
+def _main(args: argparse.Namespace, argv: list[str] | None) -> int:
     names = list(SCENARIOS) if args.scenario == "all" else args.scenario.split(",")
     unknown = [n for n in names if n not in SCENARIOS]
     if unknown:
@@ -100,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"services profile skipped: {missing}", file=sys.stderr)
         profiles.remove("services")
     workdir = Path(tempfile.mkdtemp(prefix="pushgate-bench-"))
+    if not args.keep:  # registered first, so removed last, after what runs inside it
+        cleanup.register("the work directory", lambda: shutil.rmtree(workdir, ignore_errors=True))
     if args.py_spy:
         args.py_spy.mkdir(parents=True, exist_ok=True)
     files = tls.make(workdir / "tls")
@@ -154,11 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out / f"{started.strftime('%Y%m%dT%H%M%S')}-{args.scenario.replace(',', '+')}.json"
     out.write_text(json.dumps(report, indent=2, default=str) + "\n")
     print(f"\nwrote {out}")
-    if not args.keep:
-        import shutil
-
-        shutil.rmtree(workdir, ignore_errors=True)
-    else:
+    if args.keep:
         print(f"work directory kept: {workdir}")
     failed = errors or any(not r.correct for r in results)
     return 1 if failed else 0

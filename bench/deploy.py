@@ -21,6 +21,7 @@ import aio_pika
 import asyncpg  # type: ignore[import-untyped,unused-ignore]
 from redis import asyncio as aioredis
 
+from bench import cleanup as bench_cleanup
 from bench.harness import ScenarioError, free_port, run_checked
 from pushgate.broker.rabbitmq import Topology
 
@@ -74,6 +75,8 @@ class Deployment:
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     # Names of every process started, kept after stop() for the CPU accounting.
     pids_seen: dict[str, int] = field(default_factory=dict)
+    # Its entry in bench.cleanup while it has anything to undo.
+    undo_token: int | None = None
 
     @property
     def services(self) -> bool:
@@ -128,6 +131,8 @@ class Deployment:
         """Database, schema, an app and a send key, through the CLI like an operator."""
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
+        if self.undo_token is None:
+            self.undo_token = bench_cleanup.register(f"pushgate {self.tag}", self.cleanup)
         if self.services:
             asyncio.run(self._create_database())
         env = self.env()
@@ -239,17 +244,39 @@ class Deployment:
     # --- teardown ----------------------------------------------------------------------------
 
     def cleanup(self) -> None:
+        """Stop the processes, drop the database, queues and keys, remove the data directory.
+        Safe to repeat (an interrupt may cut one short and `bench.cleanup` run it again)."""
         self.stop()
         if self.services:
-            asyncio.run(self._drop_services())
+            failures = asyncio.run(self._drop_services())
+            if failures:
+                raise ScenarioError(f"cannot remove {', '.join(failures)}")
         shutil.rmtree(self.workdir / "data", ignore_errors=True)
+        bench_cleanup.forget(self.undo_token)
+        self.undo_token = None
 
-    async def _drop_services(self) -> None:
+    async def _drop_services(self) -> list[str]:
+        """Each kind removed even when another cannot be; what failed, with the reason."""
+        failures = []
+        for what, drop in (
+            ("database", self._drop_database),
+            ("queues", self._drop_queues),
+            ("keys", self._drop_keys),
+        ):
+            try:
+                await drop()
+            except Exception as exc:
+                failures.append(f"{what} ({exc})")
+        return failures
+
+    async def _drop_database(self) -> None:
         conn = await asyncpg.connect(POSTGRES_ADMIN)
         try:
             await conn.execute(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
         finally:
             await conn.close()
+
+    async def _drop_queues(self) -> None:
         topology = Topology(self.prefix)
         connection = await aio_pika.connect(RABBITMQ_URL)
         try:
@@ -259,6 +286,8 @@ class Deployment:
             await channel.exchange_delete(topology.exchange)
         finally:
             await connection.close()
+
+    async def _drop_keys(self) -> None:
         client = aioredis.from_url(REDIS_URL)
         try:
             keys = [k async for k in client.scan_iter(match=f"bench-{self.tag}:*", count=1000)]

@@ -27,22 +27,25 @@ from pushgate.store.tables import App
 
 T = TypeVar("T")
 
-app = typer.Typer(
-    help="pushgate: self-hosted push notifications.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-)
-config_app = typer.Typer(help="Inspect the effective settings.", no_args_is_help=True)
-apps_app = typer.Typer(help="Apps (tenants).", no_args_is_help=True)
-keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
-vapid_app = typer.Typer(help="VAPID keys for Web Push.", no_args_is_help=True)
+
+def _commands(help_text: str, **settings: Any) -> typer.Typer:
+    # Click's plain help, not typer's rich panels: those print every flag as taking a value
+    # (`--json <bool>`), and `--json true` is an error. Plain text is also what scripts grep.
+    return typer.Typer(help=help_text, no_args_is_help=True, rich_markup_mode=None, **settings)
+
+
+app = _commands("pushgate: self-hosted push notifications.", pretty_exceptions_enable=False)
+config_app = _commands("Inspect the effective settings.")
+apps_app = _commands("Apps (tenants).")
+keys_app = _commands("API keys.")
+vapid_app = _commands("VAPID keys for Web Push.")
 app.add_typer(config_app, name="config")
 app.add_typer(apps_app, name="apps")
 app.add_typer(keys_app, name="keys")
 app.add_typer(vapid_app, name="vapid")
-dlq_app = typer.Typer(help="The dead-letter queue (failed.queue).", no_args_is_help=True)
+dlq_app = _commands("The dead-letter queue (failed.queue).")
 app.add_typer(dlq_app, name="dlq")
-credentials_app = typer.Typer(help="Apps' FCM and APNs credentials.", no_args_is_help=True)
+credentials_app = _commands("Apps' FCM and APNs credentials.")
 app.add_typer(credentials_app, name="credentials")
 
 out = Console()
@@ -596,7 +599,8 @@ def dlq_requeue(
     config: ConfigOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Put dead letters back on the queue they came from."""
+    """Put dead letters back on the queue they came from. A failed delivery is sent again,
+    its attempts counted from zero (its last answer is kept until the new one)."""
     settings = _settings(config)
 
     async def work(runtime: Runtime) -> int:

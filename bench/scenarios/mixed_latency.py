@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import flow, seed
+from bench import cleanup, flow, seed
 from bench.deploy import Deployment
 from bench.harness import (
     Context,
@@ -58,6 +58,7 @@ def _start_fake(directory: Path, count: int) -> tuple[subprocess.Popen[bytes], d
         stdout=log,
         stderr=subprocess.STDOUT,
     )
+    _undo[process.pid] = cleanup.register("the fake push service", lambda: _stop_fake(process))
     log.close()
     ready = directory / "subscriptions.json"
     deadline = time.monotonic() + 60 + count / 500
@@ -69,6 +70,10 @@ def _start_fake(directory: Path, count: int) -> tuple[subprocess.Popen[bytes], d
     return process, json.loads(ready.read_text())
 
 
+# The fakes running, by pid: their entries in bench.cleanup.
+_undo: dict[int, int] = {}
+
+
 def _stop_fake(process: subprocess.Popen[bytes]) -> None:
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
@@ -77,6 +82,7 @@ def _stop_fake(process: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+    cleanup.forget(_undo.pop(process.pid, None))
 
 
 def _one(ctx: Context, label: str, settings: dict[str, str]) -> Result:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
+from bench import cleanup as bench_cleanup
 from bench.harness import ScenarioError, free_port
 from bench.sinks.tls import TLSFiles
 
@@ -131,6 +132,7 @@ class NginxSink:
         self.workers = workers
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
+        self.undo_token: int | None = None
 
     @property
     def origin(self) -> str:
@@ -184,6 +186,7 @@ class NginxSink:
                 locations=self.locations(),
             )
         )
+        self.undo_token = bench_cleanup.register(f"nginx on port {self.port}", self.stop)
         self.process = subprocess.Popen(
             [binary, "-p", str(self.dir), "-c", str(config)],
             stdout=subprocess.DEVNULL,
@@ -213,14 +216,15 @@ class NginxSink:
 
     def stop(self) -> None:
         """Graceful stop (SIGQUIT): the workers finish and flush their log buffers."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGQUIT)
-        try:
-            self.process.wait(timeout=STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGQUIT)
+            try:
+                self.process.wait(timeout=STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        bench_cleanup.forget(self.undo_token)
+        self.undo_token = None
 
     def arrivals(self) -> Arrivals:
         """Read after `stop()`: only then is every buffered line on disk."""

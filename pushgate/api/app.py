@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from pushgate import __version__
-from pushgate.api import errors
+from pushgate.api import docs, errors
 from pushgate.api.fastlane import AcceptFastLane
 from pushgate.api.limits import BodySizeLimit
 from pushgate.api.routes import credentials, devices, health, notifications, webpush
@@ -76,6 +76,9 @@ def create_app(
         description=DESCRIPTION,
         lifespan=lifespan,
         responses=ERROR_RESPONSES,
+        # Served by pushgate.api.docs from an installed package: FastAPI's own load a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.key_cache = KeyCache(ttl=settings.server.key_cache_seconds)
     errors.install(app)
@@ -89,4 +92,5 @@ def create_app(
     app.include_router(credentials.router)
     # Static pages for people: the Web Push test page and its service worker.
     app.mount("/web", StaticFiles(directory=WEB, html=True), name="web")
+    docs.install(app)
     return app

@@ -21,7 +21,6 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pushgate.broker import base as broker_base
@@ -134,16 +133,38 @@ class Deliverer:
 
     async def handle(self, batch: list[broker_base.IncomingMessage]) -> None:
         ids: list[int] = []
+        requeued: list[int] = []
         for message in batch:
             try:
                 ids.extend(jobs.read_deliver_job(message.body))
             except jobs.BadJobError as exc:
-                message.dead_letter(str(exc))
+                try:
+                    requeued.append(jobs.read_requeued_delivery(message.body))
+                except jobs.BadJobError:
+                    message.dead_letter(str(exc))
+        if requeued:
+            ids.extend(await self._reopen(requeued))
         if ids:
             await self.deliver(ids)
         for message in batch:
             if not message.settled:
                 message.ack()
+
+    async def _reopen(self, ids: list[int]) -> list[int]:
+        """Make failed deliveries requeued from the dead-letter queue sendable again (see
+        `deliveries.reopen_failed`); the ids reopened, to send in this batch."""
+        now = utcnow()
+        async with self.runtime.sessions() as session:
+            reopened = await deliveries.reopen_failed(session=session, ids=ids, now=now)
+            await session.commit()
+        found = [i for d in reopened.values() for i in d]
+        if len(found) < len(ids):
+            # Sent or reopened already, or its notification was canceled or expired meanwhile.
+            log.warning(
+                "requeued deliveries not failed any more: left alone",
+                ids=sorted(set(ids) - set(found)),
+            )
+        return found
 
     async def deliver(self, ids: list[int]) -> list[Result]:
         now = utcnow()
@@ -591,17 +612,14 @@ def _log_transition(
 
 
 def _dead_letter(delivery: Claimed, outcome: Outcome) -> bytes:
-    return orjson.dumps(
-        {
-            "kind": "delivery_failed",
-            "delivery_id": delivery.id,
-            "notification_id": str(delivery.notification_id),
-            "app_id": str(delivery.app_id),
-            "device_id": str(delivery.device_id) if delivery.device_id else None,
-            "platform": delivery.platform,
-            "attempts": delivery.attempts,
-            "last_outcome": outcome.kind.value,
-            "last_status_code": outcome.status_code,
-            "last_error": outcome.error,
-        }
+    return jobs.dead_delivery(
+        delivery_id=delivery.id,
+        notification_id=str(delivery.notification_id),
+        app_id=str(delivery.app_id),
+        device_id=str(delivery.device_id) if delivery.device_id else None,
+        platform=delivery.platform,
+        attempts=delivery.attempts,
+        last_outcome=outcome.kind.value,
+        last_status_code=outcome.status_code,
+        last_error=outcome.error,
     )

@@ -39,6 +39,27 @@ def read_deliver_job(body: bytes) -> list[int]:
     return ids
 
 
+# The body `deliver` dead-letters a delivery with (see sending/deliver.py): a record for people,
+# which `pushgate dlq requeue` puts back on the deliver queue as it is.
+DELIVERY_FAILED = "delivery_failed"
+
+
+def dead_delivery(**record: Any) -> bytes:
+    return orjson.dumps({"kind": DELIVERY_FAILED, **record})
+
+
+def read_requeued_delivery(body: bytes) -> int:
+    """The delivery id of a dead letter `deliver` wrote, requeued from `failed`."""
+    try:
+        data = orjson.loads(body)
+        delivery_id = data["delivery_id"]
+        if data.get("kind") != DELIVERY_FAILED or not isinstance(delivery_id, int):
+            raise TypeError("not a failed delivery's record")
+    except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
+        raise BadJobError(f"not a deliver job: {exc}") from None
+    return delivery_id
+
+
 def encode_message(message: Message) -> dict[str, Any]:
     data: dict[str, Any] = {
         name: getattr(message, name)

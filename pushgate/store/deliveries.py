@@ -23,6 +23,7 @@ from sqlalchemy import (
     and_,
     any_,
     bindparam,
+    case,
     insert,
     literal_column,
     or_,
@@ -33,7 +34,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pushgate.domain.notification import DeliveryStatus
+from pushgate.domain.notification import DeliveryStatus, NotificationStatus
 from pushgate.errors import NotFoundError
 from pushgate.store.tables import Delivery, Notification
 
@@ -332,3 +333,69 @@ async def reclaim_stale(
         )
         taken.extend((await session.execute(statement)).scalars())
     return taken
+
+
+# A notification that reached one of these may be reopened by a requeued delivery; `canceled`
+# may not (nothing is sent for it any more), nor `expired` (its deliveries are too late).
+_REOPENABLE = (
+    NotificationStatus.COMPLETED.value,
+    NotificationStatus.PARTIALLY_FAILED.value,
+    NotificationStatus.FAILED.value,
+)
+
+
+async def reopen_failed(
+    *, session: AsyncSession, ids: Sequence[int], now: datetime
+) -> dict[uuid.UUID, list[int]]:
+    """Make `failed` deliveries sendable again (`pushgate dlq requeue`): back to `pending`
+    with no attempts, their last answer (`response_code`, `error`) kept. Their notifications
+    count them as unfinished again, and one that was final goes back to `dispatching`, so it
+    is finalized again (from the deliveries' statuses) once they are final.
+
+    Only rows still `failed`, of a notification neither canceled nor expired, are reopened:
+    a letter requeued twice reopens its delivery once, so the counters never count it twice.
+    Returns the reopened ids by notification.
+    """
+    if not ids:
+        return {}
+    live = select(Notification.id).where(
+        Notification.status.in_([*_REOPENABLE, NotificationStatus.DISPATCHING.value]),
+        Notification.expires_at > now,
+    )
+    result = await session.execute(
+        update(Delivery)
+        .where(
+            Delivery.id.in_(list(ids)),
+            Delivery.status == DeliveryStatus.FAILED.value,
+            Delivery.notification_id.in_(live),
+        )
+        .values(
+            status=DeliveryStatus.PENDING.value,
+            attempts=0,
+            next_attempt_at=None,
+            lease_until=None,
+            updated_at=now,
+        )
+        .returning(Delivery.notification_id, Delivery.id)
+        .execution_options(synchronize_session=False)
+    )
+    reopened: dict[uuid.UUID, list[int]] = {}
+    for notification_id, delivery_id in result:
+        reopened.setdefault(notification_id, []).append(delivery_id)
+    n = Notification
+    for notification_id, delivery_ids in sorted(reopened.items()):  # a stable lock order
+        await session.execute(
+            update(n)
+            .where(n.id == notification_id)
+            .values(
+                finished=n.finished - len(delivery_ids),
+                status=case(
+                    (n.status.in_(_REOPENABLE), NotificationStatus.DISPATCHING.value),
+                    else_=n.status,
+                ),
+                completed_at=None,
+                updated_at=now,
+            )
+            .execution_options(synchronize_session=False)
+        )
+    return reopened
