@@ -140,7 +140,10 @@ def build_providers(settings: Settings) -> dict[str, DeliveryProvider[Any]]:
 async def open_runtime(settings: Settings, *, start_broker: bool = True) -> Runtime:
     """Build every backend. `start_broker=False` for commands that only touch the database."""
     engine = db.create_engine(
-        settings.database_url, pool_size=settings.database.pool_size, echo=settings.database.echo
+        settings.database_url,
+        pool_size=settings.database.pool_size,
+        echo=settings.database.echo,
+        timeout=settings.database.timeout,
     )
     sessions = db.session_maker(engine)
     runtime = Runtime(
