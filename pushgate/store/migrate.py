@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 from alembic import command
@@ -12,8 +10,6 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
-
-from pushgate.store import db
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -34,23 +30,8 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
             connection.exec_driver_sql("SELECT pg_advisory_xact_lock(72707245)")
         command.upgrade(alembic_config(connection), revision)
 
-    async with _unbounded(engine) as target, target.begin() as connection:
+    async with engine.begin() as connection:
         await connection.run_sync(run)
-
-
-@asynccontextmanager
-async def _unbounded(engine: AsyncEngine) -> AsyncIterator[AsyncEngine]:
-    """`engine`, or on PostgreSQL an engine of its own for the same database without the
-    runtime's statement timeout (`database.timeout`): a migration may rewrite a large table,
-    and waits for the advisory lock as long as another process's migration takes."""
-    if engine.dialect.name != "postgresql":
-        yield engine
-        return
-    own = db.create_engine(engine.url.render_as_string(hide_password=False), pool_size=1)
-    try:
-        yield own
-    finally:
-        await own.dispose()
 
 
 async def current_revision(engine: AsyncEngine) -> str | None:

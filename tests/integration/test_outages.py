@@ -20,10 +20,11 @@ import pytest
 import redis.asyncio
 from sqlalchemy import func, select, text
 
+from pushgate.api import app as app_module
 from pushgate.api.app import create_app
 from pushgate.domain.apikeys import Scope
 from pushgate.domain.request import NotificationCreate
-from pushgate.runtime import Runtime, open_runtime
+from pushgate.runtime import Runtime
 from pushgate.sending import accept
 from pushgate.settings import Settings
 from pushgate.store import api_keys, apps, notifications
@@ -69,15 +70,20 @@ OutageFactory = Callable[..., Any]
 
 @pytest.fixture
 async def make_outage(
-    request: pytest.FixtureRequest, make_settings: Callable[..., Settings], unique_prefix: str
+    request: pytest.FixtureRequest,
+    make_settings: Callable[..., Settings],
+    unique_prefix: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> AsyncIterator[OutageFactory]:
     """Start the API with its database and Redis behind proxies; keyword arguments override
     settings sections (e.g. `database={"timeout": 0.5}`)."""
+    # The app owns its runtime here, as in production, but not the test process: no gc.freeze.
+    monkeypatch.setattr(app_module, "_freeze_startup_objects", lambda: None)
     url = request.getfixturevalue("postgres_database")
     await truncate_all(url)
     redis_url = request.getfixturevalue("redis_url")
     rabbitmq = request.getfixturevalue("rabbitmq_url")
-    started: list[tuple[TCPProxy, TCPProxy, Runtime, httpx.AsyncClient, Any]] = []
+    started: list[tuple[TCPProxy, TCPProxy, httpx.AsyncClient, Any]] = []
 
     async def make(**sections: Any) -> Outage:
         database = await _started(TCPProxy.for_url(POSTGRES_URL, 5432))
@@ -88,23 +94,23 @@ async def make_outage(
             broker={"url": rabbitmq, "prefix": unique_prefix, "delay_levels": TEST_DELAY_LEVELS},
             **sections,
         )
-        runtime = await open_runtime(settings)
-        app = create_app(settings, runtime=runtime)
+        # As `pushgate api` runs it: the app opens (and closes) its own runtime.
+        app = create_app(settings)
         lifespan = app.router.lifespan_context(app)
         await lifespan.__aenter__()
+        runtime: Runtime = app.state.runtime
         http = httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://pushgate.test"
         )
-        started.append((database, kv, runtime, http, lifespan))
+        started.append((database, kv, http, lifespan))
         return Outage(settings, runtime, http, database, kv, await _tenant(runtime))
 
     yield make
-    for database, kv, runtime, http, lifespan in reversed(started):
+    for database, kv, http, lifespan in reversed(started):
         database.restore()
         kv.restore()
         await http.aclose()
         await lifespan.__aexit__(None, None, None)
-        await runtime.close()
         await database.close()
         await kv.close()
     await delete_rabbitmq_topology(rabbitmq, unique_prefix)
