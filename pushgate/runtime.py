@@ -137,10 +137,20 @@ def build_providers(settings: Settings) -> dict[str, DeliveryProvider[Any]]:
     }
 
 
-async def open_runtime(settings: Settings, *, start_broker: bool = True) -> Runtime:
-    """Build every backend. `start_broker=False` for commands that only touch the database."""
+async def open_runtime(
+    settings: Settings, *, start_broker: bool = True, serves_requests: bool = False
+) -> Runtime:
+    """Build every backend. `start_broker=False` for commands that only touch the database.
+
+    `serves_requests` for a process that answers HTTP requests: its database waits are
+    bounded by `database.timeout`, so a stalled database costs a request a 503, not a wait as
+    long as the stall. A worker alone is not bounded: its statements are larger, and a slow
+    one is better finished than failed and retried (the sweeper bounds its own)."""
     engine = db.create_engine(
-        settings.database_url, pool_size=settings.database.pool_size, echo=settings.database.echo
+        settings.database_url,
+        pool_size=settings.database.pool_size,
+        echo=settings.database.echo,
+        timeout=settings.database.timeout if serves_requests else None,
     )
     sessions = db.session_maker(engine)
     runtime = Runtime(

@@ -73,6 +73,11 @@ class DatabaseSettings(BaseModel):
     url: str = ""
     pool_size: int = Field(default=10, ge=1)
     echo: bool = False
+    # Seconds PostgreSQL may take, in a process that serves the API (`api`, `serve`), to open a
+    # connection, to hand out a pooled one, and to answer a statement. Past it the statement
+    # fails and the request answers 503 (Retry-After), instead of waiting as long as the
+    # database stalls. `pushgate worker` and migrations are not bounded by it.
+    timeout: float = Field(default=5.0, gt=0, le=3600)
 
     @field_validator("url")
     @classmethod

@@ -54,7 +54,7 @@ def create_app(
         async with contextlib.AsyncExitStack() as stack:
             current = runtime
             if current is None:
-                current = await open_runtime(settings)
+                current = await open_runtime(settings, serves_requests=True)
                 stack.push_async_callback(current.close)
             app.state.runtime = current
             # Accepts of concurrent requests stored together; closed (answering every request

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+import asyncpg  # type: ignore[import-untyped,unused-ignore]
+import redis.exceptions
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from pushgate import outages
 from pushgate.errors import PushgateError
 from pushgate.logs import get_logger
 
@@ -81,8 +85,47 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     return error_response(500, "internal_error", "internal error; the server log has the details")
 
 
+def outage_response(request_path: str, exc: BaseException) -> JSONResponse | None:
+    """The `503` answer when `exc` says a backend is out of reach (see `pushgate.outages`), else
+    None. Shared by the handlers below and the fast lane, which FastAPI's handlers do not see."""
+    unavailable = outages.unavailable(exc)
+    if unavailable is None:
+        return None
+    log.warning("backend unavailable", path=request_path, error=repr(exc))
+    return error_response(
+        unavailable.status_code,
+        unavailable.code,
+        unavailable.message,
+        unavailable.details,
+        unavailable.headers,
+    )
+
+
+async def _backend_error(request: Request, exc: Exception) -> JSONResponse:
+    response = outage_response(request.url.path, exc)
+    if response is None:  # these types are outages only in some cases: the rest are bugs
+        return await _unexpected(request, exc)
+    return response
+
+
+# The exception types a backend outage arrives as (`pushgate.outages` says which instances
+# are outages). Handlers by type, not one for Exception: Starlette re-raises what its
+# catch-all handler answered, and the server logs a traceback for an outage that was answered.
+BACKEND_ERRORS: tuple[type[Exception], ...] = (
+    sa_exc.DBAPIError,
+    sa_exc.TimeoutError,
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    asyncpg.exceptions.InterfaceError,
+    asyncpg.exceptions.PostgresError,
+    OSError,
+)
+
+
 def install(app: FastAPI) -> None:
     app.add_exception_handler(PushgateError, _pushgate_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    for backend_error in BACKEND_ERRORS:
+        app.add_exception_handler(backend_error, _backend_error)
     app.add_exception_handler(Exception, _unexpected)

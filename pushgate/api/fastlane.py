@@ -9,8 +9,9 @@ that is absent or of valid length. Every other request, and every other route, g
 untouched (the body already read is handed over again), so malformed requests get exactly the
 answers they got before. What runs for the requests it takes is what the FastAPI route runs:
 the same authentication (`deps.caller_of`, `deps.permitted`), the same `accept_one`, and
-PushgateErrors rendered by the same `errors.error_response`; anything unexpected propagates to
-the app's own 500 handler. The OpenAPI document still describes the route, from FastAPI.
+PushgateErrors rendered by the same `errors.error_response`, backend outages answered `503` by
+the same `errors.outage_response`; anything unexpected propagates to the app's own 500 handler.
+The OpenAPI document still describes the route, from FastAPI.
 """
 
 from __future__ import annotations
@@ -68,6 +69,13 @@ class AcceptFastLane:
             response = errors.error_response(
                 exc.status_code, exc.code, exc.message, exc.details, exc.headers
             )
+        except Exception as exc:
+            # A backend out of reach answers 503 here as on every FastAPI route; the rest
+            # propagates to the app's own 500 handler.
+            outage = errors.outage_response(PATH, exc)
+            if outage is None:
+                raise
+            response = outage
         await response(scope, replay, send)
 
 

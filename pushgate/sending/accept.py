@@ -14,10 +14,16 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import orjson
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, StatementError
+from sqlalchemy.exc import (
+    DBAPIError,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    StatementError,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pushgate import netguard
+from pushgate import netguard, outages
 from pushgate.broker import base as broker_base
 from pushgate.domain import message as messages
 from pushgate.domain import subscription
@@ -159,17 +165,16 @@ async def accept_many(
                 # A key repeated inside this batch is ours already: the store answers the
                 # repeats (replay or reused) in the same flush, instead of a 409 against itself.
                 if lock not in locks:
-                    if not await runtime.kv.add(lock, b"1", ttl=IN_PROGRESS_SECONDS):
+                    taken = await _lock(runtime, lock)
+                    if taken is False:
                         results[index] = await _busy_or_replay(runtime, session, app_id, request)
                         continue
-                    locks.add(lock)
+                    if taken:
+                        locks.add(lock)
             valid.append((index, request, message))
         if valid:
             items = [_new(app_id, request, message, now) for _, request, message in valid]
-            if group is not None and publish:
-                created = await _through(group, items)
-            else:
-                created = await store(runtime, items, session=session, publish=publish)
+            created = await _stored_once(runtime, items, session, group, publish)
             for (index, _, _), outcome in zip(valid, created, strict=True):
                 if isinstance(outcome, PushgateError):
                     results[index] = outcome
@@ -177,9 +182,59 @@ async def accept_many(
                     results[index] = Accepted(outcome)
     finally:
         # Released only after the commit, so a retry either finds the row or takes the lock.
-        for lock in locks:
-            await runtime.kv.delete(lock)
+        await _unlock(runtime, locks)
     return [r for r in results if r is not None]
+
+
+async def _lock(runtime: Runtime, lock: str) -> bool | None:
+    """Take an idempotency key's in-progress lock: True taken, False held by another request,
+    None when the key-value store is out of reach. The lock only turns a concurrent repeat
+    into a 409 instead of a wait; the database row is the idempotency record (a unique key
+    per app), so without the lock the send goes on, and the store answers a repeat."""
+    try:
+        return await runtime.kv.add(lock, b"1", ttl=IN_PROGRESS_SECONDS)
+    except Exception as exc:
+        if outages.backend_of(exc) is None:
+            raise
+        log.warning("idempotency lock unavailable; the database decides", error=repr(exc))
+        return None
+
+
+async def _unlock(runtime: Runtime, locks: set[str]) -> None:
+    """Release the locks. Never raises: by now the notifications may be committed, and their
+    answer is the 202; a lock left behind expires within IN_PROGRESS_SECONDS, and a repeat
+    meanwhile is answered from the stored row."""
+    for lock in locks:
+        try:
+            await runtime.kv.delete(lock)
+        except Exception as exc:
+            log.warning("idempotency lock not released; it expires", lock=lock, error=repr(exc))
+
+
+async def _stored_once(
+    runtime: Runtime,
+    items: list[notifications.NewNotification],
+    session: AsyncSession | None,
+    group: Group | None,
+    publish: bool,
+) -> list[Stored]:
+    """Store `items` (see `accept_many`). An idempotency key another request stored between
+    this one's read of the keys and its INSERT (two API processes, the lock out of reach)
+    fails the INSERT on the key's unique index; the second attempt reads that row, and
+    answers the replay (or `idempotency_key_reused`)."""
+
+    async def attempt() -> list[Stored]:
+        if group is not None and publish:
+            return await _through(group, items)
+        return await store(runtime, items, session=session, publish=publish)
+
+    try:
+        return await attempt()
+    except IntegrityError:
+        if not any(item.idempotency_key for item in items):
+            raise
+        log.info("an idempotency key was stored meanwhile; reading it", count=len(items))
+    return await attempt()
 
 
 Stored = notifications.Created | InvalidInputError
@@ -273,8 +328,12 @@ async def store(
     """Store `items` (of any apps) in one transaction and commit, then publish the dispatch
     jobs of those due now. A failed publish is logged: the sweeper publishes them later."""
     async with _session(runtime, session) as current:
-        created = await notifications.create_many(session=current, items=items)
-        await current.commit()
+        try:
+            created = await notifications.create_many(session=current, items=items)
+            await current.commit()
+        except Exception:
+            await current.rollback()  # a given session stays usable (see `_stored_once`)
+            raise
     if publish:
         await _publish(runtime, _due(created))
     return created

@@ -23,11 +23,19 @@ from sqlalchemy.pool import ConnectionPoolEntry
 SessionMaker = async_sessionmaker[AsyncSession]
 
 
-def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> AsyncEngine:
+def create_engine(
+    url: str, *, pool_size: int = 10, echo: bool = False, timeout: float | None = None
+) -> AsyncEngine:
     """An async engine for a sqlite+aiosqlite or postgresql+asyncpg URL.
 
     SQLite gets WAL (readers never block the writer), a busy timeout (several processes share
     the file: the embedded broker's consumers) and enforced foreign keys.
+
+    PostgreSQL gets `timeout` (seconds; None waits as long as the database does) as the bound
+    of every wait on the server: opening a connection, checking one out of the pool, and each
+    statement (asyncpg's `command_timeout`, measured by the client, so it holds when the
+    server or the network stalls, not only when a statement runs long). A statement past it
+    raises `TimeoutError`; asyncpg cancels it on the server.
     """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -38,7 +46,15 @@ def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Async
         )
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    engine = create_async_engine(url, echo=echo, pool_size=pool_size, max_overflow=pool_size)
+    bounded: dict[str, Any] = {}
+    if timeout is not None:
+        bounded = {
+            "connect_args": {"timeout": timeout, "command_timeout": timeout},
+            "pool_timeout": timeout,
+        }
+    engine = create_async_engine(
+        url, echo=echo, pool_size=pool_size, max_overflow=pool_size, **bounded
+    )
     _ping_idle_connections(engine)
     return engine
 

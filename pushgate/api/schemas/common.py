@@ -27,5 +27,6 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         404: "No such resource in the caller's app",
         413: "Request body too large",
         422: "Invalid input; `details` names the field",
+        503: "The database or the cache is unavailable or too slow; retry after `Retry-After`",
     }.items()
 }
