@@ -17,12 +17,12 @@ from pushgate.broker import base as broker_base
 from pushgate.domain.request import NotificationCreate
 from pushgate.runtime import Runtime, open_runtime
 from pushgate.sending import accept, dispatch, jobs, sweeper
-from pushgate.settings import Settings
+from pushgate.settings import Settings, WorkerSettings
 from pushgate.store import deliveries
 from pushgate.store.tables import Delivery, Device, utcnow
 from tests.conftest import TenantKeys
 
-GRACE = timedelta(seconds=deliveries.STALE_GRACE_SECONDS)
+GRACE = timedelta(seconds=WorkerSettings().stale_grace_seconds)
 
 
 class Jobs:
