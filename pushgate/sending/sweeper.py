@@ -5,12 +5,15 @@ whose job was lost (a crash between commit and publish, a dead worker) is publis
 Queued is not lost. A delivery waits `pending` while its job sits in the deliver queue, and
 behind a broadcast of a million devices that is minutes, so "pending for a minute" cannot mean
 "lost". Both brokers keep a published job until a consumer settles it (a dead consumer's jobs
-come back), so a job is only ever lost before it reaches the broker: the dispatcher (or this
-sweeper) committed the deliveries and died before publishing. The sweeper therefore asks the
-broker, not the clock, whether a delivery may still be queued: it looks at how many deliver
-jobs are ready every sweep (`Broker.depth`, the same question for RabbitMQ and the embedded
-queue), and with `grace` as the bound both on the gap between a commit and its publish and on
-the gap between a worker receiving a job and claiming its deliveries:
+come back), so a job is lost before it reaches the broker (the dispatcher, or this sweeper,
+committed the deliveries and died before publishing) or, rarely, after a worker took it (a
+queue purged by hand, a job settled without its claim). The sweeper therefore asks the
+broker, not the clock, whether a delivery may still be queued (recording with every delivery
+when its job was published would cost the hot path a write per delivery; this costs one
+question per sweep). Every sweep it looks at how many deliver jobs are ready (`Broker.depth`,
+the same question for RabbitMQ and the embedded queue), and with `grace` as the bound both on
+the gap between a commit and its publish and on the gap between a worker receiving a job and
+claiming its deliveries:
 
 - at a moment E at least `grace` ago, the deliver queue had nothing ready: every job published
   before E had been handed to a worker, which has claimed its deliveries since;
