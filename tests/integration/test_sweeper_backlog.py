@@ -45,7 +45,7 @@ WAITING_ON_SWEEPER = text(
 
 @pytest.fixture
 async def fake_push() -> AsyncIterator[FakeWebPushService]:
-    # Counting is enough here; decrypting thousands of messages would be the test's whole cost.
+    # Counting is enough here; decrypting every message would be the test's whole cost.
     async with FakeWebPushService(decrypt=False) as fake:
         yield fake
 
@@ -100,7 +100,7 @@ async def watch_for_claims_waiting_on_sweeper(pushgate: Pushgate, seen: list[int
 async def test_broadcast_many_pages_long_is_sent_once_without_reclaiming_queued_work(
     make_pushgate: PushgateFactory, fake_push: FakeWebPushService, reclaimed: list[int]
 ) -> None:
-    # Given thousands of subscriptions, dispatch pages of 50, a sweep every 0.05 s and a
+    # Given a thousand subscriptions, dispatch pages of 50, a sweep every 0.05 s and a
     # grace of 2 s; sends ten at a time, each answered after 20 ms, so that the deliver queue
     # holds a backlog of seconds on either profile
     fake_push.script(None, times=None, delay=0.02)
