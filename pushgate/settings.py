@@ -168,6 +168,13 @@ class WorkerSettings(BaseModel):
     # take them back; the worker raises it to cover its own slowest send. Lower: a crashed
     # worker's deliveries come back sooner.
     claim_lease_seconds: float = Field(default=60.0, gt=0)
+    # How long a delivery may wait for its job before the sweeper may publish it again: once
+    # longer than this ago the deliver queue was seen with nothing ready, a delivery made more
+    # than this before that is not queued but lost (sending/sweeper.py).
+    stale_grace_seconds: float = Field(default=60.0, gt=0)
+    # How long a stopping worker waits for its work in flight (a round of sends, a statement
+    # blocked on a lock) before abandoning it: its jobs come back to the queue.
+    shutdown_grace_seconds: float = Field(default=20.0, gt=0)
 
 
 class WebPushSettings(BaseModel):

@@ -28,6 +28,7 @@ class Worker:
         self._consumers: list[broker_base.Consumer] = []
         self._stop = asyncio.Event()
         self._sweeper: asyncio.Task[None] | None = None
+        self._running: set[asyncio.Task[object]] = set()
 
     async def start(self) -> None:
         settings = self.runtime.settings.worker
@@ -43,7 +44,7 @@ class Worker:
         self._consumers.append(
             await broker.consume(
                 broker_base.DELIVER,
-                deliver.Deliverer(self.runtime, lease=lease).handle,
+                self._tracked(deliver.Deliverer(self.runtime, lease=lease).handle),
                 prefetch=jobs_in_flight,
                 max_batch=max(1, jobs_in_flight // 3),
                 max_wait=0.01,
@@ -52,9 +53,11 @@ class Worker:
         self._consumers.append(
             await broker.consume(
                 broker_base.DISPATCH,
-                dispatch.Dispatcher(
-                    self.runtime, page_size=settings.dispatch_page_size, job_size=job_size
-                ).handle,
+                self._tracked(
+                    dispatch.Dispatcher(
+                        self.runtime, page_size=settings.dispatch_page_size, job_size=job_size
+                    ).handle
+                ),
                 prefetch=4,
                 max_batch=1,
                 max_wait=0.01,
@@ -64,7 +67,7 @@ class Worker:
             self._consumers.append(
                 await broker.consume(
                     broker_base.PUSH,
-                    ingress.Ingress(self.runtime).handle,
+                    self._tracked(ingress.Ingress(self.runtime).handle),
                     prefetch=settings.prefetch_count,
                     max_batch=100,
                     max_wait=0.05,
@@ -72,22 +75,64 @@ class Worker:
             )
         self._sweeper = asyncio.create_task(
             sweeper.run(
-                self.runtime, interval=settings.sweep_interval, stop=self._stop, job_size=job_size
+                self.runtime,
+                interval=settings.sweep_interval,
+                stop=self._stop,
+                job_size=job_size,
+                grace=settings.stale_grace_seconds,
             ),
             name="pushgate-sweeper",
         )
         log.info("worker started", queues=[c.queue for c in self._consumers], lease=lease)
 
     async def stop(self) -> None:
-        """Take no new work, let the handlers in flight finish and settle, stop the sweeper."""
+        """Take no new work, let the handlers in flight finish and settle, stop the sweeper.
+
+        Bounded by `worker.shutdown_grace_seconds`: a handler still running then (a statement
+        blocked on a lock, a send that will not end) is cancelled, its jobs left unsettled, so
+        the broker hands them out again (RabbitMQ when the channel closes, the embedded queue
+        when their lease ends) and their deliveries' claims lapse with their leases.
+        """
+        self._stop.set()
+        grace = self.runtime.settings.worker.shutdown_grace_seconds
+        stopping = asyncio.ensure_future(self._stop_all())
+        # Waited for, not cancelled, at the grace: the consumers' stop must run to its end
+        # (their jobs released, their leases no longer renewed).
+        done, _ = await asyncio.wait({stopping}, timeout=grace)
+        if not done:
+            log.warning(
+                "work in flight did not finish within the shutdown grace; abandoning it",
+                grace=grace,
+                handlers=len(self._running),
+            )
+            for task in (*self._running, self._sweeper):
+                if task is not None:
+                    task.cancel()
+        await stopping
+        log.info("worker stopped")
+
+    async def _stop_all(self) -> None:
         for consumer in self._consumers:
             await consumer.stop()
         self._consumers.clear()
-        self._stop.set()
         if self._sweeper is not None:
-            await self._sweeper
+            # A cancelled sweep (see `stop`) ends with CancelledError: gathered, not raised.
+            await asyncio.gather(self._sweeper, return_exceptions=True)
             self._sweeper = None
-        log.info("worker stopped")
+
+    def _tracked(self, handler: broker_base.Handler) -> broker_base.Handler:
+        """`handler`, with the task running each batch known to `stop`, which may cancel it."""
+
+        async def run(batch: list[broker_base.IncomingMessage]) -> None:
+            task = asyncio.current_task()
+            if task is not None:
+                self._running.add(task)
+            try:
+                await handler(batch)
+            finally:
+                self._running.discard(task)
+
+        return run
 
 
 async def run(settings: Settings) -> None:

@@ -39,9 +39,6 @@ from pushgate.errors import NotFoundError
 from pushgate.store.tables import Delivery, Notification
 
 CLAIMABLE = (DeliveryStatus.PENDING, DeliveryStatus.RETRYING)
-# A delivery pending (or overdue for retry) this long has lost its job: the sweeper publishes
-# it again. Longer than a busy queue's usual wait, so a backlog does not double its jobs.
-STALE_GRACE_SECONDS = 60.0
 
 _TABLE: Table = Delivery.__table__  # type: ignore[assignment]
 
@@ -275,62 +272,86 @@ def _is(status: DeliveryStatus) -> ColumnElement[bool]:
 
 
 async def reclaim_stale(
-    *, session: AsyncSession, now: datetime, grace: float = STALE_GRACE_SECONDS, limit: int = 5000
+    *, session: AsyncSession, now: datetime, overdue: datetime | None, limit: int = 1000
 ) -> list[int]:
-    """Take back deliveries that should be in flight but may have no job, and return their ids
-    for the caller to publish again (after committing):
+    """Take back up to `limit` deliveries that should be in flight but may have no job, and
+    return their ids for the caller to publish again (after committing):
 
-    - pending for more than `grace` seconds (the dispatcher died between commit and publish,
-      or the job was lost): `updated_at` is moved to `now`;
-    - retrying and overdue by more than `grace` (the delayed job was lost, or came early and
-      was dropped): `next_attempt_at` is moved to `now`;
+    - pending since before `overdue` (the dispatcher died between commit and publish): their
+      `updated_at` is moved to `now`;
+    - retrying and due before `overdue` (the delayed job was lost, or came early and was
+      dropped): `next_attempt_at` is moved to `now`;
     - sending with an expired lease (the worker holding the claim died): back to `retrying`,
       due now, the attempt it made still counted.
 
-    Each kind is a conditional UPDATE ... RETURNING, so two sweepers never both take the same
-    row (the second one's WHERE no longer matches), and a row a worker claims meanwhile is left
-    alone. One query per kind rather than one OR: each walks its own partial index (pending by
-    `updated_at`, retrying by `next_attempt_at`, sending by `lease_until`), so a sweep costs
-    what is stale, not the size of the table.
+    `overdue` None leaves pending and retrying deliveries alone (the caller cannot tell them
+    from queued ones yet: see `sending.sweeper`). Each kind is a conditional UPDATE ...
+    RETURNING, so two sweepers never both take the same row, and a row a worker claims
+    meanwhile is left alone. One query per kind rather than one OR: each walks its own partial
+    index in order and stops at `limit` (pending by `updated_at`, retrying by
+    `next_attempt_at`, sending by `lease_until`), so a sweep costs what it takes, not the size
+    of the table.
     """
-    overdue = now - timedelta(seconds=grace)
-    kinds: list[tuple[ColumnElement[bool], dict[str, Any]]] = [
-        (
-            and_(_is(DeliveryStatus.PENDING), Delivery.updated_at < overdue),
-            {"updated_at": now},
-        ),
-        (
-            and_(_is(DeliveryStatus.RETRYING), Delivery.next_attempt_at < overdue),
-            {"next_attempt_at": now, "updated_at": now},
-        ),
+    kinds: list[tuple[ColumnElement[bool], Any, dict[str, Any]]] = []
+    if overdue is not None:
+        kinds += [
+            (
+                and_(_is(DeliveryStatus.PENDING), Delivery.updated_at < overdue),
+                Delivery.updated_at,
+                {"updated_at": now},
+            ),
+            (
+                and_(_is(DeliveryStatus.RETRYING), Delivery.next_attempt_at < overdue),
+                Delivery.next_attempt_at,
+                {"next_attempt_at": now, "updated_at": now},
+            ),
+        ]
+    kinds.append(
         (
             and_(_is(DeliveryStatus.SENDING), Delivery.lease_until < now),
+            Delivery.lease_until,
             {
                 "status": DeliveryStatus.RETRYING.value,
                 "next_attempt_at": now,
                 "lease_until": None,
                 "updated_at": now,
             },
-        ),
-    ]
+        )
+    )
     postgres = _postgres(session)
     taken: list[int] = []
-    for condition, values in kinds:
+    for condition, order, values in kinds:
         room = limit - len(taken)
         if room <= 0:
             break
-        chosen = select(Delivery.id).where(condition).limit(room)
+        chosen = select(Delivery.id).where(condition).order_by(order).limit(room)
         if postgres:
-            # A row a worker is claiming right now is skipped, not waited for.
-            chosen = chosen.with_for_update(skip_locked=True)
-        statement = (
-            update(Delivery)
-            # The condition again: re-checked on the row itself once its lock is held.
-            .where(Delivery.id.in_(chosen), condition)
-            .values(**values)
-            .returning(Delivery.id)
-            .execution_options(synchronize_session=False)
-        )
+            # A row a worker is claiming right now is skipped, not waited for; the lock
+            # re-checks the condition on the row's newest version. Materialized, so the
+            # UPDATE joins the few chosen ids by primary key: as `id IN (subquery)` the
+            # planner hash-joined them against a scan of the whole table (minutes on a
+            # million rows, holding the chosen rows' locks that claims then waited on).
+            picked = (
+                chosen.with_for_update(skip_locked=True)
+                .cte("chosen")
+                .prefix_with("MATERIALIZED", dialect="postgresql")
+            )
+            statement: Any = (
+                update(Delivery)
+                .where(Delivery.id == picked.c.id)
+                .values(**values)
+                .returning(Delivery.id)
+                .execution_options(synchronize_session=False)
+            )
+        else:
+            # SQLite runs one writer at a time: no row locks to skip.
+            statement = (
+                update(Delivery)
+                .where(Delivery.id.in_(chosen), condition)
+                .values(**values)
+                .returning(Delivery.id)
+                .execution_options(synchronize_session=False)
+            )
         taken.extend((await session.execute(statement)).scalars())
     return taken
 

@@ -38,12 +38,14 @@ def pipeline_settings(
     webpush: dict[str, Any] | None = None,
     fcm: dict[str, Any] | None = None,
     apns: dict[str, Any] | None = None,
+    worker: dict[str, Any] | None = None,
     **delivery: Any,
 ) -> Settings:
     """The profile's settings, opened to the fake on loopback and trusting its CA.
 
-    `circuit_breaker`, `webpush`, `fcm` and `apns` override fields of those sections (e.g.
-    `circuit_breaker={"threshold": 2, "timeout": 1.5}`, `webpush={"vapid_subject": None}`);
+    `circuit_breaker`, `webpush`, `fcm`, `apns` and `worker` override fields of those sections (e.g.
+    `circuit_breaker={"threshold": 2, "timeout": 1.5}`, `webpush={"vapid_subject": None}`,
+    `worker={"dispatch_page_size": 50}`);
     other keyword arguments override delivery settings.
     """
     webpush_settings = settings.webpush.model_copy(
@@ -55,11 +57,11 @@ def pipeline_settings(
             **(webpush or {}),
         }
     )
-    worker = settings.worker.model_copy(update={"sweep_interval": 0.2})
+    worker_settings = settings.worker.model_copy(update={"sweep_interval": 0.2, **(worker or {})})
     return settings.model_copy(
         update={
             "webpush": webpush_settings,
-            "worker": worker,
+            "worker": worker_settings,
             "delivery": settings.delivery.model_copy(
                 update={"backoff_base_seconds": 0.2, **delivery}
             ),

@@ -17,12 +17,12 @@ from pushgate.broker import base as broker_base
 from pushgate.domain.request import NotificationCreate
 from pushgate.runtime import Runtime, open_runtime
 from pushgate.sending import accept, dispatch, jobs, sweeper
-from pushgate.settings import Settings
+from pushgate.settings import Settings, WorkerSettings
 from pushgate.store import deliveries
 from pushgate.store.tables import Delivery, Device, utcnow
 from tests.conftest import TenantKeys
 
-GRACE = timedelta(seconds=deliveries.STALE_GRACE_SECONDS)
+GRACE = timedelta(seconds=WorkerSettings().stale_grace_seconds)
 
 
 class Jobs:
@@ -225,3 +225,27 @@ async def test_two_sweepers_at_once_publish_each_lost_delivery_once(
     assert sum(r[1] for r in results) == 300
     await published.wait_for(lambda: len(published.delivery_ids()), 300)
     assert published.delivery_ids() == made
+
+
+async def test_pending_deliveries_are_left_to_the_deliver_queue_while_it_holds_jobs(
+    runtime: Runtime, tenant: TenantKeys, collect: Callable[[str], Awaitable[Jobs]]
+) -> None:
+    # Given 300 pending deliveries whose job waits in the deliver queue (a backlog)
+    made = await pending_without_jobs(runtime, tenant.app_id, 300)
+    await runtime.broker.publish(broker_base.DELIVER, [jobs.deliver_job(made)])
+    now = utcnow()
+
+    # When the sweeper looks long after the grace period, while the job is still queued
+    queued = await sweeper.sweep_once(runtime, now=now + GRACE * 3)
+
+    # Then it takes back nothing...
+    assert queued == (0, 0)
+    assert set((await statuses(runtime, made)).values()) == {"pending"}
+    # ...but once the queue has handed the job out and its deliveries are still pending (the
+    # job was lost after all), the next sweep publishes them again
+    published = await collect(broker_base.DELIVER)
+    await published.wait_for(lambda: len(published.bodies), 1)
+    lost = await sweeper.sweep_once(runtime, now=now + GRACE * 4)
+    assert lost == (0, 300)
+    await published.wait_for(lambda: len(published.bodies), 3)
+    assert published.delivery_ids() == sorted(made * 2)
