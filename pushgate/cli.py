@@ -671,7 +671,7 @@ def credentials_set_fcm(
 
     settings = _settings(config)
     try:
-        account = FCMCredentials.from_service_account(service_account)
+        account = FCMCredentials.from_file(service_account)
         sending.check_token_uri(account, settings)
     except PushgateError as exc:
         raise _fail(exc.message, 2) from None

@@ -197,7 +197,7 @@ class Credentials:
                 fcm = self._settings.fcm
                 if fcm.service_account_path is None:
                     return None
-                account = FCMCredentials.from_service_account(fcm.service_account_path)
+                account = FCMCredentials.from_file(fcm.service_account_path)
                 if fcm.project_id:
                     account = dataclasses.replace(account, project_id=fcm.project_id)
                 return account

@@ -198,6 +198,31 @@ async def test_malformed_service_account_is_refused_naming_the_problem(
     assert listed.json()["items"] == []
 
 
+async def test_a_file_name_is_refused_the_same_whether_or_not_the_file_exists(
+    client: httpx.AsyncClient, tenant: TenantKeys, fake_fcm: FakeFCMService, tmp_path: Path
+) -> None:
+    # Given a usable service account in a file on the server
+    real = tmp_path / "operator-service-account.json"
+    real.write_text(json.dumps(fake_fcm.service_account("operator-prod")))
+    names = [str(real), f"file://{real}", str(tmp_path), "/nonexistent/x", "/root", "@\u0000"]
+
+    # When a tenant's admin names each where the service account's content goes
+    answers = [
+        await client.put(f"{URL}/fcm", json={"service_account_json": name}, headers=tenant.admin)
+        for name in names
+    ]
+
+    # Then every one is the same 422: nothing was read, nothing tells which files exist
+    assert [r.status_code for r in answers] == [422] * len(names)
+    assert len({r.text for r in answers}) == 1, [r.text for r in answers]
+    error = error_of(answers[0])
+    assert error["details"]["field"] == "service_account"
+    assert "not JSON" in error["message"]
+    assert "operator-prod" not in answers[0].text
+    listed = await client.get(URL, headers=tenant.admin)
+    assert listed.json()["items"] == []
+
+
 BAD_APNS_KEYS: dict[str, tuple[dict[str, Any], str, str]] = {
     "not-pem": (
         {"key": "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"},
