@@ -251,7 +251,8 @@ class APNSSettings(BaseModel):
 
 
 class SecretsSettings(BaseModel):
-    """Encryption at rest of the provider credentials apps upload."""
+    """Encryption at rest of the provider credentials apps upload and of their VAPID private
+    keys."""
 
     # One or more Fernet keys, comma-separated: the first encrypts, all decrypt (rotation).
     # Unset on the embedded profile: a key file is made under data_dir. Required otherwise.

@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from sqlalchemy import text
 
+from pushgate.domain import vapid
 from pushgate.runtime import Runtime
 from pushgate.settings import Settings
 from pushgate.store.credentials import KEY_FILE
@@ -143,6 +144,14 @@ async def test_secrets_are_encrypted_at_rest(
     for (secret,) in stored:
         assert "PRIVATE KEY" not in secret
         assert not any(line in secret for line in body_lines)
+    # nor the app's VAPID private key, which the same key opens to the pair it signs with
+    async with runtime.engine.connect() as connection:
+        sealed, public = (
+            await connection.execute(text("SELECT vapid_private_key, vapid_public_key FROM apps"))
+        ).one()
+    private = runtime.credentials.box().open(sealed)
+    assert private not in sealed
+    assert vapid.import_key_pair(private).public_key == public
     if settings.is_embedded_database:
         # and the embedded profile made its own key, readable by its owner only
         key_file = Path(settings.data_dir) / KEY_FILE
