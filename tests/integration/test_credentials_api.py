@@ -167,6 +167,7 @@ BAD_SERVICE_ACCOUNTS: dict[str, tuple[dict[str, Any], str, str]] = {
         "PEM",
     ),
     "bad-email": ({"client_email": "nobody"}, "service_account", "e-mail"),
+    "nul-in-project": ({"project_id": "shop\u0000prod"}, "service_account", "NUL"),
     "not-a-service-account": ({"type": "authorized_user"}, "service_account", "authorized_user"),
     "foreign-token-uri": (
         {"token_uri": "https://internal.example/token"},
@@ -246,6 +247,8 @@ BAD_APNS_KEYS: dict[str, tuple[dict[str, Any], str, str]] = {
     "key-id": ({"key_id": "short"}, "key_id", "10 capital letters"),
     "team-id": ({"team_id": "team123456"}, "team_id", "10 capital letters"),
     "topic": ({"topic": "com example"}, "topic", "bundle id"),
+    "nul-in-topic": ({"topic": "com.example\u0000shop"}, "topic", "bundle id"),
+    "surrogate-in-topic": ({"topic": "com.example.\udc00"}, "topic", "valid string"),
     "environment": ({"environment": "staging"}, "environment", "production"),
 }
 
@@ -255,7 +258,12 @@ async def test_malformed_apns_key_is_refused_naming_the_problem(
 ) -> None:
     found: dict[str, tuple[int, str, str]] = {}
     for case, (change, _, _) in BAD_APNS_KEYS.items():
-        response = await client.put(f"{URL}/apns", json=apns_body(**change), headers=tenant.admin)
+        # As escaped JSON text: httpx would not encode a lone surrogate.
+        response = await client.put(
+            f"{URL}/apns",
+            content=json.dumps(apns_body(**change)),
+            headers=tenant.admin | {"Content-Type": "application/json"},
+        )
         error = error_of(response)
         found[case] = (response.status_code, error["details"]["field"], error["message"])
 
