@@ -17,7 +17,8 @@ from pushgate.store.credentials import SecretBox
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
-# Where a migration that encrypts stored secrets finds the box (`SECRETS` attribute).
+# The Alembic config attribute where a migration that encrypts stored secrets finds the
+# function that makes the secrets box (0007).
 SECRETS = "secrets"
 
 
