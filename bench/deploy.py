@@ -19,6 +19,7 @@ from typing import Any
 
 import aio_pika
 import asyncpg  # type: ignore[import-untyped,unused-ignore]
+from cryptography.fernet import Fernet
 from redis import asyncio as aioredis
 
 from bench import cleanup as bench_cleanup
@@ -69,6 +70,8 @@ class Deployment:
     ca: Path
     settings: dict[str, str] = field(default_factory=dict)
     tag: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
+    # The services profile's processes must share one (the embedded one makes its own file).
+    secrets_key: str = field(default_factory=lambda: Fernet.generate_key().decode())
     app_id: uuid.UUID | None = None
     send_key: str = ""
     port: int = 0
@@ -122,6 +125,7 @@ class Deployment:
                 "PUSHGATE_BROKER__PREFIX": self.prefix,
                 "PUSHGATE_REDIS__URL": REDIS_URL,
                 "PUSHGATE_REDIS__PREFIX": f"bench-{self.tag}:",
+                "PUSHGATE_SECRETS__KEY": self.secrets_key,
             }
         return env | self.settings
 

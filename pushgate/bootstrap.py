@@ -25,7 +25,7 @@ async def ensure_default_app(runtime: Runtime) -> Bootstrapped | None:
     async with runtime.sessions() as session:
         if await apps.count(session=session) > 0:
             return None
-        app = await apps.create(session=session, name=DEFAULT_APP)
+        app = await apps.create(session=session, box=runtime.credentials.box(), name=DEFAULT_APP)
         key = await api_keys.create(
             session=session, app_id=app.id, scope=Scope.ADMIN, name="bootstrap"
         )

@@ -119,7 +119,7 @@ async def _ensure_schema(runtime: Runtime) -> None:
     """The embedded database belongs to this node: bring it up to date. A shared PostgreSQL
     database is migrated on purpose, by `pushgate migrate`, before new code runs on it."""
     if runtime.settings.is_embedded_database:
-        await migrate.upgrade(runtime.engine)
+        await migrate.upgrade(runtime.engine, secrets=runtime.credentials.box)
         return
     current = await migrate.current_revision(runtime.engine)
     head = migrate.head_revision()
@@ -164,7 +164,7 @@ def serve(
 
 async def _prepare_single_node(settings: Settings) -> None:
     async with running(settings, start_broker=False) as runtime:
-        await migrate.upgrade(runtime.engine)
+        await migrate.upgrade(runtime.engine, secrets=runtime.credentials.box)
         created = await bootstrap.ensure_default_app(runtime)
     if created is not None:
         out.print(
@@ -260,7 +260,7 @@ def migrate_command(config: ConfigOption = None) -> None:
         # Not `_with_runtime`: its schema check refuses exactly the database this command is
         # here to bring up to date (a fresh or older PostgreSQL database).
         async with running(settings, start_broker=False) as runtime:
-            await migrate.upgrade(runtime.engine)
+            await migrate.upgrade(runtime.engine, secrets=runtime.credentials.box)
             return await migrate.current_revision(runtime.engine)
 
     revision = _run(work())
@@ -307,7 +307,12 @@ def apps_create(
 
     async def work(runtime: Runtime) -> dict[str, Any]:
         async with runtime.sessions() as session:
-            row = await apps.create(session=session, name=name, vapid_subject=vapid_subject)
+            row = await apps.create(
+                session=session,
+                box=runtime.credentials.box(),
+                name=name,
+                vapid_subject=vapid_subject,
+            )
             await session.commit()
             return _app_json(row)
 
@@ -501,14 +506,16 @@ def vapid_import(
 
 
 def _change_app(
-    settings: Settings, app_name: str, change: Callable[[AsyncSession, App], Awaitable[object]]
+    settings: Settings,
+    app_name: str,
+    change: Callable[[Runtime, AsyncSession, App], Awaitable[object]],
 ) -> dict[str, Any]:
     """Load an app by name, apply `change` in one transaction, and return the app as JSON."""
 
     async def work(runtime: Runtime) -> dict[str, Any]:
         async with runtime.sessions() as session:
             owner = await apps.get_by_name(session=session, name=app_name)
-            await change(session, owner)
+            await change(runtime, session, owner)
             await session.commit()
             return _app_json(owner)
 
@@ -521,7 +528,9 @@ def _set_app_pair(
     data = _change_app(
         settings,
         app_name,
-        lambda session, app: apps.set_vapid_keys(session=session, app=app, pair=pair),
+        lambda runtime, session, app: apps.set_vapid_keys(
+            session=session, box=runtime.credentials.box(), app=app, pair=pair
+        ),
     )
     if as_json:
         _emit_json(data)
@@ -540,7 +549,9 @@ def vapid_subject(
     data = _change_app(
         _settings(config),
         app_name,
-        lambda session, app: apps.set_vapid_subject(session=session, app=app, subject=subject),
+        lambda _runtime, session, app: apps.set_vapid_subject(
+            session=session, app=app, subject=subject
+        ),
     )
     if as_json:
         _emit_json(data)
@@ -675,7 +686,7 @@ def credentials_set_fcm(
 
     settings = _settings(config)
     try:
-        account = FCMCredentials.from_service_account(service_account)
+        account = FCMCredentials.from_file(service_account)
         sending.check_token_uri(account, settings)
     except PushgateError as exc:
         raise _fail(exc.message, 2) from None

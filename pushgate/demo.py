@@ -205,7 +205,7 @@ async def run(say: Callable[[str], None], *, patience: float = 30.0) -> dict[str
             log={"level": "WARNING"},
         )
         async with running(settings, start_broker=False) as runtime:
-            await migrate.upgrade(runtime.engine)
+            await migrate.upgrade(runtime.engine, secrets=runtime.credentials.box)
             created = await bootstrap.ensure_default_app(runtime)
         if created is None:  # pragma: no cover - a fresh directory has no app
             raise RuntimeError("the demo database was not empty")

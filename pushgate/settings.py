@@ -14,7 +14,7 @@ import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote_plus
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
@@ -267,7 +267,8 @@ class APNSSettings(BaseModel):
 
 
 class SecretsSettings(BaseModel):
-    """Encryption at rest of the provider credentials apps upload."""
+    """Encryption at rest of the provider credentials apps upload and of their VAPID private
+    keys."""
 
     # One or more Fernet keys, comma-separated: the first encrypts, all decrypt (rotation).
     # Unset on the embedded profile: a key file is made under data_dir. Required otherwise.
@@ -397,30 +398,60 @@ def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Se
         raise ConfigError(f"invalid setting {name}: not a JSON object ({reason})") from None
 
 
+MASK = "********"
+# Query (and fragment) parameters whose value is hidden: passwords, secrets, tokens, keys,
+# signatures and anything auth-like, whatever the driver calls them (`password`, `sslpassword`,
+# `access_token`, `api_key`, `X-Amz-Signature` ...). Over-hiding a harmless value costs nothing.
+_SECRET_PARAM = re.compile(r"pass|pwd|secret|token|key|auth|cred|sig", re.IGNORECASE)
+
+
 def redacted(settings: Settings) -> dict[str, Any]:
-    """The effective settings as plain data with passwords and secret values masked."""
+    """The effective settings as plain data with secret values masked, and every URL (any
+    string with `://`, lists included) passed through `redact_url`."""
     data = settings.model_dump(mode="json")
 
-    def walk(node: Any, key: str = "") -> Any:
+    def walk(node: Any) -> Any:
         if isinstance(node, dict):
-            return {k: walk(v, k) for k, v in node.items()}
+            return {k: walk(v) for k, v in node.items()}
         if isinstance(node, list):
             return [walk(v) for v in node]
-        if isinstance(node, str) and key == "url":
+        if isinstance(node, str) and "://" in node:
             return redact_url(node)
         return node
 
     result = walk(data)
     for name, value in settings:
         if isinstance(value, SecretStr):
-            result[name] = "********"
+            result[name] = MASK
     return dict(result)
 
 
 def redact_url(url: str) -> str:
-    """Hide the password of a URL such as postgresql://user:secret@host/db."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":********@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
+    """The URL with its secret-looking parts masked: the password of the userinfo (all of a
+    userinfo without one, which is often a token: `redis://TOKEN@host`), and the values of
+    query and fragment parameters named like a secret (`?password=`, `token`, `key` ...).
+
+    Works on the text itself, so everything else stays exactly as written (urlunsplit would
+    rewrite `sqlite:////abs/path`)."""
+    rest, hash_sign, fragment = url.partition("#")
+    rest, question, query = rest.partition("?")
+    scheme, sep, after = rest.partition("://")
+    # The last "@" ends the userinfo even when an unencoded "/" in the password would have
+    # ended the host part: better to hide part of a path than to show part of a password.
+    userinfo, at, location = after.rpartition("@")
+    if sep and at:
+        user, colon, _password = userinfo.partition(":")
+        rest = (
+            f"{scheme}{sep}{user}:{MASK}@{location}" if colon else f"{scheme}{sep}{MASK}@{location}"
+        )
+    return f"{rest}{question}{_redact_params(query)}{hash_sign}{_redact_params(fragment)}"
+
+
+def _redact_params(text: str) -> str:
+    fields = []
+    for field in text.split("&"):
+        name, equals, _value = field.partition("=")
+        if equals and _SECRET_PARAM.search(unquote_plus(name)):
+            field = f"{name}={MASK}"
+        fields.append(field)
+    return "&".join(fields)

@@ -37,6 +37,7 @@ from pushgate.domain.apikeys import Scope
 from pushgate.runtime import Runtime, open_runtime
 from pushgate.settings import Settings, load_settings
 from pushgate.store import api_keys, apps, db, migrate
+from pushgate.store.credentials import SecretBox
 from pushgate.store.tables import Base
 
 POSTGRES_URL = os.environ.get(
@@ -260,10 +261,19 @@ async def settings(
     rabbitmq = request.getfixturevalue("rabbitmq_url")
     yield make_settings(
         database={"url": url},
+        secrets={"key": TEST_SECRETS_KEY},
         redis={"url": redis, "prefix": unique_prefix},
         broker={"url": rabbitmq, "prefix": unique_prefix, "delay_levels": TEST_DELAY_LEVELS},
     )
     await delete_rabbitmq_topology(rabbitmq, unique_prefix)
+
+
+# A fixed Fernet key for profiles whose database is not embedded (they refuse to make one).
+TEST_SECRETS_KEY = "kGxr6-pzcPXVnlOyS4a5uH0d4y0bKQ3oz5F6E7h1Aao="
+
+
+# The box of that key, for tests that use the store without a runtime.
+TEST_BOX = SecretBox([TEST_SECRETS_KEY])
 
 
 # Short retry delays, so retries on RabbitMQ take seconds in tests, not minutes.
@@ -323,7 +333,7 @@ class TenantKeys:
 def tenant_factory(runtime: Runtime) -> Callable[[str], Awaitable[TenantKeys]]:
     async def make(name: str = "acme") -> TenantKeys:
         async with runtime.sessions() as session:
-            app = await apps.create(session=session, name=name)
+            app = await apps.create(session=session, box=runtime.credentials.box(), name=name)
             keys = {
                 scope: await api_keys.create(session=session, app_id=app.id, scope=scope)
                 for scope in Scope

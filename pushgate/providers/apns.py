@@ -139,7 +139,10 @@ class APNSCredentials:
             raise InvalidInputError(
                 "the APNs team id must be 10 capital letters or digits", field="team_id"
             )
-        if not self.topic or any(c.isspace() or c == "/" for c in self.topic):
+        # Not printable: NUL and lone surrogates, which no bundle id has and PostgreSQL refuses.
+        if not self.topic or any(
+            c.isspace() or c == "/" or not c.isprintable() for c in self.topic
+        ):
             raise InvalidInputError("the APNs topic must be the app's bundle id", field="topic")
         if self.environment not in ("production", "sandbox"):
             raise InvalidInputError(

@@ -75,19 +75,19 @@ class FCMCredentials:
     private_key_id: str | None = None
 
     @classmethod
-    def from_service_account(
-        cls, source: Mapping[str, Any] | str | os.PathLike[str]
-    ) -> FCMCredentials:
-        """Read and check a service-account key (the JSON the Firebase console downloads).
+    def from_service_account(cls, source: Mapping[str, Any] | str) -> FCMCredentials:
+        """Check a service-account key (the JSON the Firebase console downloads) given as
+        content: never a path, so a tenant's upload cannot make the server read its files
+        (the operator's files go through `from_file`).
 
         Args:
-            source: the parsed JSON, a path to the file, or the JSON text itself.
+            source: the parsed JSON, or the JSON text itself.
 
         Raises:
-            InvalidInputError: unreadable, not a service account, or a field is missing or
+            InvalidInputError: not JSON, not a service account, or a field is missing or
                 malformed; the message names the problem (`field` is `service_account`).
         """
-        info = _load_service_account(source)
+        info = _parse_service_account(source)
         kind = info.get("type", "service_account")
         if kind != "service_account":
             _bad(f'"type" is {kind!r}, not "service_account"')
@@ -96,6 +96,8 @@ class FCMCredentials:
             value = info.get(name)
             if not isinstance(value, str) or not value.strip():
                 _bad(f'"{name}" is missing or empty')
+            if not _storable(value):
+                _bad(f'"{name}" holds a NUL character or a lone surrogate')
             values[name] = value.strip()
         token_uri = info.get("token_uri") or GOOGLE_TOKEN_URI
         if not isinstance(token_uri, str) or urlsplit(token_uri).scheme != "https":
@@ -118,6 +120,20 @@ class FCMCredentials:
             private_key_id=key_id or None,
         )
 
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str]) -> FCMCredentials:
+        """Read and check the service-account file at `path`: for the operator (the CLI and
+        the settings), never for anything a tenant sends.
+
+        Raises:
+            InvalidInputError: unreadable, or not a usable service account.
+        """
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except (OSError, ValueError) as exc:
+            _bad(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}")
+        return cls.from_service_account(text)
+
     def service_account_info(self) -> dict[str, str]:
         """The fields google-auth's `from_service_account_info` reads."""
         info = {
@@ -138,25 +154,28 @@ def _bad(problem: str) -> NoReturn:
     )
 
 
-def _load_service_account(source: Mapping[str, Any] | str | os.PathLike[str]) -> dict[str, Any]:
+def _parse_service_account(source: Mapping[str, Any] | str) -> dict[str, Any]:
     if isinstance(source, Mapping):
         return dict(source)
-    text: str
-    if isinstance(source, str) and source.lstrip().startswith(("{", "[")):
-        text = source
-    else:
-        path = Path(source)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            _bad(f"cannot read {path}: {exc.strerror or exc}")
+    if not isinstance(source, str):
+        # A Path here would be a caller meaning `from_file`: refuse rather than guess.
+        raise TypeError("a service account is given as JSON text or a mapping; use from_file")
     try:
-        document = json.loads(text)
+        document = json.loads(source)
     except json.JSONDecodeError as exc:
         _bad(f"not JSON ({exc.msg} at line {exc.lineno})")
     if not isinstance(document, dict):
         _bad("the JSON is not an object")
     return document
+
+
+def _storable(text: str) -> bool:
+    """Text a database column takes: PostgreSQL refuses NUL and lone surrogates."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return "\x00" not in text
 
 
 def _check_private_key(pem: str) -> None:

@@ -4,7 +4,7 @@ time; the process that changed it forgets its copy at once).
 
 FCM and APNs credentials come from the app's row in `app_credentials`, else from the
 single-tenant settings (`fcm.service_account_path`, `apns.key_path` ...); VAPID keys from the
-app itself.
+app itself (its private key decrypted here, once per cache time).
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pushgate.domain import vapid
 from pushgate.errors import InvalidInputError
 from pushgate.providers import fcm, webpush
 from pushgate.providers.apns import APNSCredentials
@@ -197,7 +196,7 @@ class Credentials:
                 fcm = self._settings.fcm
                 if fcm.service_account_path is None:
                     return None
-                account = FCMCredentials.from_service_account(fcm.service_account_path)
+                account = FCMCredentials.from_file(fcm.service_account_path)
                 if fcm.project_id:
                     account = dataclasses.replace(account, project_id=fcm.project_id)
                 return account
@@ -229,7 +228,7 @@ class Credentials:
                 f"app {app.name!r} has no VAPID subject: run `pushgate vapid subject --app "
                 f"{app.name} mailto:you@example.com` (or set PUSHGATE_WEBPUSH__VAPID_SUBJECT)"
             )
-        pair = vapid.VapidKeyPair(
-            private_key=app.vapid_private_key, public_key=app.vapid_public_key
-        )
+        # Opened here, once per app and cache time like the other credentials: the sends
+        # that follow sign with the cached pair.
+        pair = apps.vapid_key_pair(app=app, box=self.box())
         return webpush.VapidCredentials(key_pair=pair, subject=subject)

@@ -1,4 +1,5 @@
-"""Queries on apps (tenants)."""
+"""Queries on apps (tenants), and their VAPID key pairs: the private key is sealed with the
+secrets key before it is stored and opened only where it signs (`vapid_key_pair`)."""
 
 from __future__ import annotations
 
@@ -10,13 +11,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pushgate.domain import vapid
 from pushgate.errors import ConflictError, InvalidInputError, NotFoundError
+from pushgate.store.credentials import SecretBox
 from pushgate.store.tables import App
 
 MAX_NAME = 100
 
 
-async def create(*, session: AsyncSession, name: str, vapid_subject: str | None = None) -> App:
-    """Create an app with a fresh VAPID key pair.
+async def create(
+    *, session: AsyncSession, box: SecretBox, name: str, vapid_subject: str | None = None
+) -> App:
+    """Create an app with a fresh VAPID key pair (its private key sealed with `box`).
 
     Raises:
         InvalidInputError: empty or overlong name, or an unusable VAPID subject.
@@ -29,7 +33,7 @@ async def create(*, session: AsyncSession, name: str, vapid_subject: str | None 
     app = App(
         name=name,
         vapid_public_key=pair.public_key,
-        vapid_private_key=pair.private_key,
+        vapid_private_key=box.seal(pair.private_key),
         vapid_subject=vapid.validate_subject(vapid_subject) if vapid_subject else None,
     )
     try:
@@ -63,11 +67,24 @@ async def count(*, session: AsyncSession) -> int:
     return int((await session.execute(select(func.count()).select_from(App))).scalar_one())
 
 
-async def set_vapid_keys(*, session: AsyncSession, app: App, pair: vapid.VapidKeyPair) -> App:
-    app.vapid_private_key = pair.private_key
+async def set_vapid_keys(
+    *, session: AsyncSession, box: SecretBox, app: App, pair: vapid.VapidKeyPair
+) -> App:
+    app.vapid_private_key = box.seal(pair.private_key)
     app.vapid_public_key = pair.public_key
     await session.flush()
     return app
+
+
+def vapid_key_pair(*, app: App, box: SecretBox) -> vapid.VapidKeyPair:
+    """The app's VAPID key pair, its private key opened.
+
+    Raises:
+        ConfigError: the secrets key does not open it (it changed since the key was stored).
+    """
+    return vapid.VapidKeyPair(
+        private_key=box.open(app.vapid_private_key), public_key=app.vapid_public_key
+    )
 
 
 async def set_vapid_subject(*, session: AsyncSession, app: App, subject: str | None) -> App:

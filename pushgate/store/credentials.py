@@ -1,5 +1,5 @@
 """Apps' provider credentials (FCM service accounts, APNs signing keys): queries, and the
-Fernet box that keeps their secrets encrypted at rest.
+Fernet box that keeps their secrets, and the apps' VAPID private keys, encrypted at rest.
 
 The key comes from `secrets.key` (`PUSHGATE_SECRETS__KEY`). The embedded profile makes one on
 first use in `<data_dir>/secrets.key` (mode 0600): a single node keeps its key beside its
@@ -61,8 +61,8 @@ class SecretBox:
                 return cls(keys)
         if not settings.is_embedded_database:
             raise ConfigError(
-                "PUSHGATE_SECRETS__KEY must be set to store or read provider credentials"
-                " (the same key on every pushgate process); " + GENERATE_HINT,
+                "PUSHGATE_SECRETS__KEY must be set to store or read provider credentials and"
+                " VAPID keys (the same key on every pushgate process); " + GENERATE_HINT,
                 code="secrets_key_missing",
             )
         return cls([_local_key(Path(settings.data_dir) / KEY_FILE)])
@@ -80,8 +80,9 @@ class SecretBox:
             return self._fernet.decrypt(sealed.encode()).decode()
         except InvalidToken:
             raise ConfigError(
-                "stored credentials cannot be decrypted with PUSHGATE_SECRETS__KEY (was the key"
-                " changed? keep the old key after the new one until credentials are set again)",
+                "stored credentials or VAPID keys cannot be decrypted with PUSHGATE_SECRETS__KEY"
+                " (was the key changed? keep the old key after the new one until they are set"
+                " again)",
                 code="secrets_key_mismatch",
             ) from None
 

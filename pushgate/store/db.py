@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -39,8 +40,8 @@ def create_engine(
     """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        if parsed.database and parsed.database != ":memory:" and not parsed.query.get("uri"):
+            _create_private_file(Path(parsed.database))
         engine = create_async_engine(
             url, echo=echo, connect_args={"timeout": 30}, pool_size=pool_size, max_overflow=0
         )
@@ -57,6 +58,18 @@ def create_engine(
     )
     _ping_idle_connections(engine)
     return engine
+
+
+def _create_private_file(path: Path) -> None:
+    """Make the SQLite file, empty (an empty file is an empty database), readable by its
+    owner only: it holds the apps' data beside the 0600 secrets key. SQLite gives its -wal
+    and -shm files the database file's mode. An existing file keeps the mode it has."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    os.close(fd)
 
 
 # A pooled connection idle longer than this is checked with a ping before use (the server may

@@ -81,7 +81,8 @@ class App(Base):
     name: Mapped[str] = mapped_column(String(100), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     vapid_public_key: Mapped[str] = mapped_column(String(100))
-    vapid_private_key: Mapped[str] = mapped_column(String(100))
+    # Sealed with the secrets key (store.credentials.SecretBox): read it with apps.vapid_key_pair.
+    vapid_private_key: Mapped[str] = mapped_column(Text)
     vapid_subject: Mapped[str | None] = mapped_column(String(255))
 
 

@@ -27,13 +27,16 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from pushgate.domain import subscription as subscriptions
 from pushgate.domain.apikeys import Scope
+from pushgate.settings import load_settings
 from pushgate.store import api_keys, apps, db
+from pushgate.store.credentials import SecretBox
 from pushgate.store.tables import Delivery, Device
 from tests.conftest import (
     POSTGRES_URL,
     RABBITMQ_URL,
     REDIS_URL,
     TEST_DELAY_LEVELS,
+    TEST_SECRETS_KEY,
     delete_rabbitmq_topology,
     need_service,
 )
@@ -91,6 +94,14 @@ class Deployment:
     api_url: str = ""
     send_headers: dict[str, str] = field(default_factory=dict)
     app_id: uuid.UUID | None = None
+
+    def box(self) -> SecretBox:
+        """The secrets box its processes use: the key it is given, else (embedded) the key
+        file in its data directory."""
+        key = self.env.get("PUSHGATE_SECRETS__KEY")
+        if key:
+            return SecretBox([key])
+        return SecretBox.from_settings(load_settings(data_dir=self.env["PUSHGATE_DATA_DIR"]))
 
     async def cli(self, *args: str) -> None:
         log = self.directory / f"cli-{len(self.processes)}-{args[0]}.log"
@@ -168,7 +179,7 @@ class Deployment:
         ids = []
         try:
             async with sessions() as session:
-                app = await apps.create(session=session, name="acme")
+                app = await apps.create(session=session, box=self.box(), name="acme")
                 key = await api_keys.create(session=session, app_id=app.id, scope=Scope.SEND)
                 rows = []
                 for _ in range(count):
@@ -288,6 +299,7 @@ async def deployment(
         "PUSHGATE_BROKER__DELAY_LEVELS": orjson.dumps(TEST_DELAY_LEVELS).decode(),
         "PUSHGATE_REDIS__URL": REDIS_URL,
         "PUSHGATE_REDIS__PREFIX": prefix,
+        "PUSHGATE_SECRETS__KEY": TEST_SECRETS_KEY,
     }
     admin = create_async_engine(admin_url, isolation_level="AUTOCOMMIT")
     async with admin.connect() as connection:

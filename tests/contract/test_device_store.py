@@ -13,6 +13,7 @@ from pushgate.domain.subscription import Platform, PushAddress
 from pushgate.errors import InvalidInputError, NotFoundError, PermissionDeniedError
 from pushgate.store import apps, audience, db, devices
 from pushgate.store.tables import DeviceTopic
+from tests.conftest import TEST_BOX
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
@@ -23,7 +24,7 @@ def fcm(token: str) -> PushAddress:
 
 async def new_app(sessions: db.SessionMaker, name: str = "acme") -> uuid.UUID:
     async with sessions() as session:
-        app = await apps.create(session=session, name=name)
+        app = await apps.create(session=session, box=TEST_BOX, name=name)
         await session.commit()
         return app.id
 

@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from pushgate.domain import apikeys, vapid
 from pushgate.domain.apikeys import Scope
@@ -14,13 +14,14 @@ from pushgate.errors import ConflictError, InvalidInputError, NotFoundError
 from pushgate.store import api_keys, apps
 from pushgate.store.db import SessionMaker
 from pushgate.store.tables import APIKey, App
+from tests.conftest import TEST_BOX
 
 T0 = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
 
 
 async def make_app(sessions: SessionMaker, name: str = "acme") -> App:
     async with sessions() as session:
-        app = await apps.create(session=session, name=name)
+        app = await apps.create(session=session, box=TEST_BOX, name=name)
         await session.commit()
     return app
 
@@ -47,19 +48,42 @@ async def test_created_app_has_its_own_vapid_key_pair(sessions: SessionMaker) ->
     first = await make_app(sessions, "acme")
     second = await make_app(sessions, "globex")
 
-    # Then each app's stored private key derives its stored public key
+    # Then each app's private key derives its public key
     async with sessions() as session:
         for app in (first, second):
             stored = await apps.get(session=session, app_id=app.id)
-            assert vapid.import_key_pair(stored.vapid_private_key).public_key == (
-                stored.vapid_public_key
-            )
+            pair = apps.vapid_key_pair(app=stored, box=TEST_BOX)
+            assert vapid.import_key_pair(pair.private_key).public_key == stored.vapid_public_key
     assert first.vapid_public_key != second.vapid_public_key
+
+
+async def test_vapid_private_keys_are_stored_encrypted(sessions: SessionMaker) -> None:
+    # Given
+    app = await make_app(sessions)
+    async with sessions() as session:
+        pair = apps.vapid_key_pair(app=await apps.get(session=session, app_id=app.id), box=TEST_BOX)
+
+    # When an app's key pair is created, then replaced
+    async with sessions() as session:
+        created = (await session.execute(text("SELECT vapid_private_key FROM apps"))).scalar_one()
+        replacement = vapid.generate_key_pair()
+        owner = await apps.get(session=session, app_id=app.id)
+        await apps.set_vapid_keys(session=session, box=TEST_BOX, app=owner, pair=replacement)
+        await session.commit()
+        replaced = (await session.execute(text("SELECT vapid_private_key FROM apps"))).scalar_one()
+
+    # Then the database never holds a private key in the clear
+    assert pair.private_key not in created
+    assert replacement.private_key not in replaced
+    assert TEST_BOX.open(created) == pair.private_key
+    assert TEST_BOX.open(replaced) == replacement.private_key
 
 
 async def test_app_name_is_trimmed_and_subject_kept(sessions: SessionMaker) -> None:
     async with sessions() as session:
-        app = await apps.create(session=session, name="  acme  ", vapid_subject="mailto:o@acme.io")
+        app = await apps.create(
+            session=session, box=TEST_BOX, name="  acme  ", vapid_subject="mailto:o@acme.io"
+        )
         await session.commit()
 
     async with sessions() as session:
@@ -75,7 +99,7 @@ async def test_duplicate_app_name_is_a_conflict(sessions: SessionMaker) -> None:
     # When / Then
     async with sessions() as session:
         with pytest.raises(ConflictError) as caught:
-            await apps.create(session=session, name="acme")
+            await apps.create(session=session, box=TEST_BOX, name="acme")
     assert caught.value.code == "app_exists"
     assert caught.value.status_code == 409
 
@@ -87,8 +111,8 @@ async def test_session_stays_usable_after_a_duplicate_name(sessions: SessionMake
     # When a session hits the duplicate, then goes on
     async with sessions() as session:
         with pytest.raises(ConflictError):
-            await apps.create(session=session, name="acme")
-        await apps.create(session=session, name="globex")
+            await apps.create(session=session, box=TEST_BOX, name="acme")
+        await apps.create(session=session, box=TEST_BOX, name="globex")
         await session.commit()
 
     # Then its later work is kept
@@ -103,11 +127,11 @@ async def test_duplicate_name_does_not_undo_the_sessions_earlier_work(
     # Given an existing app, and a session that already created another one
     await make_app(sessions, "acme")
     async with sessions() as session:
-        await apps.create(session=session, name="globex")
+        await apps.create(session=session, box=TEST_BOX, name="globex")
 
         # When the same session then hits the duplicate, and commits
         with pytest.raises(ConflictError):
-            await apps.create(session=session, name="acme")
+            await apps.create(session=session, box=TEST_BOX, name="acme")
         await session.commit()
 
     # Then the earlier app was kept
@@ -120,14 +144,16 @@ async def test_duplicate_name_does_not_undo_the_sessions_earlier_work(
 async def test_unusable_app_name_is_refused(sessions: SessionMaker, name: str) -> None:
     async with sessions() as session:
         with pytest.raises(InvalidInputError) as caught:
-            await apps.create(session=session, name=name)
+            await apps.create(session=session, box=TEST_BOX, name=name)
     assert caught.value.field == "name"
 
 
 async def test_unusable_vapid_subject_is_refused(sessions: SessionMaker) -> None:
     async with sessions() as session:
         with pytest.raises(InvalidInputError) as caught:
-            await apps.create(session=session, name="acme", vapid_subject="mailto:me@localhost")
+            await apps.create(
+                session=session, box=TEST_BOX, name="acme", vapid_subject="mailto:me@localhost"
+            )
     assert caught.value.field == "vapid_subject"
 
 

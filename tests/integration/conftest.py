@@ -18,7 +18,7 @@ from pushgate.runtime import Runtime, open_runtime
 from pushgate.settings import Settings
 from pushgate.store import api_keys, apps
 from pushgate.worker import Worker
-from tests.conftest import TenantKeys
+from tests.conftest import TEST_SECRETS_KEY, TenantKeys
 from tests.fakes.webpush_server import FakeWebPushService
 
 FINAL = {"completed", "partially_failed", "failed", "expired", "canceled"}
@@ -120,7 +120,7 @@ class Pushgate:
     async def tenant(self, name: str = "acme") -> TenantKeys:
         """A tenant with one key of each scope, in this pushgate's database."""
         async with self.runtime.sessions() as session:
-            app = await apps.create(session=session, name=name)
+            app = await apps.create(session=session, box=self.runtime.credentials.box(), name=name)
             keys = {
                 s: await api_keys.create(session=session, app_id=app.id, scope=s) for s in Scope
             }
@@ -178,7 +178,9 @@ async def acme(pushgate: Pushgate) -> TenantKeys:
     from pushgate.store import api_keys, apps
 
     async with pushgate.runtime.sessions() as session:
-        app = await apps.create(session=session, name="acme")
+        app = await apps.create(
+            session=session, box=pushgate.runtime.credentials.box(), name="acme"
+        )
         keys = {s: await api_keys.create(session=session, app_id=app.id, scope=s) for s in Scope}
         await session.commit()
     return TenantKeys(
@@ -189,9 +191,6 @@ async def acme(pushgate: Pushgate) -> TenantKeys:
 
 
 # --- fake FCM and APNs -----------------------------------------------------------------------
-
-# A fixed Fernet key for profiles whose database is not embedded (they refuse to make one).
-TEST_SECRETS_KEY = "kGxr6-pzcPXVnlOyS4a5uH0d4y0bKQ3oz5F6E7h1Aao="
 
 
 @pytest.fixture

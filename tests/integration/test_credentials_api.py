@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from sqlalchemy import text
 
+from pushgate.domain import vapid
 from pushgate.runtime import Runtime
 from pushgate.settings import Settings
 from pushgate.store.credentials import KEY_FILE
@@ -143,6 +144,14 @@ async def test_secrets_are_encrypted_at_rest(
     for (secret,) in stored:
         assert "PRIVATE KEY" not in secret
         assert not any(line in secret for line in body_lines)
+    # nor the app's VAPID private key, which the same key opens to the pair it signs with
+    async with runtime.engine.connect() as connection:
+        sealed, public = (
+            await connection.execute(text("SELECT vapid_private_key, vapid_public_key FROM apps"))
+        ).one()
+    private = runtime.credentials.box().open(sealed)
+    assert private not in sealed
+    assert vapid.import_key_pair(private).public_key == public
     if settings.is_embedded_database:
         # and the embedded profile made its own key, readable by its owner only
         key_file = Path(settings.data_dir) / KEY_FILE
@@ -158,6 +167,7 @@ BAD_SERVICE_ACCOUNTS: dict[str, tuple[dict[str, Any], str, str]] = {
         "PEM",
     ),
     "bad-email": ({"client_email": "nobody"}, "service_account", "e-mail"),
+    "nul-in-project": ({"project_id": "shop\u0000prod"}, "service_account", "NUL"),
     "not-a-service-account": ({"type": "authorized_user"}, "service_account", "authorized_user"),
     "foreign-token-uri": (
         {"token_uri": "https://internal.example/token"},
@@ -198,6 +208,31 @@ async def test_malformed_service_account_is_refused_naming_the_problem(
     assert listed.json()["items"] == []
 
 
+async def test_a_file_name_is_refused_the_same_whether_or_not_the_file_exists(
+    client: httpx.AsyncClient, tenant: TenantKeys, fake_fcm: FakeFCMService, tmp_path: Path
+) -> None:
+    # Given a usable service account in a file on the server
+    real = tmp_path / "operator-service-account.json"
+    real.write_text(json.dumps(fake_fcm.service_account("operator-prod")))
+    names = [str(real), f"file://{real}", str(tmp_path), "/nonexistent/x", "/root", "@\u0000"]
+
+    # When a tenant's admin names each where the service account's content goes
+    answers = [
+        await client.put(f"{URL}/fcm", json={"service_account_json": name}, headers=tenant.admin)
+        for name in names
+    ]
+
+    # Then every one is the same 422: nothing was read, nothing tells which files exist
+    assert [r.status_code for r in answers] == [422] * len(names)
+    assert len({r.text for r in answers}) == 1, [r.text for r in answers]
+    error = error_of(answers[0])
+    assert error["details"]["field"] == "service_account"
+    assert "not JSON" in error["message"]
+    assert "operator-prod" not in answers[0].text
+    listed = await client.get(URL, headers=tenant.admin)
+    assert listed.json()["items"] == []
+
+
 BAD_APNS_KEYS: dict[str, tuple[dict[str, Any], str, str]] = {
     "not-pem": (
         {"key": "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"},
@@ -212,6 +247,8 @@ BAD_APNS_KEYS: dict[str, tuple[dict[str, Any], str, str]] = {
     "key-id": ({"key_id": "short"}, "key_id", "10 capital letters"),
     "team-id": ({"team_id": "team123456"}, "team_id", "10 capital letters"),
     "topic": ({"topic": "com example"}, "topic", "bundle id"),
+    "nul-in-topic": ({"topic": "com.example\u0000shop"}, "topic", "bundle id"),
+    "surrogate-in-topic": ({"topic": "com.example.\udc00"}, "topic", "valid string"),
     "environment": ({"environment": "staging"}, "environment", "production"),
 }
 
@@ -221,7 +258,12 @@ async def test_malformed_apns_key_is_refused_naming_the_problem(
 ) -> None:
     found: dict[str, tuple[int, str, str]] = {}
     for case, (change, _, _) in BAD_APNS_KEYS.items():
-        response = await client.put(f"{URL}/apns", json=apns_body(**change), headers=tenant.admin)
+        # As escaped JSON text: httpx would not encode a lone surrogate.
+        response = await client.put(
+            f"{URL}/apns",
+            content=json.dumps(apns_body(**change)),
+            headers=tenant.admin | {"Content-Type": "application/json"},
+        )
         error = error_of(response)
         found[case] = (response.status_code, error["details"]["field"], error["message"])
 

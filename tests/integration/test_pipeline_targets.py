@@ -18,7 +18,7 @@ from tests.integration.conftest import Pushgate
 
 async def other_tenant(pushgate: Pushgate, name: str) -> TenantKeys:
     async with pushgate.runtime.sessions() as session:
-        app = await apps.create(session=session, name=name)
+        app = await apps.create(session=session, box=pushgate.runtime.credentials.box(), name=name)
         keys = {s: await api_keys.create(session=session, app_id=app.id, scope=s) for s in Scope}
         await session.commit()
     return TenantKeys(

@@ -239,15 +239,15 @@ def account(rsa_pem) -> dict[str, str]:
     }
 
 
-def test_credentials_load_from_a_dict_a_file_and_inline_json(account, tmp_path):
+def test_credentials_load_from_a_dict_inline_json_and_the_operators_file(account, tmp_path):
     path = tmp_path / "sa.json"
     path.write_text(json.dumps(account))
 
     loaded = [
         FCMCredentials.from_service_account(account),
-        FCMCredentials.from_service_account(path),
-        FCMCredentials.from_service_account(str(path)),
         FCMCredentials.from_service_account(json.dumps(account)),
+        FCMCredentials.from_file(path),
+        FCMCredentials.from_file(str(path)),
     ]
 
     assert len(set(loaded)) == 1
@@ -313,9 +313,35 @@ def test_an_elliptic_curve_key_is_refused(account):
 
 @pytest.mark.parametrize(
     ("source", "problem"),
-    [("{not json", "not JSON"), ("[1, 2]", "not an object"), ("/nonexistent/sa.json", "cannot")],
-    ids=["bad-json", "array", "no-file"],
+    [("{not json", "not JSON"), ("[1, 2]", "not an object"), ("@\u0000", "not JSON")],
+    ids=["bad-json", "array", "nul"],
 )
 def test_unreadable_sources_are_refused(source, problem):
     with pytest.raises(InvalidInputError, match=problem):
         FCMCredentials.from_service_account(source)
+
+
+def test_a_path_given_as_content_is_not_read(account, tmp_path):
+    # Given a usable service account in a file
+    path = tmp_path / "sa.json"
+    path.write_text(json.dumps(account))
+
+    # When its path is given where content is expected, then it is refused as not JSON
+    with pytest.raises(InvalidInputError, match="not JSON"):
+        FCMCredentials.from_service_account(str(path))
+    with pytest.raises(TypeError):
+        FCMCredentials.from_service_account(path)
+
+
+def test_an_unreadable_file_is_refused_naming_it(tmp_path):
+    missing = tmp_path / "nonexistent.json"
+
+    with pytest.raises(InvalidInputError, match="cannot read") as caught:
+        FCMCredentials.from_file(missing)
+
+    assert str(missing) in caught.value.message
+
+
+def test_a_nul_in_a_stored_field_is_refused(account):
+    with pytest.raises(InvalidInputError, match="NUL"):
+        FCMCredentials.from_service_account(account | {"project_id": "shop\u0000prod"})

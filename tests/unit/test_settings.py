@@ -3,13 +3,17 @@ one-line errors and the redacted view."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import BaseModel, SecretStr
+from typer.testing import CliRunner
 
+from pushgate import cli
 from pushgate.errors import ConfigError
-from pushgate.settings import Settings, load_settings, redacted
+from pushgate.settings import Settings, load_settings, redact_url, redacted
 
 
 @pytest.fixture
@@ -258,22 +262,52 @@ def test_missing_config_file_is_one_line_naming_the_file(
 # --- redacted view ---------------------------------------------------------------------------
 
 
-def test_redacted_hides_passwords_in_urls(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    ("environment", "shown"),
+    [
+        (
+            {
+                "DATABASE_URL": "postgresql://app:db-pass-1@db:5432/push",
+                "RABBITMQ_URL": "amqp://guest:mq-pass-2@mq:5672/",
+                "REDIS_URL": "redis://:redis-pass-3@cache:6379/0",
+            },
+            {
+                ("database", "url"): "postgresql://app:********@db:5432/push",
+                ("broker", "url"): "amqp://guest:********@mq:5672/",
+                ("redis", "url"): "redis://:********@cache:6379/0",
+            },
+        ),
+        (
+            {
+                "DATABASE_URL": "postgresql://app@db/push?password=db-pass-1",
+                "REDIS_URL": "redis://cache/0?password=redis-pass-3",
+                "PUSHGATE_FCM__TOKEN_URIS": "https://sso.example/token?key=fcm-pass-4",
+            },
+            {
+                ("database", "url"): "postgresql://********@db/push?password=********",
+                ("redis", "url"): "redis://cache/0?password=********",
+                ("fcm", "token_uris"): ["https://sso.example/token?key=********"],
+            },
+        ),
+    ],
+    ids=["userinfo", "query-parameters-and-lists"],
+)
+def test_redacted_hides_passwords_in_urls(
+    monkeypatch: pytest.MonkeyPatch,
+    environment: dict[str, str],
+    shown: dict[tuple[str, str], Any],
+) -> None:
     # Given
-    monkeypatch.setenv("DATABASE_URL", "postgresql://app:db-pass-1@db:5432/push")
-    monkeypatch.setenv("RABBITMQ_URL", "amqp://guest:mq-pass-2@mq:5672/")
-    monkeypatch.setenv("REDIS_URL", "redis://:redis-pass-3@cache:6379/0")
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
 
     # When
     view = redacted(load_settings())
 
     # Then
-    text = repr(view)
-    for secret in ("db-pass-1", "mq-pass-2", "redis-pass-3"):
-        assert secret not in text
-    assert view["database"]["url"] == "postgresql://app:********@db:5432/push"
-    assert view["broker"]["url"] == "amqp://guest:********@mq:5672/"
-    assert view["redis"]["url"] == "redis://:********@cache:6379/0"
+    assert "-pass-" not in repr(view)
+    for (section, name), value in shown.items():
+        assert view[section][name] == value
     assert view["server"]["port"] == 8000  # everything else is shown as is
 
 
@@ -294,3 +328,85 @@ def test_redacted_hides_secret_values() -> None:
     assert "top-secret-value" not in text
     assert "nested-secret-value" not in text
     assert view["credentials"]["project_id"] == "acme"
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql://u@h/db?password=pw-1", "postgresql://********@h/db?password=********"),
+        ("redis://h/0?password=pw-1", "redis://h/0?password=********"),
+        ("redis://:pw-1@h:6379/0", "redis://:********@h:6379/0"),
+        (
+            "rediss://default:pw-1@h:6380/0?ssl_cert_reqs=none",
+            "rediss://default:********@h:6380/0?ssl_cert_reqs=none",
+        ),
+        ("redis://pw-1@h/0", "redis://********@h/0"),
+        (
+            "amqp://guest:pw-1@mq:5672/%2F?heartbeat=30",
+            "amqp://guest:********@mq:5672/%2F?heartbeat=30",
+        ),
+        ("postgresql://app:p/w-1@db/push", "postgresql://app:********@db/push"),
+        (
+            "postgresql://h/db?sslmode=require&sslpassword=pw-1&application_name=pg",
+            "postgresql://h/db?sslmode=require&sslpassword=********&application_name=pg",
+        ),
+        (
+            "https://h/hook?access_token=pw-1&api_key=pw-1&Secret=pw-1&X-Amz-Signature=pw-1&a=1",
+            "https://h/hook?access_token=********&api_key=********&Secret=********"
+            "&X-Amz-Signature=********&a=1",
+        ),
+        ("https://h/cb#token=pw-1&state=s", "https://h/cb#token=********&state=s"),
+        ("https://h/x?pass%77ord=pw-1", "https://h/x?pass%77ord=********"),
+        (
+            "unix:///run/redis.sock?db=0&password=pw-1",
+            "unix:///run/redis.sock?db=0&password=********",
+        ),
+        (
+            "sqlite+aiosqlite:////var/lib/pushgate/pushgate.db",
+            "sqlite+aiosqlite:////var/lib/pushgate/pushgate.db",
+        ),
+        ("https://fcm.googleapis.com", "https://fcm.googleapis.com"),
+        ("embedded", "embedded"),
+    ],
+    ids=[
+        "pg-user-and-password-parameter",
+        "redis-password-parameter",
+        "redis-password-only",
+        "rediss-user-password",
+        "redis-bare-token-userinfo",
+        "amqp-user-password",
+        "unencoded-slash-in-password",
+        "libpq-sslpassword",
+        "token-key-secret-signature",
+        "fragment-token",
+        "percent-encoded-name",
+        "unix-socket",
+        "sqlite-path-untouched",
+        "plain-url-untouched",
+        "not-a-url",
+    ],
+)
+def test_redact_url_hides_every_secret_looking_part(url: str, shown: str) -> None:
+    assert redact_url(url) == shown
+    assert "pw-1" not in redact_url(url)
+
+
+def test_config_show_prints_no_password_given_as_a_query_parameter(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given
+    monkeypatch.setenv("DATABASE_URL", "postgresql://app@db/push?password=db-pass-1")
+    monkeypatch.setenv("REDIS_URL", "redis://cache/0?password=redis-pass-2")
+
+    # When
+    shown = CliRunner().invoke(cli.app, ["config", "show"])
+    as_json = CliRunner().invoke(cli.app, ["config", "show", "--json"])
+
+    # Then
+    assert shown.exit_code == 0, shown.output
+    assert as_json.exit_code == 0, as_json.output
+    for output in (shown.output, as_json.output):
+        assert "db-pass-1" not in output
+        assert "redis-pass-2" not in output
+    effective = json.loads(as_json.output)["database"]["effective_url"]
+    assert effective == "postgresql+asyncpg://********@db/push?password=********"

@@ -15,7 +15,9 @@ CredentialPlatform = Literal["fcm", "apns"]
 
 class FCMCredentialsUpdate(BaseModel):
     """A Firebase service account: the JSON downloaded from the Firebase console, as an
-    object (`service_account`) or as text (`service_account_json`)."""
+    object (`service_account`) or as text (`service_account_json`). Content only: a file
+    name is not JSON and is refused like any other text that is not (the server's files are
+    the operator's, set with the CLI or the settings)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -23,7 +25,9 @@ class FCMCredentialsUpdate(BaseModel):
         default=None, description="The service-account JSON, as an object."
     )
     service_account_json: str | None = Field(
-        default=None, max_length=65_536, description="The service-account JSON, as a string."
+        default=None,
+        max_length=65_536,
+        description="The service-account JSON, as a string (its content, never a file name).",
     )
 
     @model_validator(mode="after")
