@@ -123,7 +123,7 @@ async def _started(proxy: TCPProxy) -> TCPProxy:
 
 async def _tenant(runtime: Runtime) -> TenantKeys:
     async with runtime.sessions() as session:
-        app = await apps.create(session=session, name="acme")
+        app = await apps.create(session=session, box=runtime.credentials.box(), name="acme")
         keys = {s: await api_keys.create(session=session, app_id=app.id, scope=s) for s in Scope}
         await session.commit()
     return TenantKeys(
