@@ -33,6 +33,7 @@ from tests.conftest import (
     POSTGRES_URL,
     REDIS_URL,
     TEST_DELAY_LEVELS,
+    TEST_SECRETS_KEY,
     TenantKeys,
     delete_rabbitmq_topology,
     truncate_all,
@@ -92,6 +93,7 @@ async def make_outage(
             database={"url": database.url(url), **sections.pop("database", {})},
             redis={"url": kv.url(redis_url), "prefix": unique_prefix},
             broker={"url": rabbitmq, "prefix": unique_prefix, "delay_levels": TEST_DELAY_LEVELS},
+            secrets={"key": TEST_SECRETS_KEY},
             **sections,
         )
         # As `pushgate api` runs it: the app opens (and closes) its own runtime.
