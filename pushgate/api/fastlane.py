@@ -4,14 +4,14 @@ work itself (routing, two exit stacks, dependency solving and parameter validati
 ~0.9 ms a request, measured with py-spy under wrk).
 
 It only takes the requests FastAPI would answer without a validation error: a JSON body
-(`application/json`) that `NotificationCreate` accepts, and an `Idempotency-Key` header
-that is absent or of valid length. Every other request, and every other route, goes on to FastAPI
-untouched (the body already read is handed over again), so malformed requests get exactly the
-answers they got before. What runs for the requests it takes is what the FastAPI route runs:
-the same authentication (`deps.caller_of`, `deps.permitted`), the same `accept_one`, and
-PushgateErrors rendered by the same `errors.error_response`, backend outages answered `503` by
-the same `errors.outage_response`; anything unexpected propagates to the app's own 500 handler.
-The OpenAPI document still describes the route, from FastAPI.
+(`application/json`) that `NotificationCreate` accepts, and an `Idempotency-Key` header that is
+absent or valid (length, printable ASCII). Every other request, and every other route, goes on
+to FastAPI untouched (the body already read is handed over again), so malformed requests get
+exactly the answers they got before. What runs for the requests it takes is what the FastAPI
+route runs: the same authentication (`deps.caller_of`, `deps.permitted`), the same `accept_one`,
+PushgateErrors rendered by the same `errors.error_response`, and backend outages answered `503`
+by the same `errors.outage_response`; anything unexpected propagates to the app's own 500
+handler. The OpenAPI document still describes the route, from FastAPI.
 """
 
 from __future__ import annotations
@@ -25,7 +25,11 @@ from pydantic import ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pushgate.api import deps, errors
-from pushgate.api.routes.notifications import IDEMPOTENCY_KEY_MAX_LENGTH, accept_one
+from pushgate.api.routes.notifications import (
+    IDEMPOTENCY_KEY_MAX_LENGTH,
+    accept_one,
+    header_key_ok,
+)
 from pushgate.domain.apikeys import Permission
 from pushgate.domain.request import NotificationCreate
 from pushgate.errors import PushgateError
@@ -138,7 +142,9 @@ def _well_formed(body: bytes, idempotency_key: str | None) -> NotificationCreate
     way. Parsed to the same Python objects FastAPI gets from json.loads, then validated the
     same way (the model from Python objects): what the fast lane accepts FastAPI accepts, with
     the same values."""
-    if idempotency_key is not None and not 1 <= len(idempotency_key) <= IDEMPOTENCY_KEY_MAX_LENGTH:
+    if idempotency_key is not None and not (
+        1 <= len(idempotency_key) <= IDEMPOTENCY_KEY_MAX_LENGTH and header_key_ok(idempotency_key)
+    ):
         return None
     try:
         return NotificationCreate.model_validate(_loads(body))

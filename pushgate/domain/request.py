@@ -7,6 +7,7 @@ Validation here is pure (no DNS, no database); the accept use case adds what nee
 from __future__ import annotations
 
 import hashlib
+import math
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
@@ -27,6 +28,7 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from pushgate.domain import condition as conditions
+from pushgate.domain import storable
 from pushgate.domain.message import (
     DEFAULT_TTL_SECONDS,
     MAX_TTL_SECONDS,
@@ -51,9 +53,16 @@ MAX_FCM_CONDITION_TOPICS = 5
 # the TTL itself. Without it a ttl-0 notification expired before dispatch even started.
 MIN_DELIVERY_WINDOW_SECONDS = 60
 
-Text = Annotated[str, StringConstraints(max_length=4096)]
-ShortText = Annotated[str, StringConstraints(min_length=1, max_length=255)]
-URLText = Annotated[str, StringConstraints(max_length=2048)]
+# Send times further ahead are refused: such a time is a mistake (a year typed wrong, a
+# placeholder like 9999-12-31) far more often than a plan, and its expiry must stay inside the
+# calendar.
+MAX_SCHEDULE_AHEAD = timedelta(days=100 * 365)
+
+# Every free text is `storable.TEXT` (no NUL, no lone surrogate) and every free JSON value
+# `storable.JSONObject`: the same refusal on SQLite and PostgreSQL, naming the field.
+Text = Annotated[str, StringConstraints(max_length=4096), storable.TEXT]
+ShortText = Annotated[str, StringConstraints(min_length=1, max_length=255), storable.TEXT]
+URLText = Annotated[str, StringConstraints(max_length=2048), storable.TEXT]
 TopicName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9\-_.~%]{1,255}$")]
 
 
@@ -63,6 +72,8 @@ def _data_value(value: Any) -> Any:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):
+        if not math.isfinite(value):
+            raise PydanticCustomError("data_value", "data values must be finite numbers")
         return str(value)
     if isinstance(value, str):
         return value
@@ -74,6 +85,7 @@ def _data_value(value: Any) -> Any:
 DataValue = Annotated[
     str,
     BeforeValidator(_data_value),
+    storable.TEXT,
     WithJsonSchema({"type": ["string", "number", "boolean"]}),
 ]
 
@@ -88,22 +100,22 @@ def _refuse(field: str, kind: str, message: str) -> ValidationError:
 class ActionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    action: Annotated[str, StringConstraints(min_length=1, max_length=64)]
-    title: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    action: Annotated[str, StringConstraints(min_length=1, max_length=64), storable.TEXT]
+    title: Annotated[str, StringConstraints(min_length=1, max_length=128), storable.TEXT]
     icon: URLText | None = None
 
 
 class SubscriptionKeysIn(BaseModel):
-    p256dh: Annotated[str, StringConstraints(min_length=1, max_length=200)]
-    auth: Annotated[str, StringConstraints(min_length=1, max_length=100)]
+    p256dh: Annotated[str, StringConstraints(min_length=1, max_length=200), storable.TEXT]
+    auth: Annotated[str, StringConstraints(min_length=1, max_length=100), storable.TEXT]
 
 
 class SubscriptionIn(BaseModel):
     """A browser's PushSubscription JSON (`subscription.toJSON()`)."""
 
-    endpoint: Annotated[str, StringConstraints(min_length=1, max_length=2048)]
+    endpoint: Annotated[str, StringConstraints(min_length=1, max_length=2048), storable.TEXT]
     keys: SubscriptionKeysIn
-    expirationTime: float | None = None  # noqa: N815 (the browser's own name)
+    expirationTime: float | None = Field(default=None, allow_inf_nan=False)  # noqa: N815 (the browser's own name)
 
 
 class TokenIn(BaseModel):
@@ -112,7 +124,9 @@ class TokenIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     platform: Literal["fcm", "apns", "webpush"]
-    token: Annotated[str, StringConstraints(min_length=1, max_length=4096)] | None = None
+    token: (
+        Annotated[str, StringConstraints(min_length=1, max_length=4096), storable.TEXT] | None
+    ) = None
     subscription: SubscriptionIn | None = None
 
     @model_validator(mode="before")
@@ -154,7 +168,9 @@ class NotificationCreate(BaseModel):
         default=None, description="One user (as existing systems send it): same as user_ids."
     )
     topics: Annotated[list[TopicName], Field(min_length=1, max_length=MAX_TOPICS)] | None = None
-    condition: Annotated[str, StringConstraints(max_length=conditions.MAX_LENGTH)] | None = None
+    condition: (
+        Annotated[str, StringConstraints(max_length=conditions.MAX_LENGTH), storable.TEXT] | None
+    ) = None
     broadcast: bool = False
     fcm_topic: bool = Field(
         default=False,
@@ -177,17 +193,22 @@ class NotificationCreate(BaseModel):
     tag: ShortText | None = None
     sound: ShortText | None = None
     actions: Annotated[list[ActionIn], Field(max_length=10)] = Field(default_factory=list)
-    data: dict[str, DataValue] = Field(default_factory=dict)
+    data: dict[Annotated[str, storable.TEXT], DataValue] = Field(default_factory=dict)
 
     # Options.
     priority: Literal["high", "normal"] = "normal"
     ttl: int = Field(default=DEFAULT_TTL_SECONDS, ge=0, le=MAX_TTL_SECONDS)
     collapse_key: ShortText | None = None
-    category: Annotated[str, StringConstraints(min_length=1, max_length=100)] | None = None
-    send_at: datetime | None = None
-    webpush: dict[str, Any] = Field(default_factory=dict)
-    fcm: dict[str, Any] = Field(default_factory=dict)
-    apns: dict[str, Any] = Field(default_factory=dict)
+    category: (
+        Annotated[str, StringConstraints(min_length=1, max_length=100), storable.TEXT] | None
+    ) = None
+    send_at: storable.Instant | None = Field(
+        default=None,
+        description="When to send (at most 100 years ahead); without an offset, UTC.",
+    )
+    webpush: storable.JSONObject = Field(default_factory=dict)
+    fcm: storable.JSONObject = Field(default_factory=dict)
+    apns: storable.JSONObject = Field(default_factory=dict)
     dry_run: bool = Field(
         default=False,
         description="Check without showing anything: FCM validates each message at Google"
@@ -198,9 +219,9 @@ class NotificationCreate(BaseModel):
     idempotency_key: ShortText | None = Field(
         default=None, validation_alias=AliasChoices("idempotency_key", "request_id")
     )
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    metadata: storable.JSONObject = Field(default_factory=dict)
     template_code: ShortText | None = None
-    variables: dict[str, Any] = Field(default_factory=dict)
+    variables: storable.JSONObject = Field(default_factory=dict)
 
     @field_validator("data")
     @classmethod
@@ -211,9 +232,13 @@ class NotificationCreate(BaseModel):
 
     @field_validator("send_at")
     @classmethod
-    def _aware(cls, value: datetime | None) -> datetime | None:
-        if value is not None and value.tzinfo is None:
-            return value.replace(tzinfo=UTC)  # a time without offset is taken as UTC
+    def _not_too_far(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value - datetime.now(UTC) > MAX_SCHEDULE_AHEAD:
+            raise PydanticCustomError(
+                "send_at_range",
+                "send_at must be at most {years} years ahead",
+                {"years": MAX_SCHEDULE_AHEAD.days // 365},
+            )
         return value
 
     @field_validator("condition")

@@ -9,9 +9,10 @@ from typing import Any
 
 import orjson
 from pydantic import ValidationError
-from sqlalchemy.exc import DataError, DBAPIError
+from sqlalchemy.exc import DataError, DBAPIError, StatementError
 
 from pushgate.broker import base as broker_base
+from pushgate.domain import storable
 from pushgate.domain.request import NotificationCreate
 from pushgate.errors import NotFoundError, PushgateError
 from pushgate.logs import get_logger
@@ -78,20 +79,9 @@ class Ingress:
     async def _read(
         self, message: broker_base.IncomingMessage
     ) -> tuple[uuid.UUID, NotificationCreate]:
-        try:
-            data: Any = orjson.loads(message.body)
-        except orjson.JSONDecodeError as exc:
-            raise ValueError(f"not JSON: {exc}") from None
-        if not isinstance(data, dict):
-            raise ValueError("the message must be a JSON object")
-        app_ref = (
-            data.pop("app", None)
-            or data.pop("app_id", None)
-            or message.headers.get("app", self.default_app)
-        )
-        data.pop("app_id", None)
-        app_id = await self._app_id(str(app_ref))
-        return app_id, NotificationCreate.model_validate(data)
+        app_ref, request = parse(message.body)
+        app_id = await self._app_id(app_ref or message.headers.get("app", self.default_app))
+        return app_id, request
 
     async def _app_id(self, ref: str) -> uuid.UUID:
         cached = self._app_ids.get(ref)
@@ -108,6 +98,29 @@ class Ingress:
         return row.id
 
 
+def parse(body: bytes) -> tuple[str | None, NotificationCreate]:
+    """A message's app (`app` or `app_id`; None when it names none) and its request. Pure.
+
+    Raises:
+        ValueError: the message is not a JSON object, or not a valid request (a pydantic
+            ValidationError naming the field); nothing else, whatever the body.
+    """
+    try:
+        data: Any = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise ValueError(f"not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ValueError("the message must be a JSON object")
+    app_ref = data.pop("app", None) or data.pop("app_id", None)
+    data.pop("app_id", None)
+    if not app_ref:
+        return None, NotificationCreate.model_validate(data)
+    problem = storable.text_problem(str(app_ref))
+    if problem is not None:
+        raise ValueError(f"invalid_input: app: must not contain {problem}")
+    return str(app_ref), NotificationCreate.model_validate(data)
+
+
 def _failed(message: broker_base.IncomingMessage, exc: Exception) -> None:
     """A message whose accept raised: refused data goes to the dead-letter queue at once;
     anything else (an outage) is retried with a growing delay, and parked after a while so a
@@ -121,16 +134,19 @@ def _failed(message: broker_base.IncomingMessage, exc: Exception) -> None:
     message.retry(min(2.0**message.attempts, 60.0), reason)
 
 
-def _refused(exc: Exception) -> bool:
-    """The database refused the data itself (SQLSTATE class 22, e.g. a NUL character that
-    PostgreSQL's JSONB cannot hold): trying again cannot help."""
-    if isinstance(exc, DataError):
+def _refused(exc: BaseException) -> bool:
+    """The message's data itself was refused, so trying again cannot help: a validation error
+    raised past the parser (a value out of range, text a driver cannot encode: ValueError and
+    OverflowError, also when SQLAlchemy wraps them in a StatementError), or the database's
+    own refusal (SQLSTATE class 22, data exception). Outages raise none of these."""
+    if isinstance(exc, ValueError | OverflowError | DataError):
         return True
-    if not isinstance(exc, DBAPIError):
-        return False
-    orig = exc.orig
-    state = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
-    return isinstance(state, str) and state.startswith("22")
+    if isinstance(exc, DBAPIError):
+        state = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+        return isinstance(state, str) and state.startswith("22")
+    if isinstance(exc, StatementError) and exc.orig is not None:
+        return _refused(exc.orig)
+    return False
 
 
 def _first_line(exc: BaseException) -> str:

@@ -104,11 +104,8 @@ async def leftovers(tag: str) -> list[str]:
     ("profile", "signum"),
     [
         ("embedded", signal.SIGTERM),
-        pytest.param(
-            "services",
-            signal.SIGTERM,
-            marks=[pytest.mark.postgres, pytest.mark.rabbitmq, pytest.mark.redis],
-        ),
+        # SIGTERM on services too is covered by the unit tests of bench.cleanup; one run each
+        # keeps the suite's time down (each starts real pushgate processes).
         pytest.param(
             "services",
             signal.SIGINT,

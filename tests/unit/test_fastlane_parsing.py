@@ -61,6 +61,12 @@ def test_a_valid_request_takes_the_fast_lane(body: bytes, key: str | None) -> No
         (b'{"broadcast": true, "title": "x"', None),
         (b"[" * 100_000, None),
         (b'{"broadcast": true, "title": "x", "metadata": {"a": NaN}}', None),
+        (b'{"broadcast": true, "title": "x", "metadata": {"a": 1e400}}', None),
+        (b'{"broadcast": true, "title": "x\\u0000"}', None),
+        (b'{"broadcast": true, "title": "x", "fcm": {"n": 18446744073709551616}}', None),
+        (b'{"broadcast": true, "title": "x", "send_at": "9999-01-01T00:00:00Z"}', None),
+        (b'{"broadcast": true, "title": "x"}', "cl\xc3\xa9"),  # UTF-8 read as latin-1
+        (b'{"broadcast": true, "title": "x"}', "k\x00"),
     ],
 )
 def test_anything_else_goes_fastapis_way(body: bytes, key: str | None) -> None:

@@ -29,7 +29,7 @@ router = APIRouter(tags=["devices"])
 
 DeviceId = Annotated[uuid.UUID, Path(description="The device id pushgate gave out.")]
 TopicName = Annotated[str, Path(min_length=1, max_length=255, pattern=schemas.TOPIC_PATTERN)]
-UserIdPath = Annotated[str, Path(min_length=1, max_length=255)]
+UserIdPath = Annotated[schemas.UserId, Path(min_length=1, max_length=255)]
 Limit = Annotated[int, Query(ge=1, le=500, description="Page size.")]
 Cursor = Annotated[str | None, Query(description="`next_cursor` of the previous page.")]
 TopicQuery = Annotated[
@@ -171,7 +171,7 @@ async def get_device(
 async def list_devices(
     caller: DeviceReader,
     session: SessionDep,
-    user_id: Annotated[str | None, Query(min_length=1, max_length=255)] = None,
+    user_id: Annotated[schemas.UserId | None, Query(min_length=1, max_length=255)] = None,
     platform: Platform | None = None,
     topic: TopicQuery = None,
     enabled: bool | None = None,

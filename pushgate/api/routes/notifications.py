@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import base64
 import uuid
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Header, Query, Request, Response
-from pydantic import ValidationError
+from pydantic import AfterValidator, ValidationError
+from pydantic_core import PydanticCustomError
 from starlette.datastructures import State
 
 from pushgate.api.deps import Caller, NotificationReader, RuntimeDep, Sender, SessionDep
@@ -27,6 +27,7 @@ from pushgate.api.schemas.notifications import (
     NotificationsPublic,
     NotificationSummary,
 )
+from pushgate.domain import storable
 from pushgate.domain.notification import DeliveryStatus, NotificationStatus
 from pushgate.errors import InvalidInputError, PushgateError
 from pushgate.sending import accept, immediate
@@ -36,15 +37,38 @@ from pushgate.store.tables import Notification
 router = APIRouter(prefix="/v1/notifications", tags=["notifications"])
 
 IDEMPOTENCY_KEY_MAX_LENGTH = 255
+
+
+def header_key_ok(value: str) -> bool:
+    """Whether an `Idempotency-Key` header value (decoded as latin-1, as HTTP headers are) is
+    printable ASCII: a header carries no character set, so a non-ASCII key would be stored as
+    whatever its bytes mean in latin-1 and never found again by the key the client knows.
+    (The IETF draft defines the header as a structured-field string: printable ASCII.)"""
+    return value.isascii() and value.isprintable()
+
+
+def _header_key(value: str | None) -> str | None:
+    if value is not None and not header_key_ok(value):
+        raise PydanticCustomError(
+            "idempotency_key_header",
+            "the Idempotency-Key header must be printable ASCII; send other characters as the"
+            " body's idempotency_key",
+        )
+    return value
+
+
 IdempotencyKey = Annotated[
     str | None,
     Header(
         alias="Idempotency-Key",
         min_length=1,
         max_length=IDEMPOTENCY_KEY_MAX_LENGTH,
-        description="Same key + same body replays the first answer; kept 24 h or more.",
+        description="Same key + same body replays the first answer; kept 24 h or more."
+        " Printable ASCII (other characters: the body's `idempotency_key`).",
     ),
+    AfterValidator(_header_key),
 ]
+StoredText = Annotated[str, storable.TEXT]
 
 
 def _status(row: Notification | notifications.Created, *, replayed: bool) -> str:
@@ -203,9 +227,9 @@ async def history(
     caller: NotificationReader,
     session: SessionDep,
     status: NotificationStatus | None = None,
-    category: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    category: StoredText | None = None,
+    since: storable.Instant | None = None,
+    until: storable.Instant | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: str | None = None,
 ) -> NotificationsPublic:
@@ -214,8 +238,8 @@ async def history(
         app_id=caller.app_id,
         status=status,
         category=category,
-        since=_utc(since),
-        until=_utc(until),
+        since=since,
+        until=until,
         after=_uuid_cursor(cursor),
         limit=limit + 1,  # one more says whether there is a next page
     )
@@ -228,7 +252,7 @@ async def history(
 
 @router.get("/by-idempotency-key/{key:path}", summary="Find a notification by its idempotency key")
 async def get_by_key(
-    key: str, caller: NotificationReader, session: SessionDep
+    key: StoredText, caller: NotificationReader, session: SessionDep
 ) -> NotificationPublic:
     row = await notifications.get_by_idempotency_key(session=session, app_id=caller.app_id, key=key)
     return await _public(session, row)
@@ -287,13 +311,6 @@ async def cancel(
     )
     await session.commit()
     return _accepted(row)
-
-
-def _utc(value: datetime | None) -> datetime | None:
-    # A time without offset is UTC, as for `send_at` (the store refuses naive times).
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value
 
 
 def _encode(value: str) -> str:

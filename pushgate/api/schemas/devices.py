@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 import orjson
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
-from pushgate.domain import vapid
+from pushgate.domain import storable, vapid
 from pushgate.domain.subscription import Platform
 from pushgate.errors import InvalidInputError
 from pushgate.store import devices
@@ -22,8 +22,8 @@ TOPIC_PATTERN = r"^[A-Za-z0-9\-_.~%]+$"
 
 Topic = Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=TOPIC_PATTERN)]
 TopicList = Annotated[list[Topic], Field(max_length=devices.MAX_TOPICS)]
-UserId = Annotated[str, StringConstraints(min_length=1, max_length=255)]
-AppVersion = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+UserId = Annotated[str, StringConstraints(min_length=1, max_length=255), storable.TEXT]
+AppVersion = Annotated[str, StringConstraints(min_length=1, max_length=64), storable.TEXT]
 StatusFilter = Literal["active", "disabled", "deactivated", "all"]
 
 
@@ -53,12 +53,17 @@ Locale = Annotated[
     AfterValidator(_locale),
 ]
 TimeZone = Annotated[str, StringConstraints(min_length=1, max_length=64), AfterValidator(_timezone)]
-Metadata = Annotated[dict[str, Any], AfterValidator(_bounded)]
+# The storability check comes first: `_bounded` serialises what it passed.
+Metadata = Annotated[storable.JSONObject, AfterValidator(_bounded)]
 
 
 class WebPushKeys(BaseModel):
-    p256dh: str = Field(max_length=200, description="Base64url P-256 public key of the browser.")
-    auth: str = Field(max_length=100, description="Base64url 16-byte authentication secret.")
+    p256dh: Annotated[str, storable.TEXT] = Field(
+        max_length=200, description="Base64url P-256 public key of the browser."
+    )
+    auth: Annotated[str, storable.TEXT] = Field(
+        max_length=100, description="Base64url 16-byte authentication secret."
+    )
 
 
 class WebPushSubscription(BaseModel):
@@ -66,7 +71,9 @@ class WebPushSubscription(BaseModel):
 
     model_config = ConfigDict(populate_by_name=True)
 
-    endpoint: str = Field(description="The push service URL (https, a known push service).")
+    endpoint: Annotated[str, storable.TEXT] = Field(
+        description="The push service URL (https, a known push service)."
+    )
     keys: WebPushKeys
     expiration_time: float | None = Field(
         default=None, alias="expirationTime", description="Unix milliseconds, or null."
@@ -79,7 +86,9 @@ class DeviceCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     platform: Platform
-    token: str | None = Field(default=None, description="FCM or APNs token (not for webpush).")
+    token: Annotated[str, storable.TEXT] | None = Field(
+        default=None, description="FCM or APNs token (not for webpush)."
+    )
     subscription: WebPushSubscription | None = Field(default=None, description="webpush only.")
     user_id: UserId | None = None
     topics: TopicList | None = Field(default=None, description="Replaces the device's topics.")
