@@ -1,5 +1,6 @@
 """FCM HTTP v1 delivery: service-account credentials, the pure protocol core (`build_message`,
-`build_topic_message`, `map_response`, `is_oauth_failure`) and the thin `FCMProvider`.
+`build_topic_message`, `map_response`, `is_oauth_failure`) and the thin `FCMProvider`; its OAuth2
+access tokens are `providers/fcm_tokens.py`'s.
 
 The provider holds one OAuth2 access token per service account (google-auth signs the JWT-bearer
 grant; one refresh in flight per account; cached until shortly before it expires) and one
@@ -15,7 +16,6 @@ https://firebase.google.com/docs/reference/fcm/rest/v1/ErrorCode.
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import hashlib
 import http
@@ -26,28 +26,22 @@ import ssl
 import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar, NoReturn
 from urllib.parse import quote, urlsplit
 
-import google.auth.exceptions
-import google.auth.transport.requests
 import orjson
-import requests
-import requests.adapters
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from google.oauth2 import service_account
 
 from pushgate.domain.message import MAX_TTL_SECONDS, Message, Priority
-from pushgate.domain.outcome import HoldScope, Outcome, OutcomeKind
+from pushgate.domain.outcome import HoldScope, Outcome
 from pushgate.errors import InvalidInputError
-from pushgate.providers import answers, http1, webpush
+from pushgate.providers import answers, fcm_tokens, http1, webpush
 from pushgate.providers.base import DeliveryProvider, Platform, Target
 from pushgate.providers.tls import LazyContext
 
-SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
+SCOPE = fcm_tokens.SCOPE
 GOOGLE_TOKEN_URI = "https://oauth2.googleapis.com/token"  # noqa: S105 (a URL, not a secret)
 DEFAULT_BASE_URL = "https://fcm.googleapis.com"
 # Where Google's service-account keys send the JWT-bearer grant (older keys name the second).
@@ -539,160 +533,6 @@ def _phrase(status: int) -> str:
         return f"HTTP {status}"
 
 
-# --- access tokens ---------------------------------------------------------------------------
-
-# google-auth's own refresh threshold is 3 min 45 s; five minutes keeps clear of it and of
-# clock skew between us and Google.
-TOKEN_RENEW_BEFORE_SECONDS = 300.0
-# After a refusal that a retry cannot fix (bad key, deleted account), sends fail fast for a
-# while instead of each asking the token endpoint again.
-TOKEN_FAILURE_HOLD_SECONDS = 30.0
-
-
-class _TokenError(Exception):
-    def __init__(self, outcome: Outcome) -> None:
-        super().__init__(outcome.error)
-        self.outcome = outcome
-
-
-class _SSLContextAdapter(requests.adapters.HTTPAdapter):
-    """Makes `requests` (google-auth's transport) verify TLS with our context."""
-
-    def __init__(self, context: ssl.SSLContext) -> None:
-        self._context = context
-        super().__init__()
-
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        kwargs["ssl_context"] = self._context
-        super().init_poolmanager(*args, **kwargs)
-
-    def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:
-        super().cert_verify(conn, url, verify, cert)
-        # requests names its own CA bundle (certifi, or REQUESTS_CA_BUNDLE) for every
-        # verified connection, and urllib3 loads it into the context given: into ours, which
-        # FCM's sends share. Our context already says whom to trust.
-        conn.ca_certs = None
-        conn.ca_cert_dir = None
-
-
-class _TimedRequest(google.auth.transport.requests.Request):
-    """google-auth's transport with our timeout (its default is 120 s per attempt)."""
-
-    def __init__(self, session: requests.Session, timeout: float) -> None:
-        super().__init__(session)
-        self._timeout = timeout
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        kwargs["timeout"] = self._timeout
-        return super().__call__(*args, **kwargs)  # type: ignore[no-untyped-call]
-
-
-class _AccessTokens:
-    """One service account's access token: cached, renewed by at most one refresh at a time.
-
-    The refresh is google-auth's synchronous `requests` call, so it runs in a thread. It is
-    a shared task rather than work done under an `asyncio.Lock`: a sender cancelled while
-    waiting must neither orphan a running refresh nor let a second one start beside it.
-    """
-
-    def __init__(
-        self,
-        credentials: FCMCredentials,
-        *,
-        context: ssl.SSLContext,
-        clock: Callable[[], float],
-        timeout: float,
-        renew_before: float,
-    ) -> None:
-        self._google = service_account.Credentials.from_service_account_info(  # type: ignore[no-untyped-call]
-            credentials.service_account_info(), scopes=[SCOPE]
-        )
-        self._context = context
-        self._clock = clock
-        self._timeout = timeout
-        self._renew_before = renew_before
-        self._token: str | None = None
-        self._valid_until = 0.0
-        self._refreshing: asyncio.Task[str] | None = None
-        self._failure: tuple[Outcome, float] | None = None
-        self.refreshes = 0
-
-    async def get(self) -> str:
-        """A valid access token, refreshing first if needed.
-
-        Raises:
-            _TokenError: the token endpoint refused or could not be reached.
-        """
-        now = self._clock()
-        if self._token is not None and now < self._valid_until:
-            return self._token
-        if self._failure is not None and now < self._failure[1]:
-            raise _TokenError(self._failure[0])
-        if self._refreshing is None:
-            self._refreshing = asyncio.create_task(self._refresh())
-            # Every waiter may have been cancelled; the failure is still consumed.
-            self._refreshing.add_done_callback(_consume_exception)
-        return await asyncio.shield(self._refreshing)
-
-    def invalidate(self, token: str) -> None:
-        """Forget `token` (FCM refused it), unless a newer one already replaced it."""
-        if self._token == token:
-            self._token = None
-
-    async def _refresh(self) -> str:
-        started = self._clock()
-        try:
-            token, lifetime = await asyncio.to_thread(self._refresh_blocking)
-        except google.auth.exceptions.RefreshError as exc:
-            outcome = _refresh_outcome(exc)
-            if outcome.kind is not OutcomeKind.RETRY_LATER:
-                self._failure = (outcome, self._clock() + TOKEN_FAILURE_HOLD_SECONDS)
-            raise _TokenError(outcome) from exc
-        except (google.auth.exceptions.TransportError, requests.RequestException, OSError) as exc:
-            raise _TokenError(
-                Outcome.retry_later(f"cannot reach the OAuth token endpoint: {exc}")
-            ) from exc
-        finally:
-            self._refreshing = None
-        self._failure = None
-        self._token = token
-        # A short-lived token (a test's, or a clock oddity) is still reused for half its life.
-        self._valid_until = started + lifetime - min(self._renew_before, lifetime / 2)
-        return token
-
-    def _refresh_blocking(self) -> tuple[str, float]:
-        self.refreshes += 1
-        with requests.Session() as session:
-            # Not REQUESTS_CA_BUNDLE, proxies or .netrc from the environment: urllib3 would
-            # load such a bundle into the provider's own context and widen whom FCM trusts.
-            session.trust_env = False
-            session.mount("https://", _SSLContextAdapter(self._context))
-            self._google.refresh(_TimedRequest(session, self._timeout))
-        token = self._google.token
-        if not isinstance(token, str) or not token:
-            raise google.auth.exceptions.RefreshError(  # type: ignore[no-untyped-call]
-                "the token endpoint sent no access token"
-            )
-        expiry = self._google.expiry  # naive UTC, per google-auth
-        if expiry is None:
-            return token, 3600.0
-        remaining = (expiry - datetime.now(UTC).replace(tzinfo=None)).total_seconds()
-        return token, max(remaining, 0.0)
-
-
-def _consume_exception(task: asyncio.Task[str]) -> None:
-    if not task.cancelled():
-        task.exception()
-
-
-def _refresh_outcome(exc: google.auth.exceptions.RefreshError) -> Outcome:
-    text = f"the OAuth token endpoint refused the service account: {exc}"
-    # google-auth marks 5xx and rate-limit answers retryable (it has retried them already).
-    if getattr(exc, "retryable", False):
-        return Outcome.retry_later(text, retry_after=UNAVAILABLE_RETRY_SECONDS)
-    return Outcome.credential_alarm(text)
-
-
 # --- the client ------------------------------------------------------------------------------
 
 _MAX_RESPONSE_BYTES = 16_384
@@ -726,7 +566,7 @@ class FCMProvider(DeliveryProvider[FCMCredentials]):
         timeout: float = 10.0,
         concurrency: int = 100,
         token_uris: Collection[str] = GOOGLE_TOKEN_URIS,
-        renew_before: float = TOKEN_RENEW_BEFORE_SECONDS,
+        renew_before: float = fcm_tokens.TOKEN_RENEW_BEFORE_SECONDS,
         clock: Callable[[], float] = time.time,
         max_accounts: int = 10_000,
     ) -> None:
@@ -749,7 +589,7 @@ class FCMProvider(DeliveryProvider[FCMCredentials]):
         self._renew_before = renew_before
         self._clock = clock
         self._max_accounts = max_accounts
-        self._tokens: dict[FCMCredentials, _AccessTokens] = {}
+        self._tokens: dict[FCMCredentials, fcm_tokens.AccessTokens] = {}
         self._closed = False
 
     async def send(
@@ -809,7 +649,7 @@ class FCMProvider(DeliveryProvider[FCMCredentials]):
         for attempt in range(2):
             try:
                 token = await tokens.get()
-            except _TokenError as exc:
+            except fcm_tokens.TokenError as exc:
                 return exc.outcome
             answer = await self._request(url, data, token)
             if isinstance(answer, Outcome):
@@ -845,13 +685,13 @@ class FCMProvider(DeliveryProvider[FCMCredentials]):
             return Outcome.retry_later(f"cannot reach FCM: {type(exc).__name__}: {exc}")
         return response.status, response.headers, response.body
 
-    def _tokens_for(self, credentials: FCMCredentials) -> _AccessTokens:
+    def _tokens_for(self, credentials: FCMCredentials) -> fcm_tokens.AccessTokens:
         tokens = self._tokens.get(credentials)
         if tokens is None:
             if len(self._tokens) >= self._max_accounts:
                 # Rotated keys leave stale entries behind; drop the oldest.
                 del self._tokens[next(iter(self._tokens))]
-            tokens = self._tokens[credentials] = _AccessTokens(
+            tokens = self._tokens[credentials] = fcm_tokens.AccessTokens(
                 credentials,
                 context=self._tls.get(),
                 clock=self._clock,
