@@ -34,13 +34,15 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from hpack import NeverIndexedHeaderTuple
 from hpack.struct import HeaderWeaklyTyped
 
+from pushgate.domain import subscription
 from pushgate.domain.message import Message, Priority
 from pushgate.domain.outcome import HoldScope, Outcome
-from pushgate.errors import InvalidInputError, PayloadTooLargeError
+from pushgate.errors import InvalidInputError, PayloadTooLargeError, PushgateError
 from pushgate.logs import get_logger
 from pushgate.providers import answers, h2client
-from pushgate.providers.base import DeliveryProvider, Platform, Target
+from pushgate.providers.base import Capabilities, DeliveryProvider, StoredCredentials, Target
 from pushgate.providers.tls import LazyContext
+from pushgate.settings import APNSSettings, Settings
 
 log = get_logger(__name__)
 
@@ -124,6 +126,8 @@ class APNSCredentials:
         InvalidInputError: a malformed field; `field` names it.
     """
 
+    platform: ClassVar[str] = "apns"
+
     key: str = field(repr=False)
     key_id: str
     team_id: str
@@ -153,6 +157,54 @@ class APNSCredentials:
     @property
     def signing_key(self) -> ec.EllipticCurvePrivateKey:
         return _signing_key(self.key)
+
+    def record(self) -> tuple[str, dict[str, str | None]]:
+        return self.key.strip() + "\n", {
+            "key_id": self.key_id,
+            "team_id": self.team_id,
+            "topic": self.topic,
+            "environment": self.environment,
+        }
+
+    def check(self, settings: Settings) -> None:
+        """Nothing in the settings makes a checked key unusable."""
+
+
+class APNSStoredCredentials(StoredCredentials[APNSCredentials]):
+    """An app's signing key as stored (the .p8 text; its ids as metadata), or the settings'."""
+
+    def __init__(self, settings: APNSSettings) -> None:
+        self._settings = settings
+
+    def read(self, secret: str | Mapping[str, Any], metadata: Mapping[str, Any]) -> APNSCredentials:
+        if not isinstance(secret, str):
+            raise InvalidInputError("the APNs key is the .p8 file's text", field="key")
+        return APNSCredentials(
+            key=secret,
+            key_id=metadata.get("key_id") or "",
+            team_id=metadata.get("team_id") or "",
+            topic=metadata.get("topic") or "",
+            environment="sandbox" if metadata.get("environment") == "sandbox" else "production",
+        )
+
+    def from_settings(self) -> APNSCredentials | None:
+        apns = self._settings
+        if apns.key_path is None:
+            return None
+        return APNSCredentials(
+            key=apns.key_path.read_text(encoding="utf-8"),
+            key_id=apns.key_id or "",
+            team_id=apns.team_id or "",
+            topic=apns.topic or "",
+            environment=apns.environment,
+        )
+
+    def how_to_set(self, app_name: str) -> str:
+        return (
+            f"`pushgate credentials set-apns --app {app_name} --key FILE --key-id ..."
+            " --team-id ... --topic ...`, or PUT /v1/apps/current/credentials/apns with an"
+            " admin key"
+        )
 
 
 def provider_token(credentials: APNSCredentials, issued_at: int) -> str:
@@ -556,9 +608,11 @@ class APNSProvider(DeliveryProvider[APNSCredentials]):
         idle_ping_after: a connection idle this long is PING-checked before its next use.
         tokens: the provider-token cache; one per provider by default.
         clock: wall-clock seconds, for `apns-expiration` and the token cache.
+        credentials: how apps' credentials are read (the registry gives the settings').
     """
 
-    platform: ClassVar[Platform] = "apns"
+    name: ClassVar[str] = "apns"
+    capabilities: ClassVar[Capabilities] = Capabilities(registration_time=True)
 
     def __init__(
         self,
@@ -574,7 +628,9 @@ class APNSProvider(DeliveryProvider[APNSCredentials]):
         idle_ping_after: float = 60.0,
         tokens: ProviderTokenCache | None = None,
         clock: Callable[[], float] = time.time,
+        credentials: StoredCredentials[APNSCredentials] | None = None,
     ) -> None:
+        self.credentials = credentials
         self._origins: dict[str, tuple[str, int]] = {
             "production": _host_port(production_url),
             "sandbox": _host_port(sandbox_url),
@@ -600,6 +656,8 @@ class APNSProvider(DeliveryProvider[APNSCredentials]):
     ) -> Outcome:
         if self._closed:
             return Outcome.retry_later("the APNs provider is closed")
+        if device_registered_at is None:
+            device_registered_at = target.registered_at
         try:
             path, headers, body = build_request(
                 target, message, credentials, push_type=push_type, now=self._clock()
@@ -631,6 +689,18 @@ class APNSProvider(DeliveryProvider[APNSCredentials]):
                 key_id=credentials.key_id,
             )
         return verdict.outcome
+
+    def address(self, token: str) -> str:
+        return subscription.apns_token(token)
+
+    def check(self, target: Target, message: Message, credentials: APNSCredentials) -> str | None:
+        try:
+            build_request(target, message, credentials)
+        except InvalidDeviceTokenError as exc:
+            return str(exc)
+        except PushgateError as exc:
+            return exc.message
+        return None
 
     async def _exchange(
         self,

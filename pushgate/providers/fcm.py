@@ -17,6 +17,7 @@ https://firebase.google.com/docs/reference/fcm/rest/v1/ErrorCode.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import http
 import json
@@ -34,12 +35,14 @@ import orjson
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from pushgate.domain import subscription
 from pushgate.domain.message import MAX_TTL_SECONDS, Message, Priority
 from pushgate.domain.outcome import HoldScope, Outcome
 from pushgate.errors import InvalidInputError
 from pushgate.providers import answers, fcm_tokens, http1, webpush
-from pushgate.providers.base import DeliveryProvider, Platform, Target
+from pushgate.providers.base import Capabilities, DeliveryProvider, StoredCredentials, Target
 from pushgate.providers.tls import LazyContext
+from pushgate.settings import FCMSettings, Settings
 
 SCOPE = fcm_tokens.SCOPE
 GOOGLE_TOKEN_URI = "https://oauth2.googleapis.com/token"  # noqa: S105 (a URL, not a secret)
@@ -61,6 +64,8 @@ class FCMCredentials:
     Build it with `from_service_account`, which validates; the fields are the service-account
     JSON's own names.
     """
+
+    platform: ClassVar[str] = "fcm"
 
     project_id: str
     client_email: str
@@ -140,6 +145,49 @@ class FCMCredentials:
         if self.private_key_id:
             info["private_key_id"] = self.private_key_id
         return info
+
+    def record(self) -> tuple[str, dict[str, str | None]]:
+        secret = json.dumps(self.service_account_info(), sort_keys=True)
+        return secret, {"project_id": self.project_id, "client_email": self.client_email}
+
+    def check(self, settings: Settings) -> None:
+        """Refuse a token_uri the provider would refuse at every send (`allowed_token_uris`)."""
+        if self.token_uri not in allowed_token_uris(settings):
+            raise InvalidInputError(
+                f"the FCM service account is not usable: its token_uri {self.token_uri} is"
+                " not Google's OAuth endpoint (an operator may allow others with"
+                " PUSHGATE_FCM__TOKEN_URIS)",
+                field="service_account.token_uri",
+            )
+
+
+def allowed_token_uris(settings: Settings) -> tuple[str, ...]:
+    """The OAuth token endpoints a service account may name: Google's, and the settings'."""
+    return (*GOOGLE_TOKEN_URIS, *settings.fcm.token_uris)
+
+
+class FCMStoredCredentials(StoredCredentials[FCMCredentials]):
+    """An app's service account as stored (the JSON, sorted), or the settings' one."""
+
+    def __init__(self, settings: FCMSettings) -> None:
+        self._settings = settings
+
+    def read(self, secret: str | Mapping[str, Any], metadata: Mapping[str, Any]) -> FCMCredentials:
+        return FCMCredentials.from_service_account(secret)
+
+    def from_settings(self) -> FCMCredentials | None:
+        if self._settings.service_account_path is None:
+            return None
+        account = FCMCredentials.from_file(self._settings.service_account_path)
+        if self._settings.project_id:
+            account = dataclasses.replace(account, project_id=self._settings.project_id)
+        return account
+
+    def how_to_set(self, app_name: str) -> str:
+        return (
+            f"`pushgate credentials set-fcm --app {app_name} --service-account FILE`, or"
+            " PUT /v1/apps/current/credentials/fcm with an admin key"
+        )
 
 
 def _bad(problem: str) -> NoReturn:
@@ -553,9 +601,11 @@ class FCMProvider(DeliveryProvider[FCMCredentials]):
             alarm, and nothing is sent to that URI.
         renew_before: seconds before expiry that an access token is renewed.
         clock: wall-clock seconds, for token lifetimes, `apns-expiration` and Retry-After.
+        credentials: how apps' credentials are read (the registry gives the settings').
     """
 
-    platform: ClassVar[Platform] = "fcm"
+    name: ClassVar[str] = "fcm"
+    capabilities: ClassVar[Capabilities] = Capabilities(dry_run=True, topics=True)
 
     def __init__(
         self,
@@ -569,7 +619,9 @@ class FCMProvider(DeliveryProvider[FCMCredentials]):
         renew_before: float = fcm_tokens.TOKEN_RENEW_BEFORE_SECONDS,
         clock: Callable[[], float] = time.time,
         max_accounts: int = 10_000,
+        credentials: StoredCredentials[FCMCredentials] | None = None,
     ) -> None:
+        self.credentials = credentials
         if urlsplit(base_url).scheme != "https":
             raise ValueError("the FCM base URL must be https")
         if concurrency < 1:
@@ -600,11 +652,14 @@ class FCMProvider(DeliveryProvider[FCMCredentials]):
         *,
         validate_only: bool = False,
     ) -> Outcome:
-        """Send to one registration token; `validate_only` asks FCM for a dry run."""
+        """Send to one registration token; `validate_only` (or the message's `dry_run`) asks
+        FCM for a dry run."""
         if not target.token:
             return Outcome.token_invalid("empty FCM registration token")
         try:
-            body = build_message(target, message, validate_only=validate_only, now=self._clock())
+            body = build_message(
+                target, message, validate_only=validate_only or message.dry_run, now=self._clock()
+            )
         except InvalidInputError as exc:
             return Outcome.rejected(exc.message)
         return await self._post(credentials, body)
@@ -620,11 +675,17 @@ class FCMProvider(DeliveryProvider[FCMCredentials]):
         """Send to an FCM topic or condition (see `build_topic_message`)."""
         try:
             body = build_topic_message(
-                topic_or_condition, message, validate_only=validate_only, now=self._clock()
+                topic_or_condition,
+                message,
+                validate_only=validate_only or message.dry_run,
+                now=self._clock(),
             )
         except InvalidInputError as exc:
             return Outcome.rejected(exc.message)
         return await self._post(credentials, body)
+
+    def address(self, token: str) -> str:
+        return subscription.fcm_token(token)
 
     def token_requests(self, credentials: FCMCredentials) -> int:
         """How many times this provider asked for an access token for `credentials`."""
