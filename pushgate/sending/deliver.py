@@ -82,7 +82,7 @@ class _Cached:
 
 
 # (delivery, its notification, its breaker and breaker key, its provider's route or None)
-_Going = tuple[Claimed, "_Cached", CircuitBreaker, BreakerKey, "_Route | None"]
+_Going = tuple[Claimed, _Cached, CircuitBreaker, BreakerKey, _Route | None]
 
 
 class Deliverer:

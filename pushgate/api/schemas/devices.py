@@ -88,7 +88,7 @@ class DeviceCreate(BaseModel):
 
     platform: PlatformName
     token: Annotated[str, storable.TEXT] | None = Field(
-        default=None, description="FCM or APNs token (not for webpush)."
+        default=None, description="FCM, APNs or a plugin provider's token (not for webpush)."
     )
     subscription: WebPushSubscription | None = Field(default=None, description="webpush only.")
     user_id: UserId | None = None
