@@ -38,7 +38,7 @@ from pushgate.domain.message import Message, Priority
 from pushgate.domain.outcome import HoldScope, Outcome
 from pushgate.errors import InvalidInputError, PayloadTooLargeError
 from pushgate.logs import get_logger
-from pushgate.providers import answers, h2client
+from pushgate.providers import answers, h2client, h2connection
 from pushgate.providers.base import DeliveryProvider, Platform, Target
 from pushgate.providers.tls import LazyContext
 
@@ -664,7 +664,7 @@ class APNSProvider(DeliveryProvider[APNSCredentials]):
             return Verdict(
                 Outcome.retry_later(f"TLS certificate not trusted: {exc.verify_message}")
             )
-        except (h2client.H2Error, OSError) as exc:
+        except (h2connection.H2Error, OSError) as exc:
             return Verdict(Outcome.retry_later(f"{type(exc).__name__}: {exc}"))
         verdict = classify(
             response.status,
