@@ -681,7 +681,7 @@ def credentials_set_fcm(
     as_json: JsonOption = False,
 ) -> None:
     """Set (or replace) an app's FCM service account; it is checked first."""
-    from pushgate.providers.fcm import FCMCredentials
+    from pushgate.providers.fcm_credentials import FCMCredentials
     from pushgate.sending import credentials as sending
 
     settings = _settings(config)

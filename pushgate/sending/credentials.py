@@ -19,9 +19,9 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pushgate.errors import InvalidInputError
-from pushgate.providers import fcm, webpush
+from pushgate.providers import fcm_credentials, webpush
 from pushgate.providers.apns import APNSCredentials
-from pushgate.providers.fcm import FCMCredentials
+from pushgate.providers.fcm_credentials import FCMCredentials
 from pushgate.settings import Settings
 from pushgate.store import apps
 from pushgate.store import credentials as stored
@@ -37,7 +37,7 @@ class MissingCredentialsError(LookupError):
 
 def allowed_token_uris(settings: Settings) -> tuple[str, ...]:
     """The OAuth token endpoints a service account may name: Google's, and the settings'."""
-    return (*fcm.GOOGLE_TOKEN_URIS, *settings.fcm.token_uris)
+    return (*fcm_credentials.GOOGLE_TOKEN_URIS, *settings.fcm.token_uris)
 
 
 def check_token_uri(credentials: FCMCredentials, settings: Settings) -> None:
