@@ -707,7 +707,7 @@ def credentials_set_apns(
     as_json: JsonOption = False,
 ) -> None:
     """Set (or replace) an app's APNs token-auth key; it is checked first."""
-    from pushgate.providers.apns import APNSCredentials
+    from pushgate.providers.apns_credentials import APNSCredentials
 
     settings = _settings(config)
     try:

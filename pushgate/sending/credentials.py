@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pushgate.errors import InvalidInputError
 from pushgate.providers import fcm_credentials, webpush
-from pushgate.providers.apns import APNSCredentials
+from pushgate.providers.apns_credentials import APNSCredentials
 from pushgate.providers.fcm_credentials import FCMCredentials
 from pushgate.settings import Settings
 from pushgate.store import apps

@@ -33,7 +33,7 @@ from pushgate.domain.notification import DeliveryStatus, NotificationStatus
 from pushgate.domain.outcome import HoldScope, Outcome, OutcomeKind
 from pushgate.errors import PushgateError
 from pushgate.logs import get_logger
-from pushgate.providers import apns
+from pushgate.providers import apns_payload
 from pushgate.providers.apns import APNSProvider
 from pushgate.providers.base import Target
 from pushgate.providers.fcm import FCMProvider
@@ -536,10 +536,10 @@ def _dry_run(platform: str, target: Target, message: Message, credentials: Any) 
     as a send would, contact no one, and report what the send would have been refused for."""
     try:
         if platform == "apns":
-            apns.build_request(target, message, credentials)
+            apns_payload.build_request(target, message, credentials)
         elif platform == "webpush":
             check_webpush_payload(message)
-    except apns.InvalidDeviceTokenError as exc:
+    except apns_payload.InvalidDeviceTokenError as exc:
         return Outcome.rejected(f"dry run: {exc}")
     except PushgateError as exc:
         return Outcome.rejected(f"dry run: {exc.message}")

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Path, Response
 from pushgate.api.deps import Admin, RuntimeDep, SessionDep
 from pushgate.api.schemas import credentials as schemas
 from pushgate.errors import NotFoundError
-from pushgate.providers.apns import APNSCredentials
+from pushgate.providers.apns_credentials import APNSCredentials
 from pushgate.providers.fcm_credentials import FCMCredentials
 from pushgate.sending import credentials as sending
 from pushgate.store import credentials as stored
