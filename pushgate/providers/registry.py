@@ -27,20 +27,20 @@ Factory = Callable[[Settings], DeliveryProvider[Any]]
 def build_fcm(settings: Settings) -> DeliveryProvider[Any]:
     # Imported when built: google-auth and the HTTP client cost start-up time that commands
     # which build no provider should not pay.
-    from pushgate.providers import fcm
+    from pushgate.providers import fcm, fcm_credentials
 
     return fcm.FCMProvider(
         base_url=settings.fcm.base_url,
         cafile=settings.fcm.ca_bundle,
         timeout=settings.delivery.request_timeout_seconds,
         concurrency=settings.worker.concurrency,
-        token_uris=fcm.allowed_token_uris(settings),
-        credentials=fcm.FCMStoredCredentials(settings.fcm),
+        token_uris=fcm_credentials.allowed_token_uris(settings),
+        credentials=fcm_credentials.FCMStoredCredentials(settings.fcm),
     )
 
 
 def build_apns(settings: Settings) -> DeliveryProvider[Any]:
-    from pushgate.providers import apns
+    from pushgate.providers import apns, apns_credentials
 
     config = settings.apns
     return apns.APNSProvider(
@@ -50,7 +50,7 @@ def build_apns(settings: Settings) -> DeliveryProvider[Any]:
         timeout=settings.delivery.request_timeout_seconds,
         max_connections=config.max_connections,
         max_streams=config.max_streams,
-        credentials=apns.APNSStoredCredentials(config),
+        credentials=apns_credentials.APNSStoredCredentials(config),
     )
 
 
