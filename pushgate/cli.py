@@ -681,7 +681,7 @@ def credentials_set_fcm(
     as_json: JsonOption = False,
 ) -> None:
     """Set (or replace) an app's FCM service account; it is checked first."""
-    from pushgate.providers.fcm import FCMCredentials
+    from pushgate.providers.fcm_credentials import FCMCredentials
     from pushgate.sending import credentials as sending
 
     settings = _settings(config)
@@ -707,7 +707,7 @@ def credentials_set_apns(
     as_json: JsonOption = False,
 ) -> None:
     """Set (or replace) an app's APNs token-auth key; it is checked first."""
-    from pushgate.providers.apns import APNSCredentials
+    from pushgate.providers.apns_credentials import APNSCredentials
 
     settings = _settings(config)
     try:

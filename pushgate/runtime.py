@@ -16,17 +16,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from pushgate.broker.base import Broker
 from pushgate.broker.embedded import EmbeddedBroker
 from pushgate.broker.rabbitmq import RabbitMQBroker
-from pushgate.domain import endpoint
 from pushgate.domain.circuit import SHARED_KEY, CircuitBoard, CircuitReport, read_shared
 from pushgate.domain.retry import RetryPolicy
 from pushgate.kv.base import KeyValueStore
 from pushgate.kv.memory import MemoryKeyValueStore
 from pushgate.kv.redis import RedisKeyValueStore
-from pushgate.providers.apns import APNSProvider
+from pushgate.providers import registry
 from pushgate.providers.base import DeliveryProvider
-from pushgate.providers.fcm import FCMProvider
-from pushgate.providers.webpush import WebPushProvider
-from pushgate.sending.credentials import Credentials, allowed_token_uris
+from pushgate.sending.credentials import Credentials
 from pushgate.settings import Settings
 from pushgate.store import db
 
@@ -105,38 +102,6 @@ def build_broker(settings: Settings, engine: AsyncEngine) -> Broker:
     )
 
 
-def build_providers(settings: Settings) -> dict[str, DeliveryProvider[Any]]:
-    """One provider per platform, shared by every app (per-app secrets come with each send).
-    They open connections lazily, so building them costs nothing until a send."""
-    guard = None if settings.webpush.allow_private_addresses else endpoint.is_public_address
-    timeout = settings.delivery.request_timeout_seconds
-    fcm, apns = settings.fcm, settings.apns
-    return {
-        "fcm": FCMProvider(
-            base_url=fcm.base_url,
-            cafile=fcm.ca_bundle,
-            timeout=timeout,
-            concurrency=settings.worker.concurrency,
-            token_uris=allowed_token_uris(settings),
-        ),
-        "apns": APNSProvider(
-            production_url=apns.production_url,
-            sandbox_url=apns.sandbox_url,
-            ca_file=str(apns.ca_bundle) if apns.ca_bundle else None,
-            timeout=timeout,
-            max_connections=apns.max_connections,
-            max_streams=apns.max_streams,
-        ),
-        "webpush": WebPushProvider(
-            settings=settings.webpush,
-            delivery=settings.delivery,
-            limit=settings.webpush.connection_limit,
-            limit_per_host=settings.webpush.connections_per_host,
-            address_allowed=guard,
-        ),
-    }
-
-
 async def open_runtime(
     settings: Settings, *, start_broker: bool = True, serves_requests: bool = False
 ) -> Runtime:
@@ -146,6 +111,8 @@ async def open_runtime(
     bounded by `database.timeout`, so a stalled database costs a request a 503, not a wait as
     long as the stall. A worker alone is not bounded: its statements are larger, and a slow
     one is better finished than failed and retried (the sweeper bounds its own)."""
+    # First: a broken provider plugin stops the start before anything is opened.
+    providers = registry.build(settings)
     engine = db.create_engine(
         settings.database_url,
         pool_size=settings.database.pool_size,
@@ -159,8 +126,8 @@ async def open_runtime(
         sessions=sessions,
         kv=build_kv(settings),
         broker=build_broker(settings, engine),
-        providers=build_providers(settings),
-        credentials=Credentials(sessions, settings),
+        providers=providers,
+        credentials=Credentials(sessions, settings, providers),
         circuits=CircuitBoard(
             threshold=settings.circuit_breaker.threshold,
             timeout=settings.circuit_breaker.timeout,

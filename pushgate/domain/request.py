@@ -37,6 +37,7 @@ from pushgate.domain.message import (
     Priority,
 )
 from pushgate.domain.notification import FCM_TOPIC_KEY, TargetKind
+from pushgate.domain.platforms import PlatformName
 from pushgate.errors import InvalidInputError
 
 MAX_DEVICE_IDS = 10_000
@@ -119,11 +120,12 @@ class SubscriptionIn(BaseModel):
 
 
 class TokenIn(BaseModel):
-    """One unregistered address: an FCM or APNs token, or a Web Push subscription."""
+    """One unregistered address: a token (FCM, APNs or a plugin provider's), or a Web Push
+    subscription."""
 
     model_config = ConfigDict(extra="forbid")
 
-    platform: Literal["fcm", "apns", "webpush"]
+    platform: PlatformName
     token: (
         Annotated[str, StringConstraints(min_length=1, max_length=4096), storable.TEXT] | None
     ) = None

@@ -24,6 +24,9 @@ _HEX = re.compile(r"[0-9A-Fa-f]+")
 
 
 class Platform(StrEnum):
+    """The built-in providers' names. A device's platform may also be a plugin's (see
+    `domain.platforms`), so stored and requested platforms are plain strings."""
+
     FCM = "fcm"
     APNS = "apns"
     WEBPUSH = "webpush"
@@ -31,9 +34,10 @@ class Platform(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class PushAddress:
-    """Where a device is reached, normalised: `token` is the FCM/APNs token or the endpoint URL."""
+    """Where a device is reached, normalised: `token` is the FCM/APNs (or a plugin provider's)
+    token, or the endpoint URL."""
 
-    platform: Platform
+    platform: str
     token: str
     p256dh: str | None = None
     auth: str | None = None

@@ -52,6 +52,14 @@ class VapidKeyPair:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class VapidCredentials:
+    """An app's Web Push identity: its VAPID key pair and its contact (`sub`)."""
+
+    key_pair: VapidKeyPair
+    subject: str
+
+
 def generate_key_pair() -> VapidKeyPair:
     return _pair_of(ec.generate_private_key(ec.SECP256R1()))
 

@@ -19,7 +19,7 @@ from google.oauth2 import service_account
 from pushgate.domain.outcome import Outcome, OutcomeKind
 
 if TYPE_CHECKING:
-    from pushgate.providers.fcm import FCMCredentials
+    from pushgate.providers.fcm_credentials import FCMCredentials
 
 SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
 # A refusal google-auth marks retryable (a 5xx or a rate limit it already retried): try again

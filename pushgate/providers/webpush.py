@@ -39,10 +39,11 @@ from pushgate.domain.message import (
     check_webpush_payload,
 )
 from pushgate.domain.outcome import HoldScope, Outcome
+from pushgate.domain.vapid import VapidCredentials as VapidCredentials  # re-exported
 from pushgate.domain.vapid import VapidKeyPair, b64url_encode
-from pushgate.errors import PayloadTooLargeError
+from pushgate.errors import InvalidInputError, PayloadTooLargeError, PushgateError
 from pushgate.providers import answers, http1
-from pushgate.providers.base import DeliveryProvider, Platform, Target
+from pushgate.providers.base import Capabilities, DeliveryProvider, Target
 from pushgate.providers.tls import LazyContext
 from pushgate.settings import DeliverySettings, WebPushSettings
 
@@ -145,14 +146,6 @@ JWT_LIFETIME_SECONDS = 12 * 3600
 JWT_RENEW_BEFORE_SECONDS = 3600
 # RFC 8292 section 2: push services refuse an `exp` more than 24 hours ahead.
 JWT_MAX_LIFETIME_SECONDS = 24 * 3600
-
-
-@dataclass(frozen=True, slots=True)
-class VapidCredentials:
-    """An app's Web Push identity: its VAPID key pair and its contact (`sub`)."""
-
-    key_pair: VapidKeyPair
-    subject: str
 
 
 def endpoint_origin(endpoint: str) -> str:
@@ -353,7 +346,8 @@ class WebPushProvider(DeliveryProvider[VapidCredentials]):
         clock: wall-clock seconds, for Retry-After dates.
     """
 
-    platform: ClassVar[Platform] = "webpush"
+    name: ClassVar[str] = "webpush"
+    capabilities: ClassVar[Capabilities] = Capabilities(vapid=True)
 
     def __init__(
         self,
@@ -427,6 +421,23 @@ class WebPushProvider(DeliveryProvider[VapidCredentials]):
         except http1.HTTPError as exc:
             return Outcome.retry_later(f"{type(exc).__name__}: {exc}")
         return map_response(response.status, response.headers, response.body, now=self._clock())
+
+    def address(self, token: str) -> str:
+        # Web Push devices register a subscription (endpoint and keys), checked by
+        # `domain.subscription.webpush_address`; there is no bare token to check.
+        raise InvalidInputError("webpush devices send `subscription`, not `token`", field="token")
+
+    def origin(self, token: str) -> str:
+        # One breaker per push service: a failing Mozilla service must not hold up Google's.
+        parts = urlsplit(token)
+        return f"{parts.scheme}://{parts.netloc}"
+
+    def check(self, target: Target, message: Message, credentials: VapidCredentials) -> str | None:
+        try:
+            check_webpush_payload(message)
+        except PushgateError as exc:
+            return exc.message
+        return None
 
     async def close(self) -> None:
         self._closed = True

@@ -38,7 +38,7 @@ from pushgate.errors import (
 )
 from pushgate.logs import get_logger
 from pushgate.runtime import Runtime
-from pushgate.sending import jobs
+from pushgate.sending import addresses, jobs
 from pushgate.sending.group_commit import GroupCommit
 from pushgate.store import db, notifications
 from pushgate.store.held import HeldConnection
@@ -95,7 +95,7 @@ async def validate(runtime: Runtime, request: NotificationCreate) -> messages.Me
                 )
                 await netguard.check_endpoint(sub.endpoint, runtime.settings.webpush)
             else:
-                subscription.token_address(subscription.Platform(token.platform), token.token or "")
+                addresses.token_address(runtime.providers, token.platform, token.token or "")
         except InvalidInputError as exc:
             # Name the item: `tokens.3.subscription.keys.auth`, not just `keys.auth`.
             field = exc.field or "token"

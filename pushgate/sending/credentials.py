@@ -2,26 +2,24 @@
 cached briefly (a key rotated with the CLI or the API reaches every process within the cache
 time; the process that changed it forgets its copy at once).
 
-FCM and APNs credentials come from the app's row in `app_credentials`, else from the
-single-tenant settings (`fcm.service_account_path`, `apns.key_path` ...); VAPID keys from the
-app itself (its private key decrypted here, once per cache time).
+Where they come from is the provider's to say (`DeliveryProvider.credentials` and
+`capabilities.vapid`): a stored secret from the app's row in `app_credentials`, else the
+single-tenant settings (FCM's `fcm.service_account_path`, APNs's `apns.key_path` ...); the app's
+own VAPID keys (its private key decrypted here, once per cache time); or nothing at all.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from pushgate.domain.vapid import VapidCredentials
 from pushgate.errors import InvalidInputError
-from pushgate.providers import fcm, webpush
-from pushgate.providers.apns import APNSCredentials
-from pushgate.providers.fcm import FCMCredentials
+from pushgate.providers.base import DeliveryProvider, Storable, StoredCredentials
 from pushgate.settings import Settings
 from pushgate.store import apps
 from pushgate.store import credentials as stored
@@ -35,40 +33,14 @@ class MissingCredentialsError(LookupError):
     """The app cannot send on this platform until an admin configures it; says how."""
 
 
-def allowed_token_uris(settings: Settings) -> tuple[str, ...]:
-    """The OAuth token endpoints a service account may name: Google's, and the settings'."""
-    return (*fcm.GOOGLE_TOKEN_URIS, *settings.fcm.token_uris)
-
-
-def check_token_uri(credentials: FCMCredentials, settings: Settings) -> None:
-    """Refuse a service account whose token_uri the provider would refuse at every send.
+def check_token_uri(credentials: Storable, settings: Settings) -> None:
+    """Refuse credentials the provider would refuse at every send (FCM: a token_uri that is
+    not an allowed OAuth endpoint). Kept under this name for the CLI; same as `check`.
 
     Raises:
-        InvalidInputError: the token_uri is not an allowed endpoint.
+        InvalidInputError: says why, naming the field.
     """
-    if credentials.token_uri not in allowed_token_uris(settings):
-        raise InvalidInputError(
-            f"the FCM service account is not usable: its token_uri {credentials.token_uri} is"
-            " not Google's OAuth endpoint (an operator may allow others with"
-            " PUSHGATE_FCM__TOKEN_URIS)",
-            field="service_account.token_uri",
-        )
-
-
-def fcm_record(credentials: FCMCredentials) -> tuple[str, dict[str, str | None]]:
-    """(secret, metadata) to store for a checked service account."""
-    secret = json.dumps(credentials.service_account_info(), sort_keys=True)
-    return secret, {"project_id": credentials.project_id, "client_email": credentials.client_email}
-
-
-def apns_record(credentials: APNSCredentials) -> tuple[str, dict[str, str | None]]:
-    """(secret, metadata) to store for a checked APNs signing key."""
-    return credentials.key.strip() + "\n", {
-        "key_id": credentials.key_id,
-        "team_id": credentials.team_id,
-        "topic": credentials.topic,
-        "environment": credentials.environment,
-    }
+    credentials.check(settings)
 
 
 async def save(
@@ -76,40 +48,23 @@ async def save(
     session: AsyncSession,
     box: stored.SecretBox,
     app_id: uuid.UUID,
-    credentials: FCMCredentials | APNSCredentials,
+    credentials: Storable,
 ) -> AppCredential:
     """Store checked credentials for the app (replacing any); the caller commits."""
-    if isinstance(credentials, FCMCredentials):
-        platform, (secret, metadata) = "fcm", fcm_record(credentials)
-    else:
-        platform, (secret, metadata) = "apns", apns_record(credentials)
+    secret, metadata = credentials.record()
     return await stored.put(
         session=session,
         box=box,
         app_id=app_id,
-        platform=platform,
+        platform=credentials.platform,
         secret=secret,
         metadata=metadata,
     )
 
 
-def from_row(row: AppCredential, box: stored.SecretBox) -> FCMCredentials | APNSCredentials:
-    """The provider's credentials from a stored row.
-
-    Raises:
-        ConfigError: the secrets key cannot decrypt it.
-        InvalidInputError: the stored material no longer validates.
-    """
-    secret = box.open(row.secret)
-    if row.platform == "fcm":
-        return FCMCredentials.from_service_account(secret)
-    return APNSCredentials(
-        key=secret,
-        key_id=row.key_id or "",
-        team_id=row.team_id or "",
-        topic=row.topic or "",
-        environment="sandbox" if row.environment == "sandbox" else "production",
-    )
+def metadata_of(row: AppCredential) -> dict[str, str | None]:
+    """A stored row's metadata, as `StoredCredentials.read` takes it."""
+    return {name: getattr(row, name) for name in stored.METADATA_FIELDS}
 
 
 class Credentials:
@@ -123,6 +78,7 @@ class Credentials:
         self,
         sessions: SessionMaker,
         settings: Settings,
+        providers: Mapping[str, DeliveryProvider[Any]],
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._sessions = sessions
@@ -130,9 +86,12 @@ class Credentials:
         self._clock = clock
         self._cache: dict[tuple[uuid.UUID, str], tuple[float, Any]] = {}
         self._box: stored.SecretBox | None = None
+        # Read once: where each platform's credentials come from.
+        self._stored = {n: p.credentials for n, p in providers.items() if p.credentials}
+        self._vapid_platforms = {n for n, p in providers.items() if p.capabilities.vapid}
 
     def box(self) -> stored.SecretBox:
-        """The secrets box, made on first use: deployments that never store FCM or APNs
+        """The secrets box, made on first use: deployments that never store provider
         credentials need no key."""
         if self._box is None:
             self._box = stored.SecretBox.from_settings(self._settings)
@@ -142,6 +101,25 @@ class Credentials:
         """Drop this process's cached credentials of the app (they were just changed)."""
         for key in [k for k in self._cache if k[0] == app_id]:
             del self._cache[key]
+
+    def read(
+        self, platform: str, secret: str | Mapping[str, Any], metadata: Mapping[str, Any]
+    ) -> Storable:
+        """Credentials an admin gives for `platform` (a secret and its metadata), checked as
+        they will be used, settings included.
+
+        Raises:
+            InvalidInputError: unusable; `field` names what.
+            LookupError: `platform` keeps no stored credentials.
+        """
+        reader = self._stored.get(platform)
+        if reader is None:
+            raise LookupError(f"{platform} keeps no stored credentials")
+        credentials = reader.read(secret, metadata)
+        if not isinstance(credentials, Storable):
+            raise TypeError(f"{platform} credentials cannot be stored")
+        credentials.check(self._settings)
+        return credentials
 
     async def __call__(self, app_id: uuid.UUID, platform: str) -> Any:
         key = (app_id, platform)
@@ -154,72 +132,30 @@ class Credentials:
         return value
 
     async def _load(self, app_id: uuid.UUID, platform: str) -> Any:
-        if platform == "webpush":
+        if platform in self._vapid_platforms:
             return await self._vapid(app_id)
-        if platform not in stored.PLATFORMS:
-            raise MissingCredentialsError(f"no {platform} credentials are configured")
+        reader = self._stored.get(platform)
+        if reader is None:
+            return None  # the provider needs no credentials
         async with self._sessions() as session:
             app = await apps.get(session=session, app_id=app_id)
             row = await stored.get(session=session, app_id=app_id, platform=platform)
         if row is not None:
             try:
-                return from_row(row, self.box())
+                return reader.read(self.box().open(row.secret), metadata_of(row))
             except InvalidInputError as exc:
                 raise MissingCredentialsError(
                     f"the stored {platform} credentials of app {app.name!r} are not usable:"
                     f" {exc.message}; set them again"
                 ) from None
-        fallback = self._from_settings(platform)
+        fallback = _from_settings(platform, reader)
         if fallback is not None:
             return fallback
-        if platform == "fcm":
-            how = (
-                f"`pushgate credentials set-fcm --app {app.name} --service-account FILE`, or"
-                " PUT /v1/apps/current/credentials/fcm with an admin key"
-            )
-        else:
-            how = (
-                f"`pushgate credentials set-apns --app {app.name} --key FILE --key-id ..."
-                " --team-id ... --topic ...`, or PUT /v1/apps/current/credentials/apns with an"
-                " admin key"
-            )
-        raise MissingCredentialsError(f"app {app.name!r} has no {platform} credentials: run {how}")
+        raise MissingCredentialsError(
+            f"app {app.name!r} has no {platform} credentials: run {reader.how_to_set(app.name)}"
+        )
 
-    def _from_settings(self, platform: str) -> FCMCredentials | APNSCredentials | None:
-        """The single-tenant credentials from settings, for apps that set none of their own.
-
-        A configured but unusable file is refused loudly (MissingCredentialsError names it):
-        silently ignoring it would leave the operator guessing.
-        """
-        try:
-            if platform == "fcm":
-                fcm = self._settings.fcm
-                if fcm.service_account_path is None:
-                    return None
-                account = FCMCredentials.from_file(fcm.service_account_path)
-                if fcm.project_id:
-                    account = dataclasses.replace(account, project_id=fcm.project_id)
-                return account
-            apns = self._settings.apns
-            if apns.key_path is None:
-                return None
-            return APNSCredentials(
-                key=apns.key_path.read_text(encoding="utf-8"),
-                key_id=apns.key_id or "",
-                team_id=apns.team_id or "",
-                topic=apns.topic or "",
-                environment=apns.environment,
-            )
-        except InvalidInputError as exc:
-            raise MissingCredentialsError(
-                f"the {platform} credentials in the settings are not usable: {exc.message}"
-            ) from None
-        except OSError as exc:
-            raise MissingCredentialsError(
-                f"cannot read the {platform} key named in the settings: {exc}"
-            ) from None
-
-    async def _vapid(self, app_id: uuid.UUID) -> webpush.VapidCredentials:
+    async def _vapid(self, app_id: uuid.UUID) -> VapidCredentials:
         async with self._sessions() as session:
             app = await apps.get(session=session, app_id=app_id)
         subject = app.vapid_subject or self._settings.webpush.vapid_subject
@@ -231,4 +167,22 @@ class Credentials:
         # Opened here, once per app and cache time like the other credentials: the sends
         # that follow sign with the cached pair.
         pair = apps.vapid_key_pair(app=app, box=self.box())
-        return webpush.VapidCredentials(key_pair=pair, subject=subject)
+        return VapidCredentials(key_pair=pair, subject=subject)
+
+
+def _from_settings(platform: str, reader: StoredCredentials[Any]) -> Any:
+    """The single-tenant credentials from settings, for apps that set none of their own.
+
+    A configured but unusable file is refused loudly (MissingCredentialsError names it):
+    silently ignoring it would leave the operator guessing.
+    """
+    try:
+        return reader.from_settings()
+    except InvalidInputError as exc:
+        raise MissingCredentialsError(
+            f"the {platform} credentials in the settings are not usable: {exc.message}"
+        ) from None
+    except OSError as exc:
+        raise MissingCredentialsError(
+            f"cannot read the {platform} key named in the settings: {exc}"
+        ) from None

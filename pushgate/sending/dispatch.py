@@ -5,6 +5,7 @@ job continues where a crashed dispatcher stopped."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -15,8 +16,9 @@ from pushgate.domain import notification as notification_rules
 from pushgate.domain import subscription
 from pushgate.domain.notification import TargetKind
 from pushgate.logs import get_logger
+from pushgate.providers.base import DeliveryProvider
 from pushgate.runtime import Runtime
-from pushgate.sending import jobs
+from pushgate.sending import addresses, jobs
 from pushgate.store import audience, deliveries, notifications
 from pushgate.store.tables import utcnow
 
@@ -135,7 +137,7 @@ class Dispatcher:
             # One message to FCM's topic or condition: FCM fans it out, not us.
             return [_fcm_topic(row.target)], None
         if row.target["kind"] == TargetKind.TOKENS:
-            return _raw_tokens(row.target), None
+            return _raw_tokens(self.runtime.providers, row.target), None
         recipients, next_cursor = await audience.page(
             session=session,
             app_id=row.app_id,
@@ -160,28 +162,30 @@ def _fcm_topic(target: dict[str, Any]) -> deliveries.NewDelivery:
     """The one delivery of an `fcm_topic` notification: no device, FCM's destination in the
     token column (see `domain.notification.fcm_topic_address`)."""
     return deliveries.NewDelivery(
-        device_id=None, platform="fcm", token=notification_rules.fcm_topic_address(target)
+        device_id=None,
+        platform=subscription.Platform.FCM.value,
+        token=notification_rules.fcm_topic_address(target),
     )
 
 
-def _raw_tokens(target: dict[str, Any]) -> list[deliveries.NewDelivery]:
+def _raw_tokens(
+    providers: Mapping[str, DeliveryProvider[Any]], target: dict[str, Any]
+) -> list[deliveries.NewDelivery]:
     """Deliveries for unregistered addresses, normalised as registration would (they were
     checked when the notification was accepted)."""
     page = []
     for item in target["value"]:
-        if item["platform"] == "webpush":
-            sub = item["subscription"]
+        sub = item.get("subscription")
+        if sub is not None:
             address = subscription.webpush_address(
                 endpoint=sub["endpoint"], p256dh=sub["keys"]["p256dh"], auth=sub["keys"]["auth"]
             )
         else:
-            address = subscription.token_address(
-                subscription.Platform(item["platform"]), item["token"]
-            )
+            address = addresses.token_address(providers, item["platform"], item["token"])
         page.append(
             deliveries.NewDelivery(
                 device_id=None,
-                platform=address.platform.value,
+                platform=address.platform,
                 token=address.token,
                 p256dh=address.p256dh,
                 auth=address.auth,

@@ -13,7 +13,7 @@ from pushgate.domain.notification import TargetKind
 from pushgate.domain.request import NotificationCreate
 from pushgate.errors import InvalidInputError, PushgateError
 from pushgate.runtime import Runtime
-from pushgate.sending import accept, deliver, dispatch
+from pushgate.sending import accept, deliver, dispatch, outcomes
 from pushgate.store import audience, deliveries, notifications
 from pushgate.store.tables import Delivery, Notification
 
@@ -31,7 +31,7 @@ class DeviceOutcome:
     provider_message_id: str | None
 
     @classmethod
-    def of_result(cls, result: deliver.Result) -> DeviceOutcome:
+    def of_result(cls, result: outcomes.Result) -> DeviceOutcome:
         outcome = result.outcome
         return cls(
             delivery_id=result.delivery_id,

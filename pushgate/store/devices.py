@@ -124,7 +124,7 @@ async def upsert(
     values: dict[str, Any] = {
         "id": new_id,
         "app_id": app_id,
-        "platform": address.platform.value,
+        "platform": str(address.platform),
         "token": address.token,
         "p256dh": address.p256dh,
         "auth": address.auth,
@@ -175,7 +175,7 @@ async def list_page(
     session: AsyncSession,
     app_id: uuid.UUID,
     user_id: str | None = None,
-    platform: Platform | None = None,
+    platform: str | None = None,
     topic: str | None = None,
     enabled: bool | None = None,
     statuses: Collection[Status] = VISIBLE,
@@ -201,7 +201,7 @@ async def list_page(
     if user_id is not None:
         query = query.where(Device.user_id == user_id)
     if platform is not None:
-        query = query.where(Device.platform == platform.value)
+        query = query.where(Device.platform == str(platform))
     if enabled is not None:
         query = query.where(Device.enabled.is_(enabled))
     if after is not None:

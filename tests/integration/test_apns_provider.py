@@ -15,7 +15,8 @@ import uvloop
 
 from pushgate.domain.message import Message, Priority
 from pushgate.domain.outcome import OutcomeKind
-from pushgate.providers.apns import APNSCredentials, APNSProvider
+from pushgate.providers.apns import APNSProvider
+from pushgate.providers.apns_credentials import APNSCredentials
 from pushgate.providers.base import Target
 from tests.fakes.apns_server import FakeAPNs
 

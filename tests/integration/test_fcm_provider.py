@@ -18,7 +18,9 @@ import pytest
 from pushgate.domain.message import Message, Priority
 from pushgate.domain.outcome import OutcomeKind
 from pushgate.providers.base import Target
-from pushgate.providers.fcm import GOOGLE_TOKEN_URIS, SCOPE, FCMCredentials, FCMProvider
+from pushgate.providers.fcm import FCMProvider
+from pushgate.providers.fcm_credentials import GOOGLE_TOKEN_URIS, FCMCredentials
+from pushgate.providers.fcm_tokens import SCOPE
 from tests.fakes.fcm_server import FakeFCMService
 
 MakeProvider = Callable[..., FCMProvider]

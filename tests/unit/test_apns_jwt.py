@@ -8,7 +8,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from pushgate.providers.apns import APNSCredentials, ProviderTokenCache
+from pushgate.providers.apns_credentials import APNSCredentials
+from pushgate.providers.apns_tokens import ProviderTokenCache
 
 T0 = 1_700_000_000.0
 

@@ -8,7 +8,7 @@ import orjson
 import pytest
 
 from pushgate.domain.outcome import HoldScope, OutcomeKind
-from pushgate.providers.apns import FollowUp, classify, map_response
+from pushgate.providers.apns_payload import FollowUp, classify, map_response
 
 
 def body(reason: str, **extra) -> bytes:

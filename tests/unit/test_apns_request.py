@@ -13,12 +13,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from pushgate.domain.message import Message, Priority
 from pushgate.errors import InvalidInputError, PayloadTooLargeError
-from pushgate.providers.apns import (
-    APNSCredentials,
-    InvalidDeviceTokenError,
-    PushType,
-    build_request,
-)
+from pushgate.providers.apns_credentials import APNSCredentials
+from pushgate.providers.apns_payload import InvalidDeviceTokenError, PushType, build_request
 from pushgate.providers.base import Target
 
 NOW = 1_700_000_000.0

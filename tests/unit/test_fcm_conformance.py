@@ -19,7 +19,7 @@ from firebase_admin import messaging  # type: ignore[import-untyped]
 
 from pushgate.domain.message import Action, Message, Priority
 from pushgate.providers.base import Target
-from pushgate.providers.fcm import build_message, build_topic_message
+from pushgate.providers.fcm_message import build_message, build_topic_message
 
 NOW = 1_700_000_000
 TOKEN = (

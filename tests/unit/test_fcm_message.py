@@ -12,13 +12,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from pushgate.domain.message import Action, Message, Priority
 from pushgate.errors import InvalidInputError
 from pushgate.providers.base import Target
-from pushgate.providers.fcm import (
-    GOOGLE_TOKEN_URI,
-    FCMCredentials,
-    build_message,
-    build_topic_message,
-    deep_merge,
-)
+from pushgate.providers.fcm_credentials import GOOGLE_TOKEN_URI, FCMCredentials
+from pushgate.providers.fcm_message import build_message, build_topic_message, deep_merge
 
 NOW = 1_700_000_000.0
 TOKEN = Target("fcm-registration-token")

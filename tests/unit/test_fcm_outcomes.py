@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from pushgate.domain.outcome import HoldScope, OutcomeKind
-from pushgate.providers.fcm import fcm_error_code, is_oauth_failure, map_response
+from pushgate.providers.fcm_message import fcm_error_code, is_oauth_failure, map_response
 
 NOW = 1_700_000_000.0
 FCM_ERROR = "type.googleapis.com/google.firebase.fcm.v1.FcmError"

@@ -10,8 +10,6 @@ from fastapi import APIRouter, Path, Response
 from pushgate.api.deps import Admin, RuntimeDep, SessionDep
 from pushgate.api.schemas import credentials as schemas
 from pushgate.errors import NotFoundError
-from pushgate.providers.apns import APNSCredentials
-from pushgate.providers.fcm import FCMCredentials
 from pushgate.sending import credentials as sending
 from pushgate.store import credentials as stored
 
@@ -27,8 +25,7 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {
 async def set_fcm(
     body: schemas.FCMCredentialsUpdate, caller: Admin, session: SessionDep, runtime: RuntimeDep
 ) -> schemas.CredentialPublic:
-    account = FCMCredentials.from_service_account(body.source())
-    sending.check_token_uri(account, runtime.settings)
+    account = runtime.credentials.read("fcm", body.source(), {})
     row = await sending.save(
         session=session, box=runtime.credentials.box(), app_id=caller.app_id, credentials=account
     )
@@ -41,13 +38,7 @@ async def set_fcm(
 async def set_apns(
     body: schemas.APNSCredentialsUpdate, caller: Admin, session: SessionDep, runtime: RuntimeDep
 ) -> schemas.CredentialPublic:
-    key = APNSCredentials(
-        key=body.key,
-        key_id=body.key_id,
-        team_id=body.team_id,
-        topic=body.topic,
-        environment=body.environment,
-    )
+    key = runtime.credentials.read("apns", body.key, body.model_dump(exclude={"key"}))
     row = await sending.save(
         session=session, box=runtime.credentials.box(), app_id=caller.app_id, credentials=key
     )

@@ -20,9 +20,11 @@ from pushgate.api.schemas import common
 from pushgate.api.schemas import devices as schemas
 from pushgate.domain import subscription
 from pushgate.domain.apikeys import Permission
+from pushgate.domain.platforms import PlatformName
 from pushgate.domain.subscription import Platform, PushAddress
 from pushgate.errors import InvalidInputError, PermissionDeniedError
-from pushgate.settings import WebPushSettings
+from pushgate.runtime import Runtime
+from pushgate.sending import addresses
 from pushgate.store import devices
 
 router = APIRouter(tags=["devices"])
@@ -98,9 +100,10 @@ def answer(
     return schemas.DeviceReceipt.of(record, sent=sent, topics=topics)
 
 
-async def push_address(body: schemas.DeviceCreate, policy: WebPushSettings) -> PushAddress:
-    """The device's checked address: a token for fcm/apns, a subscription for webpush."""
-    if body.platform is Platform.WEBPUSH:
+async def push_address(body: schemas.DeviceCreate, runtime: Runtime) -> PushAddress:
+    """The device's checked address: a subscription for webpush, a token checked by its
+    provider for any other platform."""
+    if body.platform == Platform.WEBPUSH:
         if body.token is not None:
             raise InvalidInputError(
                 "webpush devices send `subscription`, not `token`", field="token"
@@ -108,7 +111,7 @@ async def push_address(body: schemas.DeviceCreate, policy: WebPushSettings) -> P
         sub = body.subscription
         if sub is None:
             raise InvalidInputError("webpush devices need a `subscription`", field="subscription")
-        await netguard.check_endpoint(sub.endpoint, policy)
+        await netguard.check_endpoint(sub.endpoint, runtime.settings.webpush)
         return subscription.webpush_address(
             endpoint=sub.endpoint,
             p256dh=sub.keys.p256dh,
@@ -121,7 +124,7 @@ async def push_address(body: schemas.DeviceCreate, policy: WebPushSettings) -> P
         )
     if body.token is None:
         raise InvalidInputError(f"{body.platform} devices need a `token`", field="token")
-    return subscription.token_address(body.platform, body.token)
+    return addresses.token_address(runtime.providers, body.platform, body.token)
 
 
 @router.post(
@@ -145,7 +148,7 @@ async def register_device(
     runtime: RuntimeDep,
     response: Response,
 ) -> Answer:
-    address = await push_address(body, runtime.settings.webpush)
+    address = await push_address(body, runtime)
     registration = await devices.upsert(
         session=session,
         app_id=caller.app_id,
@@ -172,7 +175,7 @@ async def list_devices(
     caller: DeviceReader,
     session: SessionDep,
     user_id: Annotated[schemas.UserId | None, Query(min_length=1, max_length=255)] = None,
-    platform: Platform | None = None,
+    platform: PlatformName | None = None,
     topic: TopicQuery = None,
     enabled: bool | None = None,
     status: StatusQuery = None,
@@ -198,7 +201,7 @@ async def list_user_devices(
     user_id: UserIdPath,
     caller: DeviceReader,
     session: SessionDep,
-    platform: Platform | None = None,
+    platform: PlatformName | None = None,
     topic: TopicQuery = None,
     enabled: bool | None = None,
     status: StatusQuery = None,

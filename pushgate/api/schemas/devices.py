@@ -13,6 +13,7 @@ import orjson
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from pushgate.domain import storable, vapid
+from pushgate.domain.platforms import PlatformLabel, PlatformName
 from pushgate.domain.subscription import Platform
 from pushgate.errors import InvalidInputError
 from pushgate.store import devices
@@ -85,9 +86,9 @@ class DeviceCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    platform: Platform
+    platform: PlatformName
     token: Annotated[str, storable.TEXT] | None = Field(
-        default=None, description="FCM or APNs token (not for webpush)."
+        default=None, description="FCM, APNs or a plugin provider's token (not for webpush)."
     )
     subscription: WebPushSubscription | None = Field(default=None, description="webpush only.")
     user_id: UserId | None = None
@@ -151,7 +152,7 @@ class DevicePublic(BaseModel):
     """A device as keys that may read devices (send, admin) see it."""
 
     id: uuid.UUID
-    platform: Platform
+    platform: PlatformLabel
     token: str | None = Field(description="FCM or APNs token; null for webpush.")
     endpoint: str | None = Field(description="Web Push endpoint; null for fcm and apns.")
     user_id: str | None
@@ -176,7 +177,7 @@ class DevicePublic(BaseModel):
         webpush = d.platform == Platform.WEBPUSH
         return cls(
             id=d.id,
-            platform=Platform(d.platform),
+            platform=d.platform,
             token=None if webpush else d.token,
             endpoint=d.token if webpush else None,
             user_id=d.user_id,
@@ -204,7 +205,7 @@ class DeviceReceipt(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     id: uuid.UUID
-    platform: Platform
+    platform: PlatformLabel
     token: str | None = Field(description="FCM or APNs token; null for webpush.")
     endpoint: str | None = Field(description="Web Push endpoint; null for fcm and apns.")
     enabled: bool = Field(description=ENABLED)

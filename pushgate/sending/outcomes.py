@@ -1,0 +1,321 @@
+"""Recording one round of deliveries: what each outcome means for its delivery (sent, retried
+with a delay, failed and dead-lettered, expired), for its circuit breaker, and the batched
+writes that follow (deliveries, devices, notification progress, the broker's retries and
+dead letters, circuit states shared through the key-value store)."""
+
+from __future__ import annotations
+
+import math
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from pushgate.broker import base as broker_base
+from pushgate.domain import circuit
+from pushgate.domain.circuit import CircuitBreaker
+from pushgate.domain.notification import DeliveryStatus
+from pushgate.domain.outcome import HoldScope, Outcome, OutcomeKind
+from pushgate.logs import get_logger
+from pushgate.runtime import Runtime
+from pushgate.sending import jobs
+from pushgate.store import deliveries, devices, notifications
+from pushgate.store.deliveries import Claimed
+
+log = get_logger(__name__)
+
+# While a circuit is not closed, its state is re-shared at most this often (it heals an update
+# lost to a concurrent writer); every change of state is shared at once.
+SHARE_EVERY_SECONDS = 1.0
+SHARED_TTL_SECONDS = 24 * 3600.0
+
+OUTCOME_STATUS = {
+    OutcomeKind.SENT: DeliveryStatus.SENT,
+    OutcomeKind.TOKEN_INVALID: DeliveryStatus.INVALID,
+    OutcomeKind.REJECTED: DeliveryStatus.REJECTED,
+}
+
+BreakerKey = tuple[str, str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """What happened to one delivery in this round (for send-immediate and tests)."""
+
+    delivery_id: int
+    device_id: uuid.UUID | None
+    platform: str
+    status: DeliveryStatus
+    outcome: Outcome | None
+
+
+@dataclass
+class Round:
+    """The writes one batch produces, applied together at the end."""
+
+    changes: list[dict[str, Any]] = field(default_factory=list)
+    invalid_devices: dict[uuid.UUID, str] = field(default_factory=dict)
+    finished: dict[uuid.UUID, int] = field(default_factory=lambda: defaultdict(int))
+    retries: dict[int, list[int]] = field(default_factory=lambda: defaultdict(list))
+    dead: dict[tuple[str, int], list[bytes]] = field(default_factory=lambda: defaultdict(list))
+    results: list[Result] = field(default_factory=list)
+    breakers: set[BreakerKey] = field(default_factory=set)
+    last_error: dict[BreakerKey, str] = field(default_factory=dict)
+
+
+class Recorder:
+    """Turns outcomes into a `Round` and writes it, with the runtime's circuit breakers and
+    retry policy."""
+
+    def __init__(self, runtime: Runtime, clock: Callable[[], float]) -> None:
+        self.runtime = runtime
+        self.board = runtime.circuits
+        self.policy = runtime.retry_policy
+        self._clock = clock
+        self._shared_at = -SHARE_EVERY_SECONDS
+
+    def judge(
+        self,
+        work: Round,
+        breaker: CircuitBreaker,
+        key: BreakerKey,
+        delivery: Claimed,
+        outcome: Outcome,
+        *,
+        reached: bool,
+    ) -> None:
+        """Tell the delivery's breaker what the upstream's answer says about its health."""
+        kind = outcome.kind
+        if not reached or (outcome.status_code is None and kind is not OutcomeKind.RETRY_LATER):
+            # Refused before sending (no credentials, payload too large, SSRF guard): says
+            # nothing about the upstream, and must not use up a half-open probe.
+            breaker.release()
+        elif kind is OutcomeKind.CREDENTIAL_ALARM:
+            breaker.trip()
+            work.last_error[key] = outcome.error
+        elif kind is OutcomeKind.RETRY_LATER and outcome.status_code == 429:
+            # Alive, but asking us to slow down: not a failure (a rate limit must not open the
+            # circuit), not a success (it says nothing about 5xx). Its Retry-After holds what
+            # the answer is about: one device token, or the whole origin or project.
+            breaker.release()
+            if outcome.retry_after:
+                seconds = min(outcome.retry_after, self.policy.cap)
+                if outcome.hold is HoldScope.DEVICE:
+                    app_id, provider, _ = key
+                    self.board.hold_device(app_id, provider, delivery.token, seconds)
+                else:
+                    breaker.hold(seconds)
+        elif kind is OutcomeKind.RETRY_LATER:
+            # 5xx, timeouts and refused connections: the upstream is failing.
+            breaker.record_failure()
+            work.last_error[key] = outcome.error
+        else:
+            breaker.record_success()
+
+    def apply(
+        self,
+        work: Round,
+        delivery: Claimed,
+        outcome: Outcome,
+        now: datetime,
+        *,
+        expires_at: datetime,
+    ) -> None:
+        """Record an answered delivery: final, retried, or failed for good.
+
+        Args:
+            expires_at: when its notification may no longer be sent (a retry after that
+                would come too late: the delivery expires now instead).
+        """
+        status = OUTCOME_STATUS.get(outcome.kind)
+        if status is not None:
+            if status is DeliveryStatus.INVALID and delivery.device_id is not None:
+                work.invalid_devices[delivery.device_id] = outcome.error or "token invalid"
+            self.finish(work, delivery, status, outcome, now)
+            return
+        if self.policy.exhausted(delivery.attempts):
+            self.finish(work, delivery, DeliveryStatus.FAILED, outcome, now)
+            reason = (
+                f"{outcome.kind.value}: {outcome.error}" if outcome.error else outcome.kind.value
+            )
+            work.dead[reason, delivery.attempts].append(_dead_letter(delivery, outcome))
+            return
+        floor = self.board.timeout if outcome.kind is OutcomeKind.CREDENTIAL_ALARM else 0.0
+        seconds = self.policy.next_try(
+            delivery.attempts,
+            retry_after=outcome.retry_after,
+            floor=floor,
+            left=(expires_at - now).total_seconds(),
+        )
+        if seconds is None:
+            # The next try would come too late to be sent: expired now, not after a wait.
+            self.finish(work, delivery, DeliveryStatus.EXPIRED, outcome, now)
+            return
+        self.retry(work, delivery, seconds, now, outcome)
+
+    def finish(
+        self,
+        work: Round,
+        delivery: Claimed,
+        status: DeliveryStatus,
+        outcome: Outcome | None,
+        now: datetime,
+    ) -> None:
+        change: dict[str, Any] = {
+            "id": delivery.id,
+            "status": status.value,
+            "updated_at": now,
+            "lease_until": None,
+        }
+        if outcome is None:
+            # Nothing was sent this round: give the attempt back, keep the last answer.
+            change["attempts"] = delivery.attempts - 1
+        else:
+            change["response_code"] = outcome.status_code
+            change["error"] = outcome.error[:255] if outcome.error else None
+            change["provider_message_id"] = outcome.message_id
+            change["sent_at"] = now if status is DeliveryStatus.SENT else None
+        work.changes.append(change)
+        work.finished[delivery.notification_id] += 1
+        work.results.append(
+            Result(delivery.id, delivery.device_id, delivery.platform, status, outcome)
+        )
+
+    def retry(
+        self,
+        work: Round,
+        delivery: Claimed,
+        seconds: int,
+        now: datetime,
+        outcome: Outcome,
+    ) -> None:
+        work.changes.append(
+            {
+                "id": delivery.id,
+                "status": DeliveryStatus.RETRYING.value,
+                "updated_at": now,
+                "lease_until": None,
+                "next_attempt_at": now + timedelta(seconds=seconds),
+                "response_code": outcome.status_code,
+                "error": (outcome.error or None) and outcome.error[:255],
+            }
+        )
+        work.retries[seconds].append(delivery.id)
+        work.results.append(
+            Result(
+                delivery.id, delivery.device_id, delivery.platform, DeliveryStatus.RETRYING, outcome
+            )
+        )
+
+    def defer(self, work: Round, delivery: Claimed, wait: float, now: datetime) -> None:
+        # An open circuit or a held origin: wait without spending an attempt (the claim
+        # counted one), keeping the last answer.
+        seconds = max(1, math.ceil(wait))
+        work.changes.append(
+            {
+                "id": delivery.id,
+                "status": DeliveryStatus.RETRYING.value,
+                "updated_at": now,
+                "lease_until": None,
+                "attempts": delivery.attempts - 1,
+                "next_attempt_at": now + timedelta(seconds=seconds),
+            }
+        )
+        work.retries[seconds].append(delivery.id)
+        work.results.append(
+            Result(
+                delivery.id, delivery.device_id, delivery.platform, DeliveryStatus.RETRYING, None
+            )
+        )
+
+    async def write(self, work: Round, now: datetime) -> None:
+        async with self.runtime.sessions() as session:
+            await deliveries.record(session=session, changes=work.changes)
+            if work.invalid_devices:
+                await devices.invalidate_many(
+                    session=session, reasons=work.invalid_devices, now=now
+                )
+            if work.finished:
+                await notifications.add_finished(session=session, finished=work.finished)
+            await session.commit()
+        # The outcomes are committed: a publish that fails now must not fail the job (its
+        # redelivery would find nothing to claim). The sweeper publishes retrying deliveries
+        # whose time has passed, so a lost retry job only makes that retry late.
+        broker = self.runtime.broker
+        for seconds, ids in work.retries.items():
+            try:
+                await broker.publish(broker_base.DELIVER, [jobs.deliver_job(ids)], delay=seconds)
+            except Exception:
+                log.exception("cannot publish retries; the sweeper will", deliveries=len(ids))
+        for (reason, attempts), bodies in work.dead.items():
+            try:
+                await broker.dead_letter(
+                    broker_base.DELIVER, bodies, reason=reason, attempts=attempts
+                )
+            except Exception:
+                # The deliveries are `failed` with their last answer in the database; only
+                # the dead-letter copy is lost.
+                log.exception("cannot dead-letter failed deliveries", deliveries=len(bodies))
+
+    async def announce(self, work: Round) -> None:
+        """Log each circuit that changed state (once, not per delivery), and share the
+        not-closed ones with the API processes through the key-value store."""
+        mine: dict[BreakerKey, circuit.CircuitReport | None] = {}
+        changed = False
+        for key in work.breakers:
+            breaker = self.board.breakers[key]
+            state = breaker.state
+            if state is not breaker.noted:
+                changed = True
+                _log_transition(key, breaker.noted, state, work.last_error.get(key))
+                breaker.noted = state
+            mine[key] = (
+                None
+                if state is circuit.State.CLOSED
+                else circuit.CircuitReport(*key, state, breaker.retry_in())
+            )
+        clock = self._clock()
+        if not mine or not (
+            changed or (any(mine.values()) and clock - self._shared_at >= SHARE_EVERY_SECONDS)
+        ):
+            return
+        self._shared_at = clock
+        kv = self.runtime.kv
+        try:
+            raw = await kv.get(circuit.SHARED_KEY)
+            merged = circuit.merge_shared(
+                raw, mine, now=time.time(), linger=max(self.board.timeout, SHARE_EVERY_SECONDS)
+            )
+            await kv.set(circuit.SHARED_KEY, merged, ttl=SHARED_TTL_SECONDS)
+        except Exception:  # readiness shows less; sending goes on
+            log.warning("cannot share circuit states", exc_info=True)
+
+
+def _log_transition(
+    key: BreakerKey, before: circuit.State, after: circuit.State, error: str | None
+) -> None:
+    app_id, provider, origin = key
+    fields = {"app_id": app_id, "provider": provider, "origin": origin, "was": before.value}
+    if after is circuit.State.OPEN:
+        log.warning("circuit opened: deliveries wait", last_error=error, **fields)
+    elif after is circuit.State.CLOSED:
+        log.info("circuit closed: deliveries flow", **fields)
+    else:
+        log.info(f"circuit {after.value}", **fields)
+
+
+def _dead_letter(delivery: Claimed, outcome: Outcome) -> bytes:
+    return jobs.dead_delivery(
+        delivery_id=delivery.id,
+        notification_id=str(delivery.notification_id),
+        app_id=str(delivery.app_id),
+        device_id=str(delivery.device_id) if delivery.device_id else None,
+        platform=delivery.platform,
+        attempts=delivery.attempts,
+        last_outcome=outcome.kind.value,
+        last_status_code=outcome.status_code,
+        last_error=outcome.error,
+    )
