@@ -40,9 +40,9 @@ from pushgate.providers.fcm import FCMProvider
 from pushgate.runtime import Runtime
 from pushgate.sending import jobs
 from pushgate.sending.credentials import MissingCredentialsError
-from pushgate.store import deliveries, devices, notifications
+from pushgate.store import deliveries, devices, notification_progress
 from pushgate.store.deliveries import Claimed
-from pushgate.store.notifications import Sending
+from pushgate.store.notification_progress import Sending
 from pushgate.store.tables import utcnow
 
 log = get_logger(__name__)
@@ -455,7 +455,7 @@ class Deliverer:
                     session=session, reasons=work.invalid_devices, now=now
                 )
             if work.finished:
-                await notifications.add_finished(session=session, finished=work.finished)
+                await notification_progress.add_finished(session=session, finished=work.finished)
             await session.commit()
         # The outcomes are committed: a publish that fails now must not fail the job (its
         # redelivery would find nothing to claim). The sweeper publishes retrying deliveries
@@ -520,7 +520,7 @@ class Deliverer:
         }
         missing = ids - fresh.keys()
         if missing:
-            rows = await notifications.get_many(session=session, ids=missing)
+            rows = await notification_progress.get_many(session=session, ids=missing)
             for row in rows:
                 fresh[row.id] = self._notifications[row.id] = _cache(row, now)
         if len(self._notifications) > 10_000:
