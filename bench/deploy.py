@@ -24,7 +24,7 @@ from redis import asyncio as aioredis
 
 from bench import cleanup as bench_cleanup
 from bench.harness import ScenarioError, free_port, run_checked
-from pushgate.broker.rabbitmq import Topology
+from pushgate.broker.rabbitmq_topology import Topology
 
 PUSHGATE = [sys.executable, "-m", "pushgate"]
 POSTGRES_ADMIN = os.environ.get(

@@ -32,7 +32,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from pushgate.api.app import create_app
-from pushgate.broker.rabbitmq import Topology
+from pushgate.broker.rabbitmq_topology import Topology
 from pushgate.domain.apikeys import Scope
 from pushgate.runtime import Runtime, open_runtime
 from pushgate.settings import Settings, load_settings

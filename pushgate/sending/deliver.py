@@ -36,9 +36,9 @@ from pushgate.runtime import Runtime
 from pushgate.sending import jobs
 from pushgate.sending.credentials import MissingCredentialsError
 from pushgate.sending.outcomes import BreakerKey, Recorder, Result, Round
-from pushgate.store import deliveries, devices, notifications
+from pushgate.store import deliveries, devices, notification_progress
 from pushgate.store.deliveries import Claimed
-from pushgate.store.notifications import Sending
+from pushgate.store.notification_progress import Sending
 from pushgate.store.tables import utcnow
 
 log = get_logger(__name__)
@@ -320,7 +320,7 @@ class Deliverer:
         }
         missing = ids - fresh.keys()
         if missing:
-            rows = await notifications.get_many(session=session, ids=missing)
+            rows = await notification_progress.get_many(session=session, ids=missing)
             for row in rows:
                 fresh[row.id] = self._notifications[row.id] = _cache(row, now)
         if len(self._notifications) > 10_000:

@@ -19,7 +19,7 @@ from pushgate.logs import get_logger
 from pushgate.providers.base import DeliveryProvider
 from pushgate.runtime import Runtime
 from pushgate.sending import addresses, jobs
-from pushgate.store import audience, deliveries, notifications
+from pushgate.store import audience, deliveries, notification_progress, notifications
 from pushgate.store.tables import utcnow
 
 log = get_logger(__name__)
@@ -82,7 +82,7 @@ class Dispatcher:
         the ids of the deliveries made are returned; otherwise the list stays empty, so a
         broadcast to a million devices holds one page in memory, not a million ids."""
         made: list[int] = []
-        row: notifications.Dispatching | None = None
+        row: notification_progress.Dispatching | None = None
         cursor: str | None = None
         while cursor != DONE:
             now = utcnow()
@@ -90,7 +90,7 @@ class Dispatcher:
             # notification is claimed, expanded and recorded in a single commit.
             async with self.runtime.sessions() as session:
                 if row is None:
-                    row = await notifications.claim_dispatch(
+                    row = await notification_progress.claim_dispatch(
                         session=session,
                         notification_id=notification_id,
                         now=now,
@@ -109,7 +109,7 @@ class Dispatcher:
                     items=page,
                     now=now,
                 )
-                await notifications.record_page(
+                await notification_progress.record_page(
                     session=session,
                     notification_id=row.id,
                     added=len(ids),
@@ -129,7 +129,7 @@ class Dispatcher:
         return made
 
     async def _page(
-        self, session: AsyncSession, row: notifications.Dispatching, cursor: str | None
+        self, session: AsyncSession, row: notification_progress.Dispatching, cursor: str | None
     ) -> tuple[list[deliveries.NewDelivery], uuid.UUID | None]:
         """The next page of the notification's deliveries after `cursor`, and the next cursor
         (None: this is the last page)."""

@@ -22,7 +22,7 @@ from pushgate.domain.outcome import HoldScope, Outcome, OutcomeKind
 from pushgate.logs import get_logger
 from pushgate.runtime import Runtime
 from pushgate.sending import jobs
-from pushgate.store import deliveries, devices, notifications
+from pushgate.store import deliveries, devices, notification_progress
 from pushgate.store.deliveries import Claimed
 
 log = get_logger(__name__)
@@ -239,7 +239,7 @@ class Recorder:
                     session=session, reasons=work.invalid_devices, now=now
                 )
             if work.finished:
-                await notifications.add_finished(session=session, finished=work.finished)
+                await notification_progress.add_finished(session=session, finished=work.finished)
             await session.commit()
         # The outcomes are committed: a publish that fails now must not fail the job (its
         # redelivery would find nothing to claim). The sweeper publishes retrying deliveries

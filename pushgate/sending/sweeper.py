@@ -45,7 +45,7 @@ from pushgate.broker import base as broker_base
 from pushgate.logs import get_logger
 from pushgate.runtime import Runtime
 from pushgate.sending import jobs
-from pushgate.store import deliveries, notifications
+from pushgate.store import deliveries, notification_progress
 from pushgate.store.tables import utcnow
 
 log = get_logger(__name__)
@@ -149,7 +149,7 @@ async def sweep_once(
     grace = runtime.settings.worker.stale_grace_seconds if grace is None else grace
     async with runtime.sessions() as session:
         await _bound(session)
-        due = await notifications.release_due(session=session, now=now)
+        due = await notification_progress.release_due(session=session, now=now)
         await session.commit()
     if due:
         await runtime.broker.publish(broker_base.DISPATCH, [jobs.dispatch_job(i) for i in due])

@@ -1,29 +1,22 @@
-"""Queries on notifications: create (with idempotency), read, history, cancel, progress."""
+"""Queries on notifications: create (with idempotency), read, history, cancel, and delivery
+counts. Their progress through dispatch and delivery is in `notification_progress`."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, and_, func, insert, or_, select, update
+from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from pushgate.domain.ids import new_id
-from pushgate.domain.notification import (
-    DeliveryStatus,
-    NotificationStatus,
-    final_status,
-)
+from pushgate.domain.notification import DeliveryStatus, NotificationStatus
 from pushgate.errors import ConflictError, InvalidInputError, NotFoundError
 from pushgate.store.direct import insert_many
 from pushgate.store.tables import Delivery, Notification, utcnow
-
-# An accepted notification whose dispatch job has not started after this long is published
-# again (its job was lost between commit and publish, or with a broker outage).
-STALE_ACCEPTED_SECONDS = 30
 
 # The table itself, for Core statements (no ORM unit of work) on the accept path.
 NOTIFICATIONS = Notification.metadata.tables[Notification.__tablename__]
@@ -307,203 +300,6 @@ async def delivery_counts(
     for platform, status, count in await session.execute(query):
         counts.setdefault(platform, {})[status] = int(count)
     return counts
-
-
-@dataclass(frozen=True, slots=True)
-class Dispatching:
-    """What a dispatcher needs of the notification it holds."""
-
-    id: uuid.UUID
-    app_id: uuid.UUID
-    target: dict[str, Any]
-    dispatch_cursor: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class Sending:
-    """What a deliverer needs of a notification: whether and for how long to send, and what."""
-
-    id: uuid.UUID
-    app_id: uuid.UUID
-    status: str
-    target: dict[str, Any]
-    message: dict[str, Any]
-    created_at: datetime
-    send_at: datetime | None
-    expires_at: datetime
-
-
-_TABLE: Table = Notification.__table__  # type: ignore[assignment]
-
-
-async def claim_dispatch(
-    *, session: AsyncSession, notification_id: uuid.UUID, now: datetime, until: datetime
-) -> Dispatching | None:
-    """Take the notification for dispatching until `until`, or None when there is nothing to
-    do: canceled, final, not due yet, or held by another live dispatcher. One UPDATE, so two
-    workers given the same job never both expand the audience."""
-    c = _TABLE.c
-    statement = (
-        update(_TABLE)
-        .where(
-            c.id == notification_id,
-            or_(
-                c.status == NotificationStatus.ACCEPTED.value,
-                and_(c.status == NotificationStatus.SCHEDULED.value, c.send_at <= now),
-                and_(
-                    c.status == NotificationStatus.DISPATCHING.value,
-                    c.dispatched_at.is_(None),
-                    or_(c.lease_until.is_(None), c.lease_until < now),
-                ),
-            ),
-        )
-        .values(status=NotificationStatus.DISPATCHING.value, lease_until=until, updated_at=now)
-        .returning(c.id, c.app_id, c.target, c.dispatch_cursor)
-    )
-    row = (await session.execute(statement)).first()
-    return None if row is None else Dispatching(*row)
-
-
-async def get_many(*, session: AsyncSession, ids: Collection[uuid.UUID]) -> list[Sending]:
-    c = _TABLE.c
-    query = select(
-        c.id, c.app_id, c.status, c.target, c.message, c.created_at, c.send_at, c.expires_at
-    ).where(c.id.in_(list(ids)))
-    return [Sending(*row) for row in await session.execute(query)]
-
-
-async def record_page(
-    *,
-    session: AsyncSession,
-    notification_id: uuid.UUID,
-    added: int,
-    cursor: str,
-    lease_until: datetime,
-    last: bool = False,
-) -> None:
-    """Count a page of deliveries, move the resume cursor and renew the dispatcher's hold; on
-    the `last` page, also mark the dispatch done (in the same statement).
-
-    A last page that added deliveries cannot complete the notification: they are not
-    published yet, so none is final. Only an empty last page (an empty audience, or a previous
-    page that ended exactly at the end) may leave every delivery final already, so only then
-    is the notification finalized here.
-    """
-    now = utcnow()
-    values: dict[str, Any] = {
-        "total": Notification.total + added,
-        "dispatch_cursor": cursor,
-        "lease_until": None if last else lease_until,
-        "updated_at": now,
-    }
-    statement = update(Notification).where(Notification.id == notification_id)
-    if last:
-        statement = statement.where(Notification.dispatched_at.is_(None))
-        values["dispatched_at"] = now
-    await session.execute(statement.values(values))
-    if last and added == 0:
-        await finalize(session=session, notification_ids=[notification_id])
-
-
-async def add_finished(*, session: AsyncSession, finished: dict[uuid.UUID, int]) -> None:
-    """Count deliveries that reached a final status, and finalize the notifications this
-    completes. Each UPDATE returns whether its notification is now complete, so a batch that
-    completes nothing costs no further query."""
-    c = _TABLE.c
-    complete = and_(
-        c.status == NotificationStatus.DISPATCHING.value,
-        c.dispatched_at.is_not(None),
-        c.finished >= c.total,
-    )
-    done: list[uuid.UUID] = []
-    for notification_id, count in sorted(finished.items()):  # sorted: a stable lock order
-        result = await session.execute(
-            update(_TABLE)
-            .where(c.id == notification_id)
-            .values(finished=c.finished + count)
-            .returning(c.id, complete)
-        )
-        row = result.first()
-        if row is not None and row[1]:
-            done.append(row[0])
-    if done:
-        await finalize(session=session, notification_ids=done)
-
-
-async def finalize(*, session: AsyncSession, notification_ids: Sequence[uuid.UUID]) -> None:
-    """Give a final status to each notification whose deliveries are all final."""
-    if not notification_ids:
-        return
-    query = select(Notification.id).where(
-        Notification.id.in_(notification_ids),
-        Notification.status == NotificationStatus.DISPATCHING,
-        Notification.dispatched_at.is_not(None),
-        Notification.finished >= Notification.total,
-    )
-    done = list((await session.execute(query)).scalars())
-    now = utcnow()
-    for notification_id in done:
-        counts: dict[str, int] = {}
-        for by_status in (
-            await delivery_counts(session=session, notification_id=notification_id)
-        ).values():
-            for status, count in by_status.items():
-                counts[status] = counts.get(status, 0) + count
-        await session.execute(
-            update(Notification)
-            .where(
-                Notification.id == notification_id,
-                Notification.status == NotificationStatus.DISPATCHING,
-            )
-            .values(status=final_status(counts), completed_at=now, updated_at=now)
-        )
-
-
-async def release_due(*, session: AsyncSession, now: datetime, limit: int = 500) -> list[uuid.UUID]:
-    """The notifications to publish for dispatch now: scheduled ones whose time has come, and
-    ones whose dispatch job was lost (accepted a while ago and never taken, or held by a
-    dispatcher whose lease ran out). Each is touched so the next sweep waits before asking
-    again; a scheduled one becomes `accepted`, which keeps it cancelable until dispatch."""
-    stale = now - timedelta(seconds=STALE_ACCEPTED_SECONDS)
-    query = (
-        select(Notification.id)
-        .where(
-            or_(
-                and_(
-                    Notification.status == NotificationStatus.SCHEDULED,
-                    Notification.send_at <= now,
-                ),
-                and_(
-                    Notification.status == NotificationStatus.ACCEPTED,
-                    Notification.updated_at < stale,
-                ),
-                and_(
-                    Notification.status == NotificationStatus.DISPATCHING,
-                    Notification.dispatched_at.is_(None),
-                    Notification.lease_until < now,
-                ),
-            )
-        )
-        .limit(limit)
-    )
-    ids = list((await session.execute(query)).scalars())
-    if ids:
-        await session.execute(
-            update(Notification)
-            .where(Notification.id.in_(ids), Notification.status == NotificationStatus.SCHEDULED)
-            .values(status=NotificationStatus.ACCEPTED)
-        )
-        await session.execute(
-            update(Notification)
-            .where(Notification.id.in_(ids), Notification.status != NotificationStatus.DISPATCHING)
-            .values(updated_at=now)
-        )
-        await session.execute(
-            update(Notification)
-            .where(Notification.id.in_(ids), Notification.status == NotificationStatus.DISPATCHING)
-            .values(lease_until=now + timedelta(seconds=STALE_ACCEPTED_SECONDS))
-        )
-    return ids
 
 
 def counts_summary(by_platform: dict[str, dict[str, int]]) -> dict[str, int]:

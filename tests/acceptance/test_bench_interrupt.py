@@ -23,7 +23,7 @@ import pytest
 from redis import asyncio as aioredis
 
 from bench import deploy
-from pushgate.broker.rabbitmq import Topology
+from pushgate.broker.rabbitmq_topology import Topology
 from tests.conftest import POSTGRES_URL, RABBITMQ_URL, REDIS_URL, need_service
 
 ROOT = Path(__file__).resolve().parents[2]

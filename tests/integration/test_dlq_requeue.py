@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 
 from pushgate import cli
 from pushgate.broker import base
+from pushgate.cli import dlq
 from pushgate.sending import jobs
 from pushgate.settings import Settings
 from pushgate.store.tables import Notification
@@ -28,7 +29,7 @@ from tests.integration.test_pipeline_outcomes import eventually
 async def run_cli(monkeypatch: pytest.MonkeyPatch, settings: Settings, *args: str) -> Any:
     """Run a `pushgate` command with `--json` against this test's pushgate; its JSON output.
     In a thread: the command runs its own event loop, as it does from a shell."""
-    monkeypatch.setattr(cli, "_settings", lambda config, **overrides: settings)
+    monkeypatch.setattr(dlq, "settings_from", lambda config, **overrides: settings)
     result = await asyncio.to_thread(CliRunner().invoke, cli.app, [*args, "--json"])
     assert result.exit_code == 0, result.output
     return orjson.loads(result.stdout)

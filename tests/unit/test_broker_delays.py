@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pushgate.broker.base import IncomingMessage, check_headers, public_headers
-from pushgate.broker.rabbitmq import (
+from pushgate.broker.rabbitmq_topology import (
     DEFAULT_DELAY_LEVELS,
     Topology,
     check_levels,
