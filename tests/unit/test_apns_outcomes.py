@@ -1,4 +1,5 @@
-"""map_response / classify: every row of the APNs table in PROTOCOLS.md."""
+"""map_response / classify: every row of the APNs error table, docs/protocols.md#apns-errors
+(Apple's "Handling notification responses from APNs")."""
 
 from __future__ import annotations
 
@@ -83,6 +84,12 @@ def test_400_device_token_not_for_topic_invalidates():
         "InvalidPushType",
         "BadCollapseId",
         "TopicDisallowed",
+        "BadExpirationDate",
+        "BadMessageId",
+        "DuplicateHeaders",
+        "IdleTimeout",
+        "MissingDeviceToken",
+        "MissingTopic",
         "",
     ],
 )
@@ -109,6 +116,10 @@ def test_403_expired_provider_token_asks_for_a_refresh_and_one_retry():
         "BadCertificateEnvironment",
         "Forbidden",
         "MissingProviderToken",
+        "UnrelatedKeyIdInToken",
+        "BadEnvironmentKeyIdInToken",
+        "BadEnvironmentKeyInToken",  # the spelling APNs is seen to answer with
+        "SomeReasonAppleAddsLater",
     ],
 )
 def test_403_credential_problems_raise_the_alarm(reason):
@@ -116,6 +127,10 @@ def test_403_credential_problems_raise_the_alarm(reason):
 
     assert verdict.outcome.kind is OutcomeKind.CREDENTIAL_ALARM
     assert verdict.follow_up is FollowUp.NONE
+
+
+def test_a_401_is_a_credential_alarm_too():
+    assert map_response(401, {}, body("")).kind is OutcomeKind.CREDENTIAL_ALARM
 
 
 def test_413_is_rejected():
@@ -150,6 +165,22 @@ def test_429_too_many_provider_token_updates_retries_later():
     assert verdict.reason == "TooManyProviderTokenUpdates"
 
 
+def test_429_too_many_provider_token_updates_holds_nothing():
+    # About our token minting, not one device: plain backoff, no Retry-After to hold with.
+    outcome = map_response(429, {}, body("TooManyProviderTokenUpdates"))
+
+    assert outcome.retry_after is None
+    assert outcome.hold is not HoldScope.DEVICE
+
+
+def test_a_429_with_another_reason_is_treated_as_too_many_requests():
+    outcome = map_response(429, {}, body(""))
+
+    assert outcome.kind is OutcomeKind.RETRY_LATER
+    assert outcome.retry_after == 60
+    assert outcome.hold is HoldScope.DEVICE
+
+
 @pytest.mark.parametrize(
     ("status", "reason"), [(500, "InternalServerError"), (503, "ServiceUnavailable"), (502, "")]
 )
@@ -158,6 +189,13 @@ def test_server_errors_retry_later_on_the_same_connection(status, reason):
 
     assert verdict.outcome.kind is OutcomeKind.RETRY_LATER
     assert verdict.follow_up is FollowUp.NONE
+
+
+def test_a_server_error_honours_a_retry_after_header():
+    outcome = map_response(503, {"retry-after": "30"}, body("ServiceUnavailable"))
+
+    assert outcome.kind is OutcomeKind.RETRY_LATER
+    assert outcome.retry_after == 30
 
 
 def test_shutdown_retries_later_on_a_new_connection():
@@ -170,3 +208,8 @@ def test_shutdown_retries_later_on_a_new_connection():
 @pytest.mark.parametrize(("status", "reason"), [(404, "BadPath"), (405, "MethodNotAllowed")])
 def test_a_wrong_path_or_method_is_rejected(status, reason):
     assert map_response(status, {}, body(reason)).kind is OutcomeKind.REJECTED
+
+
+@pytest.mark.parametrize("status", [402, 408, 409, 418])
+def test_any_other_status_is_rejected(status):
+    assert map_response(status, {}, b"").kind is OutcomeKind.REJECTED

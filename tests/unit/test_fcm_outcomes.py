@@ -1,5 +1,6 @@
-"""Every row of the PROTOCOLS.md FCM table through `map_response` and `is_oauth_failure`, with
-answers in the format FCM sends (https://firebase.google.com/docs/reference/fcm/rest/v1/ErrorCode).
+"""Every row of the FCM error table, docs/protocols.md#fcm-errors, through `map_response` and
+`is_oauth_failure`, with answers in the format FCM sends
+(https://firebase.google.com/docs/reference/fcm/rest/v1/ErrorCode).
 """
 
 from __future__ import annotations
@@ -51,8 +52,9 @@ def test_200_is_sent_with_the_message_name_as_id():
             "INVALID_ARGUMENT",
             "The registration token is not a valid FCM registration token",
         ),
+        (400, "INVALID_ARGUMENT", "INVALID_ARGUMENT", "Invalid registration token"),
     ],
-    ids=["unregistered", "sender-id-mismatch", "invalid-token"],
+    ids=["unregistered", "sender-id-mismatch", "invalid-token", "invalid-token-other-words"],
 )
 def test_a_gone_or_foreign_token_is_token_invalid(status, rpc, code, message):
     outcome = map_response(status, JSON, error_body(status, rpc, message, code))
@@ -271,3 +273,34 @@ def test_error_texts_are_short_and_name_the_code():
 
     assert outcome.error.startswith("INVALID_ARGUMENT: Invalid value")
     assert len(outcome.error) <= 200
+
+
+@pytest.mark.parametrize(
+    ("status", "rpc", "kind", "retry_after"),
+    [
+        (500, "INTERNAL", OutcomeKind.RETRY_LATER, 10.0),
+        (503, "UNAVAILABLE", OutcomeKind.RETRY_LATER, 10.0),
+        (408, "DEADLINE_EXCEEDED", OutcomeKind.RETRY_LATER, None),
+        (400, "INVALID_ARGUMENT", OutcomeKind.REJECTED, None),
+        (401, "UNAUTHENTICATED", OutcomeKind.CREDENTIAL_ALARM, None),
+        (403, "PERMISSION_DENIED", OutcomeKind.CREDENTIAL_ALARM, None),
+        # Today's mapping: the 429 branch is for QUOTA_EXCEEDED or no FcmError at all.
+        (429, "RESOURCE_EXHAUSTED", OutcomeKind.REJECTED, None),
+    ],
+)
+def test_unspecified_error_follows_the_http_status(status, rpc, kind, retry_after):
+    body = error_body(status, rpc, "No more information", "UNSPECIFIED_ERROR")
+
+    outcome = map_response(status, JSON, body)
+
+    assert outcome.kind is kind
+    assert outcome.retry_after == retry_after
+    # An FcmError detail says FCM read our token: no refresh.
+    assert not is_oauth_failure(status, body)
+
+
+def test_a_408_honours_a_retry_after_header():
+    outcome = map_response(408, {"Retry-After": "5"}, b"")
+
+    assert outcome.kind is OutcomeKind.RETRY_LATER
+    assert outcome.retry_after == 5.0

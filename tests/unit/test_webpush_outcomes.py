@@ -1,4 +1,5 @@
-"""Every row of the Web Push table in PROTOCOLS.md, plus Retry-After in both of its forms."""
+"""Every row of the Web Push error table, docs/protocols.md#web-push-errors, plus Retry-After in
+both of its forms (docs/protocols.md#retry-after)."""
 
 from __future__ import annotations
 
@@ -126,6 +127,10 @@ def test_outcomes_other_than_retry_later_are_final():
 
 def test_a_request_timeout_answer_is_retried_later():
     assert map_response(408, {}, b"").kind is OutcomeKind.RETRY_LATER
+
+
+def test_a_request_timeout_answer_honours_a_retry_after_header():
+    assert map_response(408, {"Retry-After": "4"}, b"").retry_after == 4.0
 
 
 @pytest.mark.parametrize("status", [405, 415, 422])
