@@ -26,11 +26,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import aio_pika
-import asyncpg
+import asyncpg  # type: ignore[import-untyped,unused-ignore]
 import httpx
 import pytest
 from sqlalchemy import text
-from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects.postgresql.base import PGDialect
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from pushgate.api.app import create_app
@@ -158,7 +158,7 @@ _EMPTY_EVERY_TABLE = "; ".join(
     [
         "BEGIN",
         *(
-            str(table.delete().compile(dialect=postgresql.dialect()))
+            str(table.delete().compile(dialect=PGDialect()))  # type: ignore[no-untyped-call]
             for table in reversed(Base.metadata.sorted_tables)
         ),
         "COMMIT",
