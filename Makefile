@@ -42,14 +42,11 @@ typecheck: $(VENV)/.test-deps
 # second), mypy (~10 s from cold), then pytest on PYTEST_WORKERS processes (pytest-xdist; most
 # tests wait on sockets and subprocesses, so workers overlap the waits even on two cores).
 # Coverage is combined across workers by pytest-cov. `PYTEST_WORKERS=0` runs in one process.
-# `--dist worksteal`: a worker out of tests takes half of the other's queue, so a run of slow
-# tests left in one worker's share does not make the run's tail (the default `load` hands out
-# fixed shares).
 PYTEST_WORKERS ?= 2
 
 test: lint typecheck
-	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist worksteal --cov --cov-report=term:skip-covered \
-		--durations=15 $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --cov --cov-report=term:skip-covered --durations=15 \
+		$(PYTEST_ARGS)
 
 unit: $(VENV)/.test-deps
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
