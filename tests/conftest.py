@@ -284,47 +284,13 @@ async def settings(
     await truncate_all(url)
     redis = request.getfixturevalue("redis_url")
     rabbitmq = request.getfixturevalue("rabbitmq_url")
-    janitor: _RabbitMQJanitor = request.getfixturevalue("rabbitmq_janitor")
     yield make_settings(
         database={"url": url},
         secrets={"key": TEST_SECRETS_KEY},
         redis={"url": redis, "prefix": unique_prefix},
         broker={"url": rabbitmq, "prefix": unique_prefix, "delay_levels": TEST_DELAY_LEVELS},
     )
-    janitor.delete_topology(rabbitmq, unique_prefix)
-
-
-class _RabbitMQJanitor:
-    """Deletes finished tests' RabbitMQ topologies on a loop of its own, in a thread, while
-    the next tests run: each test's names carry its own prefix, so no test waits for (or
-    sees) another's queues. The session's end waits for every deletion and fails on the
-    first that failed."""
-
-    def __init__(self) -> None:
-        self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="janitor")
-        self._loop = asyncio.new_event_loop()
-        self._pool.submit(self._loop.run_forever)
-        self._pending: list[concurrent.futures.Future[None]] = []
-
-    def delete_topology(self, url: str, prefix: str) -> None:
-        coroutine = delete_rabbitmq_topology(url, prefix)
-        self._pending.append(asyncio.run_coroutine_threadsafe(coroutine, self._loop))
-
-    def close(self) -> None:
-        try:
-            for future in self._pending:
-                future.result(timeout=60)
-        finally:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._pool.shutdown()
-            self._loop.close()
-
-
-@pytest.fixture(scope="session")
-def rabbitmq_janitor() -> Iterator[_RabbitMQJanitor]:
-    janitor = _RabbitMQJanitor()
-    yield janitor
-    janitor.close()
+    await delete_rabbitmq_topology(rabbitmq, unique_prefix)
 
 
 # A fixed Fernet key for profiles whose database is not embedded (they refuse to make one).
