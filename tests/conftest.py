@@ -26,9 +26,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import aio_pika
+import asyncpg  # type: ignore[import-untyped,unused-ignore]
 import httpx
 import pytest
 from sqlalchemy import text
+from sqlalchemy.dialects.postgresql.base import PGDialect
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from pushgate.api.app import create_app
@@ -133,12 +135,35 @@ async def truncate_all(url: str) -> None:
     DELETE, not TRUNCATE: the outcome is the same (no rows; neither resets the id sequences),
     but TRUNCATE makes new files for every table, ~100 ms a test where DELETE on the few rows
     a test leaves takes ~1 ms.
+
+    One script on a plain asyncpg connection, in one round trip: an SQLAlchemy engine would
+    first ask the server its version and settings, then send each DELETE on its own (~65 ms a
+    test on PostgreSQL against ~25 ms, on a loaded machine).
     """
-    engine = db.create_engine(url)
-    async with engine.begin() as connection:
-        for table in reversed(Base.metadata.sorted_tables):
-            await connection.execute(table.delete())
-    await engine.dispose()
+    connection = await asyncpg.connect(_libpq_url(url))
+    try:
+        await connection.execute(_EMPTY_EVERY_TABLE)
+    finally:
+        await connection.close()
+
+
+def _libpq_url(url: str) -> str:
+    """The plain postgresql:// form of an SQLAlchemy postgresql+asyncpg:// URL."""
+    return url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+# Children before parents (foreign keys), each statement as SQLAlchemy writes it for
+# PostgreSQL; BEGIN and COMMIT make the script one transaction.
+_EMPTY_EVERY_TABLE = "; ".join(
+    [
+        "BEGIN",
+        *(
+            str(table.delete().compile(dialect=PGDialect()))  # type: ignore[no-untyped-call]
+            for table in reversed(Base.metadata.sorted_tables)
+        ),
+        "COMMIT",
+    ]
+)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -187,6 +187,19 @@ class Rule:
     remaining: int | None = 1  # None: always
 
 
+# RSA keys made so far in this process, reused by later fakes: making a 2048-bit key takes
+# 0.1 to 1 s of CPU, and tests ask for a few hundred service accounts a run. Within one fake
+# every account still has a key of its own (the n-th account the n-th key), so a test never
+# meets two accounts sharing a key; accounts of earlier tests lived in other fakes.
+_RSA_KEYS: list[rsa.RSAPrivateKey] = []
+
+
+def _rsa_key(index: int) -> rsa.RSAPrivateKey:
+    while len(_RSA_KEYS) <= index:
+        _RSA_KEYS.append(rsa.generate_private_key(public_exponent=65537, key_size=2048))
+    return _RSA_KEYS[index]
+
+
 @dataclass
 class _Account:
     client_email: str
@@ -251,7 +264,7 @@ class FakeFCMService(TLSServer):
     def service_account(self, project_id: str = "pushgate-test") -> dict[str, Any]:
         """A new service account of `project_id`, as the Firebase console's JSON download;
         `token_uri` points at the fake. The fake keeps the public key."""
-        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        key = _rsa_key(len(self._accounts))
         key_id = secrets.token_hex(20)
         email = f"firebase-adminsdk-{secrets.token_hex(3)}@{project_id}.iam.gserviceaccount.com"
         self._accounts[email] = _Account(email, project_id, key_id, key.public_key())
