@@ -1,7 +1,8 @@
 """The provider-neutral result of one send: what happened, and what the pipeline should do next.
 
 Every provider maps every answer (and every timeout or connection failure) to exactly one
-`Outcome`; see PROTOCOLS.md for the per-provider tables. Outcomes are values, not exceptions.
+`Outcome`; see docs/protocols.md#outcomes for the per-provider tables. Outcomes are values,
+not exceptions.
 """
 
 from __future__ import annotations

@@ -258,7 +258,7 @@ def classify(
     device_registered_at: datetime | float | None = None,
     environment: str | None = None,
 ) -> Verdict:
-    """Classify an APNs answer as in PROTOCOLS.md (APNs table), with the client's follow-up.
+    """Classify an APNs answer as in docs/protocols.md#apns-errors, with the client's follow-up.
 
     A 410 whose `timestamp` is older than the device's latest registration is `rejected`, not
     `token_invalid`: the app handed us this token again after Apple stopped accepting it, so

@@ -134,7 +134,7 @@ class DeliveryProvider(Protocol[CredentialsT]):
             credentials: the sending app's credentials for this provider.
 
         Returns:
-            The outcome, mapped as in PROTOCOLS.md.
+            The outcome, mapped as in docs/protocols.md#outcomes.
         """
         ...
 

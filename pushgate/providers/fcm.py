@@ -174,7 +174,8 @@ class FCMProvider(DeliveryProvider[FCMCredentials]):
             if isinstance(answer, Outcome):
                 return answer
             status, headers, raw = answer
-            # PROTOCOLS.md: a 401/403 from OAuth means refresh once, then credential alarm.
+            # A 401/403 from OAuth means refresh once, then credential alarm
+            # (docs/protocols.md#fcm-auth).
             if attempt == 0 and is_oauth_failure(status, raw):
                 tokens.invalidate(token)
                 continue

@@ -287,7 +287,7 @@ def is_oauth_failure(status: int, body: bytes) -> bool:
 def map_response(
     status: int, headers: Mapping[str, str], body: bytes, *, now: float | None = None
 ) -> Outcome:
-    """Classify FCM's answer as in PROTOCOLS.md (FCM HTTP v1 table).
+    """Classify FCM's answer in docs/protocols.md#fcm-errors.
 
     The `FcmError` code decides where there is one; otherwise the HTTP status: 401/403
     credential alarm (after the client's one refresh), 429 and 5xx retry later, 408 retry

@@ -280,7 +280,7 @@ def build_request(target: Target, message: Message, *, authorization: str) -> We
 def map_response(
     status: int, headers: Mapping[str, str], body: bytes, *, now: float | None = None
 ) -> Outcome:
-    """Classify a push service's answer as in PROTOCOLS.md (Web Push table).
+    """Classify a push service's answer as in docs/protocols.md#web-push-errors.
 
     Statuses the table does not name: 408 is retried like a timeout; a 3xx (never followed,
     RFC 8030 gives push services no reason to redirect) and any other 4xx are rejected.
@@ -294,7 +294,7 @@ def map_response(
         return Outcome.credential_alarm(error, status_code=status)
     if status == 429 or status >= 500 or status == 408:
         retry_after = answers.retry_after(answers.header(headers, "Retry-After"), now)
-        # A push service's 429 is about us at that service (PROTOCOLS.md, Web Push table):
+        # A push service's 429 is about us at that service (docs/protocols.md#hold-scopes):
         # its Retry-After holds every subscription on that origin.
         return Outcome.retry_later(
             error, retry_after=retry_after, status_code=status, hold=HoldScope.ORIGIN

@@ -251,7 +251,7 @@ class Deliverer:
     async def _registered_at(self, going: list[_Going]) -> dict[uuid.UUID, datetime]:
         """When each device of the batch whose provider asks for it (APNs) last registered, in
         one query: APNs's 410 carries the time it stopped accepting the token, and a device
-        that registered again since must not be deactivated (PROTOCOLS.md, APNs table)."""
+        that registered again since must not be deactivated (docs/protocols.md#apns-errors)."""
         wanted = self._registration_time
         ids = {g[0].device_id for g in going if g[0].platform in wanted and g[0].device_id}
         if not ids:

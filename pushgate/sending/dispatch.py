@@ -19,7 +19,7 @@ from pushgate.logs import get_logger
 from pushgate.providers.base import DeliveryProvider
 from pushgate.runtime import Runtime
 from pushgate.sending import addresses, jobs
-from pushgate.store import audience, deliveries, notification_progress, notifications
+from pushgate.store import audience, deliveries, notification_progress
 from pushgate.store.tables import utcnow
 
 log = get_logger(__name__)

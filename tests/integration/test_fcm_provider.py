@@ -294,7 +294,7 @@ async def test_a_project_the_account_cannot_send_for_is_a_credential_alarm(
 
     assert outcome.kind is OutcomeKind.CREDENTIAL_ALARM
     assert outcome.status_code == 403
-    assert fake.token_requests == 2  # PROTOCOLS.md: refresh once before giving up
+    assert fake.token_requests == 2  # docs/protocols.md#fcm-auth: refresh once before giving up
 
 
 async def test_a_refused_grant_is_a_credential_alarm_and_is_not_asked_again_at_once(
