@@ -33,15 +33,28 @@ class DeliveryStatus(StrEnum):
     PENDING = "pending"
     SENDING = "sending"
     RETRYING = "retrying"
+    # Planned at dispatch for a later time (quiet hours, local-time delivery, a throttled
+    # send): `next_attempt_at` says when; the sweeper makes it `pending` then.
+    DEFERRED = "deferred"
     SENT = "sent"
     FAILED = "failed"
     INVALID = "invalid"
     REJECTED = "rejected"
     EXPIRED = "expired"
     CANCELED = "canceled"
+    # Not sent, by the user's choice (muted, a category or platform opted out, a local time
+    # already past): `error` says why. Final, never an error.
+    SKIPPED = "skipped"
 
 
-OPEN_DELIVERY = frozenset({DeliveryStatus.PENDING, DeliveryStatus.SENDING, DeliveryStatus.RETRYING})
+OPEN_DELIVERY = frozenset(
+    {
+        DeliveryStatus.PENDING,
+        DeliveryStatus.SENDING,
+        DeliveryStatus.RETRYING,
+        DeliveryStatus.DEFERRED,
+    }
+)
 FINAL_DELIVERY = frozenset(DeliveryStatus) - OPEN_DELIVERY
 
 
@@ -101,10 +114,11 @@ def fcm_destination(address: str) -> str:
 def final_status(counts: Mapping[str, int]) -> NotificationStatus:
     """The status of a notification whose deliveries are all final, from their counts.
 
-    No audience at all is `completed` (there was nothing to do); every delivery sent is
+    Skipped deliveries (the users chose not to get it) do not count: no audience at all, or
+    only skipped ones, is `completed` (there was nothing to do); every other delivery sent is
     `completed`; all expired is `expired`; none sent is `failed`; a mix is `partially_failed`.
     """
-    total = sum(counts.values())
+    total = sum(counts.values()) - counts.get(DeliveryStatus.SKIPPED, 0)
     sent = counts.get(DeliveryStatus.SENT, 0)
     if total == 0 or sent == total:
         return NotificationStatus.COMPLETED

@@ -91,6 +91,17 @@ DataValue = Annotated[
 ]
 
 
+# Options added after idempotency hashes were first stored (see `request_hash`).
+_LATER_OPTIONS = (
+    "fcm_topic",
+    "transactional",
+    "ignore_quiet_hours",
+    "send_at_local",
+    "past_local_time",
+    "throttle_per_minute",
+)
+
+
 def _refuse(field: str, kind: str, message: str) -> ValidationError:
     """A validation error on `field`, for rules checked across fields (a model validator's own
     errors have no location, and the API names the offending field)."""
@@ -224,6 +235,32 @@ class NotificationCreate(BaseModel):
     metadata: storable.JSONObject = Field(default_factory=dict)
     template_code: ShortText | None = None
     variables: storable.JSONObject = Field(default_factory=dict)
+
+    # When and to whom, per delivery (see `options`).
+    transactional: bool = Field(
+        default=False,
+        description="A message the user must get whatever categories they opted out of (a"
+        " security code, a receipt): category opt-outs are ignored, a global mute is not.",
+    )
+    ignore_quiet_hours: bool = Field(
+        default=False, description="Deliver inside the users' quiet hours instead of after them."
+    )
+    send_at_local: datetime | None = Field(
+        default=None,
+        description="A wall-clock time without offset (`2026-12-24T09:00`): each device gets"
+        " it at that time in its own time zone (else its user's, else the app's default).",
+    )
+    past_local_time: Literal["send", "skip"] = Field(
+        default="send",
+        description="With send_at_local: for devices whose local time has already passed,"
+        " send at once (`send`) or not at all (`skip`).",
+    )
+    throttle_per_minute: int | None = Field(
+        default=None,
+        ge=1,
+        le=10_000_000,
+        description="Spread the deliveries over time, at most this many a minute.",
+    )
 
     @field_validator("data")
     @classmethod
@@ -362,12 +399,31 @@ class NotificationCreate(BaseModel):
             dry_run=self.dry_run,
         )
 
+    def options(self) -> dict[str, Any] | None:
+        """What dispatch needs, besides the target and the message, to decide whether, when
+        and in which words each delivery goes: stored with the notification. None for a
+        plain notification (every option at its default), which dispatch expands without
+        looking further."""
+        options: dict[str, Any] = {}
+        if self.transactional:
+            options["transactional"] = True
+        if self.ignore_quiet_hours:
+            options["ignore_quiet_hours"] = True
+        if self.send_at_local is not None:
+            options["send_at_local"] = self.send_at_local.isoformat()
+            options["past_local_time"] = self.past_local_time
+        if self.throttle_per_minute is not None:
+            options["throttle_per_minute"] = self.throttle_per_minute
+        return options or None
+
     def request_hash(self) -> str:
         """Identifies the request's content for idempotency: same key + same hash = replay."""
         body = self.model_dump(mode="json", exclude={"idempotency_key"})
-        if not self.fcm_topic:
-            # Left out when off, so requests stored before the option existed keep their hash.
-            del body["fcm_topic"]
+        # Options left out when at their default, so requests stored before they existed
+        # keep their hash.
+        for name in _LATER_OPTIONS:
+            if body[name] == NotificationCreate.model_fields[name].default:
+                del body[name]
         return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
     def expires_at(self, now: datetime) -> datetime:

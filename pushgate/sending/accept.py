@@ -315,6 +315,7 @@ def _new(
         idempotency_key=request.idempotency_key,
         request_hash=request.request_hash() if request.idempotency_key else None,
         accepted_at=now,
+        options=request.options(),
     )
 
 

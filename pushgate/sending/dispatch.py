@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -18,7 +18,7 @@ from pushgate.domain.notification import TargetKind
 from pushgate.logs import get_logger
 from pushgate.providers.base import DeliveryProvider
 from pushgate.runtime import Runtime
-from pushgate.sending import addresses, jobs
+from pushgate.sending import addresses, jobs, planning
 from pushgate.store import audience, deliveries, notification_progress
 from pushgate.store.tables import utcnow
 
@@ -84,6 +84,7 @@ class Dispatcher:
         made: list[int] = []
         row: notification_progress.Dispatching | None = None
         cursor: str | None = None
+        offset = 0
         while cursor != DONE:
             now = utcnow()
             # One transaction per page; the first also takes the notification, so a small
@@ -100,8 +101,10 @@ class Dispatcher:
                         await session.commit()
                         return []
                     cursor = row.dispatch_cursor
-                page, next_cursor = await self._page(session, row, cursor)
+                    offset = row.total
+                page, next_cursor = await self._page(session, row, cursor, now, offset)
                 cursor = str(next_cursor) if next_cursor else DONE
+                # The ids to send now: not the deferred ones, nor those final already.
                 ids = await deliveries.insert_many(
                     session=session,
                     notification_id=row.id,
@@ -112,12 +115,14 @@ class Dispatcher:
                 await notification_progress.record_page(
                     session=session,
                     notification_id=row.id,
-                    added=len(ids),
+                    added=len(page),
+                    finished=planning.finished(page) if len(ids) < len(page) else 0,
                     cursor=cursor,
                     lease_until=now + timedelta(seconds=self.lease),
                     last=cursor == DONE,
                 )
                 await session.commit()
+                offset += len(page)
             if not publish:
                 made.extend(ids)
             elif ids:
@@ -129,15 +134,26 @@ class Dispatcher:
         return made
 
     async def _page(
-        self, session: AsyncSession, row: notification_progress.Dispatching, cursor: str | None
+        self,
+        session: AsyncSession,
+        row: notification_progress.Dispatching,
+        cursor: str | None,
+        now: datetime,
+        offset: int,
     ) -> tuple[list[deliveries.NewDelivery], uuid.UUID | None]:
-        """The next page of the notification's deliveries after `cursor`, and the next cursor
-        (None: this is the last page)."""
+        """The next page of the notification's deliveries after `cursor`, planned (see
+        `planning`), and the next cursor (None: this is the last page)."""
+        context = planning.Page(
+            runtime=self.runtime, session=session, notification=row, now=now, offset=offset
+        )
         if notification_rules.is_fcm_topic(row.target):
             # One message to FCM's topic or condition: FCM fans it out, not us.
             return [_fcm_topic(row.target)], None
         if row.target["kind"] == TargetKind.TOKENS:
-            return _raw_tokens(self.runtime.providers, row.target), None
+            made = _raw_tokens(self.runtime.providers, row.target)
+            if row.options is None:
+                return made, None
+            return await planning.plan(context, [planning.from_delivery(d) for d in made]), None
         recipients, next_cursor = await audience.page(
             session=session,
             app_id=row.app_id,
@@ -145,6 +161,9 @@ class Dispatcher:
             after=uuid.UUID(cursor) if cursor else None,
             limit=self.page_size,
         )
+        if planning.needed(row, recipients):
+            planned = [planning.from_recipient(r) for r in recipients]
+            return await planning.plan(context, planned), next_cursor
         page = [
             deliveries.NewDelivery(
                 device_id=r.device_id,

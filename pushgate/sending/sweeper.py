@@ -2,6 +2,10 @@
 to the broker. Scheduled sends fire from here (any send time, surviving restarts), and work
 whose job was lost (a crash between commit and publish, a dead worker) is published again.
 
+Deliveries that dispatch planned for later (`deferred`: quiet hours, local-time delivery, a
+throttled send) are released from here too, when their `next_attempt_at` comes: they become
+`pending` and their deliver jobs are published, so a wait of hours holds no job in a queue.
+
 Queued is not lost. A delivery waits `pending` while its job sits in the deliver queue, and
 behind a broadcast of a million devices that is minutes, so "pending for a minute" cannot mean
 "lost". Both brokers keep a published job until a consumer settles it (a dead consumer's jobs
@@ -169,7 +173,7 @@ async def sweep_once(
         if len(stale) < BATCH:
             break
     if republished:
-        log.info("republished stale deliveries", count=republished)
+        log.info("published deferred and stale deliveries", count=republished)
     return len(due), republished
 
 

@@ -25,9 +25,22 @@ class Recipient:
     token: str
     p256dh: str | None
     auth: str | None
+    # For planning each delivery (preferences, locale, local time): see `sending.planning`.
+    user_id: str | None
+    locale: str | None
+    timezone: str | None
 
 
-_COLUMNS = (Device.id, Device.platform, Device.token, Device.p256dh, Device.auth)
+_COLUMNS = (
+    Device.id,
+    Device.platform,
+    Device.token,
+    Device.p256dh,
+    Device.auth,
+    Device.user_id,
+    Device.locale,
+    Device.timezone,
+)
 
 
 async def page(
@@ -96,7 +109,16 @@ async def _named(
     query = select(*_COLUMNS, Device.app_id, Device.enabled, Device.invalidated_at).where(match)
     recipients = sorted(
         (
-            Recipient(row.id, row.platform, row.token, row.p256dh, row.auth)
+            Recipient(
+                row.id,
+                row.platform,
+                row.token,
+                row.p256dh,
+                row.auth,
+                row.user_id,
+                row.locale,
+                row.timezone,
+            )
             for row in await session.execute(query)
             if row.app_id == app_id and row.enabled and row.invalidated_at is None
         ),

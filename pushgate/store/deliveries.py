@@ -45,11 +45,28 @@ _TABLE: Table = Delivery.__table__  # type: ignore[assignment]
 
 @dataclass(frozen=True, slots=True)
 class NewDelivery:
+    """A delivery dispatch makes. Most are `pending`, to send now; a planned one may be
+    `deferred` until `not_before`, or final at once (`skipped`, `expired`) with a `reason`."""
+
     device_id: uuid.UUID | None
     platform: str
     token: str
     p256dh: str | None = None
     auth: str | None = None
+    locale: str | None = None
+    status: DeliveryStatus = DeliveryStatus.PENDING
+    not_before: datetime | None = None
+    reason: str | None = None
+
+    @property
+    def plain(self) -> bool:
+        """Pending now, in the notification's own words: what the plain INSERT writes."""
+        return (
+            self.status is DeliveryStatus.PENDING
+            and self.locale is None
+            and self.not_before is None
+            and self.reason is None
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +82,8 @@ class Claimed:
     p256dh: str | None
     auth: str | None
     attempts: int
+    # The template variant to send (see `Delivery.locale`); None: the notification's message.
+    locale: str | None
 
 
 def _postgres(session: AsyncSession) -> bool:
@@ -82,6 +101,19 @@ _INSERT_UNNEST = text(
     " AS v(device_id, platform, token, p256dh, auth) "
     "RETURNING id"
 )
+# The same with what a planned page may set besides the address (see `NewDelivery`).
+_INSERT_UNNEST_PLANNED = text(
+    "INSERT INTO deliveries (notification_id, app_id, device_id, platform, token, p256dh, auth,"
+    " locale, status, next_attempt_at, error, attempts, created_at, updated_at) "
+    "SELECT :notification_id, :app_id, v.device_id, v.platform, v.token, v.p256dh, v.auth,"
+    " v.locale, v.status, v.next_attempt_at, v.error, 0, :now, :now "
+    "FROM unnest(CAST(:device_ids AS uuid[]), CAST(:platforms AS varchar[]),"
+    " CAST(:tokens AS text[]), CAST(:p256dhs AS varchar[]), CAST(:auths AS varchar[]),"
+    " CAST(:locales AS varchar[]), CAST(:statuses AS varchar[]),"
+    " CAST(:next_attempt_ats AS timestamptz[]), CAST(:errors AS varchar[]))"
+    " AS v(device_id, platform, token, p256dh, auth, locale, status, next_attempt_at, error) "
+    "RETURNING id, status"
+)
 _INSERT_MANY = insert(_TABLE).returning(_TABLE.c.id, sort_by_parameter_order=True)
 
 
@@ -93,25 +125,32 @@ async def insert_many(
     items: Sequence[NewDelivery],
     now: datetime,
 ) -> list[int]:
-    """Insert a page of deliveries in one statement; their ids."""
+    """Insert a page of deliveries in one statement; the ids of those to send now (pending),
+    for the deliver jobs. Deferred ones are the sweeper's to release; final ones are done."""
     if not items:
         return []
+    plain = all(item.plain for item in items)
     if _postgres(session):
-        result = await session.execute(
-            _INSERT_UNNEST,
-            {
-                "notification_id": notification_id,
-                "app_id": app_id,
-                "status": DeliveryStatus.PENDING.value,
-                "now": now,
-                "device_ids": [item.device_id for item in items],
-                "platforms": [item.platform for item in items],
-                "tokens": [item.token for item in items],
-                "p256dhs": [item.p256dh for item in items],
-                "auths": [item.auth for item in items],
-            },
-        )
-        return list(result.scalars())
+        params: dict[str, Any] = {
+            "notification_id": notification_id,
+            "app_id": app_id,
+            "status": DeliveryStatus.PENDING.value,
+            "now": now,
+            "device_ids": [item.device_id for item in items],
+            "platforms": [item.platform for item in items],
+            "tokens": [item.token for item in items],
+            "p256dhs": [item.p256dh for item in items],
+            "auths": [item.auth for item in items],
+        }
+        if not plain:
+            params["locales"] = [item.locale for item in items]
+            params["statuses"] = [item.status.value for item in items]
+            params["next_attempt_ats"] = [item.not_before for item in items]
+            params["errors"] = [item.reason for item in items]
+        if plain:
+            return list((await session.execute(_INSERT_UNNEST, params)).scalars())
+        result = await session.execute(_INSERT_UNNEST_PLANNED, params)
+        return [row.id for row in result if row.status == DeliveryStatus.PENDING.value]
     rows = [
         {
             "notification_id": notification_id,
@@ -121,14 +160,18 @@ async def insert_many(
             "token": item.token,
             "p256dh": item.p256dh,
             "auth": item.auth,
-            "status": DeliveryStatus.PENDING.value,
+            "locale": item.locale,
+            "status": item.status.value,
+            "next_attempt_at": item.not_before,
+            "error": item.reason,
             "attempts": 0,
             "created_at": now,
             "updated_at": now,
         }
         for item in items
     ]
-    return list((await session.execute(_INSERT_MANY, rows)).scalars())
+    ids = (await session.execute(_INSERT_MANY, rows)).scalars()  # in the order of `rows`
+    return [i for i, item in zip(ids, items, strict=True) if item.status is DeliveryStatus.PENDING]
 
 
 def _claim_statement(ids: ColumnElement[bool]) -> Any:
@@ -161,6 +204,7 @@ def _claim_statement(ids: ColumnElement[bool]) -> Any:
             c.p256dh,
             c.auth,
             c.attempts,
+            c.locale,
         )
     )
 
@@ -282,7 +326,9 @@ async def reclaim_stale(
     - retrying and due before `overdue` (the delayed job was lost, or came early and was
       dropped): `next_attempt_at` is moved to `now`;
     - sending with an expired lease (the worker holding the claim died): back to `retrying`,
-      due now, the attempt it made still counted.
+      due now, the attempt it made still counted;
+    - deferred until now or earlier (quiet hours over, a local time or a throttle slot come):
+      `pending`, to send now. Not a loss, only their time: these go first.
 
     `overdue` None leaves pending and retrying deliveries alone (the caller cannot tell them
     from queued ones yet: see `sending.sweeper`). Each kind is a conditional UPDATE ...
@@ -292,7 +338,17 @@ async def reclaim_stale(
     `next_attempt_at`, sending by `lease_until`), so a sweep costs what it takes, not the size
     of the table.
     """
-    kinds: list[tuple[ColumnElement[bool], Any, dict[str, Any]]] = []
+    kinds: list[tuple[ColumnElement[bool], Any, dict[str, Any]]] = [
+        (
+            and_(_is(DeliveryStatus.DEFERRED), Delivery.next_attempt_at <= now),
+            Delivery.next_attempt_at,
+            {
+                "status": DeliveryStatus.PENDING.value,
+                "next_attempt_at": None,
+                "updated_at": now,
+            },
+        )
+    ]
     if overdue is not None:
         kinds += [
             (

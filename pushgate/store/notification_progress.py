@@ -30,6 +30,14 @@ class Dispatching:
     app_id: uuid.UUID
     target: dict[str, Any]
     dispatch_cursor: str | None
+    # What planning each delivery needs (see `sending.planning`); `options` None: a plain one.
+    options: dict[str, Any] | None
+    category: str | None
+    created_at: datetime
+    send_at: datetime | None
+    expires_at: datetime
+    # Deliveries made by the pages before this one.
+    total: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +52,8 @@ class Sending:
     created_at: datetime
     send_at: datetime | None
     expires_at: datetime
+    # A template's text per other locale (`Notification.renders`), or None.
+    renders: dict[str, Any] | None
 
 
 _TABLE: Table = Notification.__table__  # type: ignore[assignment]
@@ -71,7 +81,18 @@ async def claim_dispatch(
             ),
         )
         .values(status=NotificationStatus.DISPATCHING.value, lease_until=until, updated_at=now)
-        .returning(c.id, c.app_id, c.target, c.dispatch_cursor)
+        .returning(
+            c.id,
+            c.app_id,
+            c.target,
+            c.dispatch_cursor,
+            c.options,
+            c.category,
+            c.created_at,
+            c.send_at,
+            c.expires_at,
+            c.total,
+        )
     )
     row = (await session.execute(statement)).first()
     return None if row is None else Dispatching(*row)
@@ -80,7 +101,15 @@ async def claim_dispatch(
 async def get_many(*, session: AsyncSession, ids: Collection[uuid.UUID]) -> list[Sending]:
     c = _TABLE.c
     query = select(
-        c.id, c.app_id, c.status, c.target, c.message, c.created_at, c.send_at, c.expires_at
+        c.id,
+        c.app_id,
+        c.status,
+        c.target,
+        c.message,
+        c.created_at,
+        c.send_at,
+        c.expires_at,
+        c.renders,
     ).where(c.id.in_(list(ids)))
     return [Sending(*row) for row in await session.execute(query)]
 
@@ -93,18 +122,21 @@ async def record_page(
     cursor: str,
     lease_until: datetime,
     last: bool = False,
+    finished: int = 0,
 ) -> None:
-    """Count a page of deliveries, move the resume cursor and renew the dispatcher's hold; on
-    the `last` page, also mark the dispatch done (in the same statement).
+    """Count a page of deliveries (`finished` of them final already: skipped or expired when
+    planned), move the resume cursor and renew the dispatcher's hold; on the `last` page, also
+    mark the dispatch done (in the same statement).
 
-    A last page that added deliveries cannot complete the notification: they are not
-    published yet, so none is final. Only an empty last page (an empty audience, or a previous
-    page that ended exactly at the end) may leave every delivery final already, so only then
-    is the notification finalized here.
+    A last page with deliveries still to send cannot complete the notification: they are not
+    published yet. Only a last page whose deliveries are all final (none at all: an empty
+    audience, or a previous page that ended exactly at the end) may leave every delivery of
+    the notification final already, so only then is the notification finalized here.
     """
     now = utcnow()
     values: dict[str, Any] = {
         "total": Notification.total + added,
+        "finished": Notification.finished + finished,
         "dispatch_cursor": cursor,
         "lease_until": None if last else lease_until,
         "updated_at": now,
@@ -114,7 +146,7 @@ async def record_page(
         statement = statement.where(Notification.dispatched_at.is_(None))
         values["dispatched_at"] = now
     await session.execute(statement.values(values))
-    if last and added == 0:
+    if last and added == finished:
         await finalize(session=session, notification_ids=[notification_id])
 
 

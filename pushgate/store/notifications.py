@@ -37,6 +37,9 @@ class NewNotification:
     idempotency_key: str | None
     request_hash: str | None
     accepted_at: datetime
+    # `NotificationCreate.options()`, and a template's text per other locale (see the columns).
+    options: dict[str, Any] | None = None
+    renders: dict[str, Any] | None = None
 
 
 class Created:
@@ -147,6 +150,8 @@ async def create_many(
             "message": item.message,
             "category": item.category,
             "metadata": item.metadata,
+            "options": item.options,
+            "renders": item.renders,
             "send_at": item.send_at,
             "expires_at": item.expires_at,
             "idempotency_key": key,

@@ -61,6 +61,8 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 JSONType = JSON().with_variant(JSONB(), "postgresql")
+# For optional JSON columns: Python None is SQL NULL, not the JSON value `null`.
+NullableJSON = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
 
 
 def utcnow() -> datetime:
@@ -84,6 +86,9 @@ class App(Base):
     # Sealed with the secrets key (store.credentials.SecretBox): read it with apps.vapid_key_pair.
     vapid_private_key: Mapped[str] = mapped_column(Text)
     vapid_subject: Mapped[str | None] = mapped_column(String(255))
+    # An IANA time zone name for users and devices that give none (local-time delivery, quiet
+    # hours); None is UTC.
+    default_timezone: Mapped[str | None] = mapped_column(String(64))
 
 
 class APIKey(Base):
@@ -199,6 +204,13 @@ class Notification(Base):
     message: Mapped[dict[str, Any]]
     category: Mapped[str | None] = mapped_column(String(100))
     meta: Mapped[dict[str, Any]] = mapped_column("metadata", default=dict)
+    # What decides, per delivery, whether and when it goes and in which words: the template
+    # used, transactional, quiet hours, local time, throttle (`NotificationCreate.options`).
+    # None for a plain notification, which dispatch then expands without looking further.
+    options: Mapped[dict[str, Any] | None] = mapped_column(NullableJSON)
+    # A template's rendering per locale variant, `{locale: message}`, besides `message` (the
+    # default locale's); a delivery's `locale` picks one.
+    renders: Mapped[dict[str, Any] | None] = mapped_column(NullableJSON)
     send_at: Mapped[datetime | None]
     expires_at: Mapped[datetime]
     idempotency_key: Mapped[str | None] = mapped_column(String(255))
@@ -243,6 +255,9 @@ class Delivery(Base):
     token: Mapped[str] = mapped_column(Text)
     p256dh: Mapped[str | None] = mapped_column(String(100))
     auth: Mapped[str | None] = mapped_column(String(40))
+    # The template variant this delivery sends (a key of its notification's `renders`); None
+    # is the notification's `message`.
+    locale: Mapped[str | None] = mapped_column(String(35))
     status: Mapped[str] = mapped_column(String(16))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime | None]
@@ -270,6 +285,8 @@ class Delivery(Base):
                 ("updated_at", "pending"),
                 ("next_attempt_at", "retrying"),
                 ("lease_until", "sending"),
+                # The sweeper releases deferred deliveries when their time comes (0008).
+                ("next_attempt_at", "deferred"),
             )
         ),
     )
@@ -302,3 +319,50 @@ class AppCredential(Base):
     __table_args__ = (
         UniqueConstraint("app_id", "platform", name="uq_app_credentials_app_platform"),
     )
+
+
+class Template(Base):
+    """One version of an app's template: per-locale variants of the message's text fields,
+    rendered with variables. Versions are never changed: an edit adds the next one, and a
+    notification records the version it used."""
+
+    __tablename__ = "templates"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    app_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"))
+    code: Mapped[str] = mapped_column(String(100))
+    version: Mapped[int] = mapped_column(Integer)
+    default_locale: Mapped[str] = mapped_column(String(35))
+    # {locale: {"title", "body", "url", "image", "data", "webpush", "fcm", "apns"}}
+    variants: Mapped[dict[str, Any]]
+    description: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (
+        UniqueConstraint("app_id", "code", "version", name="uq_templates_app_code_version"),
+    )
+
+
+class UserPreference(Base):
+    """What one user of an app wants to receive and when: a global mute, opt-outs per category
+    and per platform, quiet hours in a time zone, and the user's own locale and time zone (used
+    for devices that give none)."""
+
+    __tablename__ = "user_preferences"
+
+    app_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("apps.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    muted: Mapped[bool] = mapped_column(Boolean, default=False)
+    # {category: false} opts out; a category not named is received.
+    categories: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # {platform: false} opts out.
+    platforms: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # "HH:MM" wall-clock bounds in `quiet_timezone`; both or neither.
+    quiet_start: Mapped[str | None] = mapped_column(String(5))
+    quiet_end: Mapped[str | None] = mapped_column(String(5))
+    quiet_timezone: Mapped[str | None] = mapped_column(String(64))
+    locale: Mapped[str | None] = mapped_column(String(35))
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
