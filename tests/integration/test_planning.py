@@ -64,7 +64,8 @@ async def test_skipped_and_deferred_deliveries_are_counted_released_and_finished
     assert sorted(made) == by_status["pending"]
     assert {row.error for row in rows if row.status == "skipped"} == {"muted"}
     assert {row.next_attempt_at for row in rows if row.status == "deferred"} == {later}
-    assert stored is not None and (stored.total, stored.finished) == (12, 3)
+    assert stored is not None
+    assert (stored.total, stored.finished) == (12, 3)
 
     # And a deferred delivery cannot be claimed before its time, even if a job names it
     async with runtime.sessions() as session:
@@ -135,4 +136,5 @@ async def test_a_time_past_the_lifetime_expires_the_delivery_instead_of_deferrin
             ).scalars()
         )
     assert statuses == {"expired"}
-    assert stored is not None and stored.status == "expired"
+    assert stored is not None
+    assert stored.status == "expired"
