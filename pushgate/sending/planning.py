@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pushgate.domain.notification import FINAL_DELIVERY, DeliveryStatus
 from pushgate.runtime import Runtime
+from pushgate.sending import locales
 from pushgate.store.audience import Recipient
 from pushgate.store.deliveries import NewDelivery
 from pushgate.store.notification_progress import Dispatching
@@ -83,7 +84,7 @@ class Page:
 Step = Callable[[Page, list[Planned]], Awaitable[None]]
 
 # The rules, in the order they apply: who is skipped first, then in which words, then when.
-STEPS: list[Step] = []
+STEPS: list[Step] = [locales.choose_variants]
 
 
 def from_recipient(recipient: Recipient) -> Planned:

@@ -21,6 +21,21 @@ class NotificationAccepted(BaseModel):
     idempotency_key: str | None = None
 
 
+class TemplateUsed(BaseModel):
+    """The template a notification was rendered from, and the version it used."""
+
+    code: str
+    version: int
+    locale: str | None = Field(default=None, description="The variant the request forced.")
+
+    @classmethod
+    def of(cls, options: dict[str, Any] | None) -> TemplateUsed | None:
+        used = (options or {}).get("template")
+        if used is None:
+            return None
+        return cls(code=used["code"], version=used["version"], locale=used.get("locale"))
+
+
 class NotificationPublic(BaseModel):
     id: uuid.UUID
     status: str
@@ -36,6 +51,9 @@ class NotificationPublic(BaseModel):
     counts: dict[str, int] = Field(description="Deliveries per status, and `total`.")
     platforms: dict[str, dict[str, int]] = Field(description="platform -> status -> count.")
     message: dict[str, Any]
+    template: TemplateUsed | None = Field(
+        default=None, description="When it was sent with a template: which, in which version."
+    )
 
     @classmethod
     def of(
@@ -56,6 +74,7 @@ class NotificationPublic(BaseModel):
             counts=counts,
             platforms=by_platform,
             message=row.message,
+            template=TemplateUsed.of(row.options),
         )
 
 
@@ -69,6 +88,7 @@ class NotificationSummary(BaseModel):
     send_at: datetime | None
     completed_at: datetime | None
     total: int
+    template: TemplateUsed | None = None
 
     @classmethod
     def of(cls, row: Notification) -> NotificationSummary:
@@ -82,6 +102,7 @@ class NotificationSummary(BaseModel):
             send_at=row.send_at,
             completed_at=row.completed_at,
             total=row.total,
+            template=TemplateUsed.of(row.options),
         )
 
 
@@ -103,6 +124,9 @@ class DeliveryPublic(BaseModel):
     updated_at: datetime
     sent_at: datetime | None
     next_attempt_at: datetime | None
+    locale: str | None = Field(
+        default=None, description="The template variant it sent; none: the default one."
+    )
 
     @classmethod
     def of(cls, row: Delivery) -> DeliveryPublic:
@@ -119,6 +143,7 @@ class DeliveryPublic(BaseModel):
             updated_at=row.updated_at,
             sent_at=row.sent_at,
             next_attempt_at=row.next_attempt_at,
+            locale=row.locale,
         )
 
 
