@@ -20,6 +20,7 @@ from pydantic_core import PydanticCustomError
 from pushgate.domain import rendering, storable
 from pushgate.domain.locales import Locale, locale_of
 from pushgate.domain.request import DataValue
+from pushgate.domain.request import _refuse as refuse
 
 MAX_VARIANTS = 100
 MAX_DATA_KEYS = 100
@@ -118,9 +119,11 @@ class Content(BaseModel):
     @model_validator(mode="after")
     def _default_is_a_variant(self) -> Content:
         if self.default_locale not in self.variants:
-            raise ValueError(
+            raise refuse(
+                "default_locale",
+                "default_locale",
                 f"default_locale {self.default_locale!r} must be one of the variants"
-                f" ({', '.join(sorted(self.variants))})"
+                f" ({', '.join(sorted(self.variants))})",
             )
         return self
 

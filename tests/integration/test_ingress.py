@@ -98,7 +98,7 @@ async def test_poison_messages_are_dead_lettered_while_good_ones_flow(
         {**good, "app": "no-such-app"},
         {**good, "ttl": -5},
         {**good, "user_id": None, "user_ids": None},
-        {**good, "template_code": "welcome", "variables": {"name": "Ada"}},
+        {**good, "body": None, "template_code": "welcome", "variables": {"name": "Ada"}},
         {**good, "title": "second"},
     )
 
