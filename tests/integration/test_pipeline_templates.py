@@ -305,3 +305,35 @@ async def test_push_queue_messages_use_templates_and_a_bad_variable_is_dead_lett
     [letter] = await dead_letters(pushgate, 1)
     assert letter.reason.startswith("missing_variable: variable 'name' is missing"), letter.reason
     assert "order_shipped" in letter.reason
+
+
+async def test_bulk_and_send_immediate_render_templates_too(
+    pushgate: Pushgate, acme: TenantKeys, fake_push: FakeWebPushService
+) -> None:
+    # Given a French browser and a template
+    await make_template(pushgate, acme, ORDER)
+    browser = fake_push.new_subscription()
+    await pushgate.subscribe(acme.subscribe, browser, user_id="u1", locale="fr")
+    body = {"user_id": "u1", "template_code": "order_shipped", "variables": VARIABLES}
+
+    # When a bulk request sends it twice (once missing a variable), then send-immediate once
+    bulk = await pushgate.http.post(
+        "/v1/notifications/bulk",
+        json={"notifications": [body, {**body, "variables": {}}, {**body, "locale": "en"}]},
+        headers=acme.send,
+    )
+    immediate = await pushgate.http.post(
+        "/v1/notifications/send-immediate", json=body, headers=acme.send
+    )
+
+    # Then each item is answered on its own, and every send arrives in its variant
+    assert [r["status_code"] for r in bulk.json()["results"]] == [202, 422, 202]
+    assert bulk.json()["results"][1]["error"]["code"] == "missing_variable"
+    assert immediate.status_code == 200, immediate.text
+    assert [d["status"] for d in immediate.json()["deliveries"]] == ["sent"]
+    await until(lambda: len(fake_push.received_for(browser)) == 3, what="three sends")
+    assert sorted(r.payload["title"] for r in fake_push.received_for(browser)) == [
+        "Commande 42 expédiée",
+        "Commande 42 expédiée",
+        "Order 42 shipped",
+    ]
