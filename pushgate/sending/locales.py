@@ -17,8 +17,8 @@ from pushgate.store import templates
 if TYPE_CHECKING:  # planning lists this step in its STEPS
     from pushgate.sending.planning import Page, Planned
 
-# `page.facts[USER_LOCALES]`: {user_id: locale} for the page's users that set one. Read here
-# unless an earlier step (the preferences one, which reads the same rows) left it.
+# `page.facts[USER_LOCALES]`: {user_id: locale} for every user of the page that set one. Read
+# here unless an earlier step (the preferences one, which reads the same rows) left it.
 USER_LOCALES = "user_locales"
 
 
@@ -28,9 +28,8 @@ async def choose_variants(page: Page, items: list[Planned]) -> None:
         return  # not templated, forced to one variant, or only the default to choose from
     default: str = template["default_locale"]
     variants = {default, *template["locales"]}
-    users = await _user_locales(
-        page, {i.user_id for i in items if i.user_id and not i.device_locale}
-    )
+    needs_user = any(i.user_id and not i.device_locale for i in items)
+    users = await _user_locales(page, items) if needs_user else {}
     chosen: dict[str | None, str | None] = {}
     for item in items:
         wanted = item.device_locale or (users.get(item.user_id) if item.user_id else None)
@@ -41,11 +40,14 @@ async def choose_variants(page: Page, items: list[Planned]) -> None:
         item.locale = chosen[wanted]
 
 
-async def _user_locales(page: Page, user_ids: set[str]) -> dict[str, str]:
+async def _user_locales(page: Page, items: list[Planned]) -> dict[str, str]:
+    """The locales of every user of the page (one query, shared through `page.facts`)."""
     known: dict[str, str] | None = page.facts.get(USER_LOCALES)
     if known is None:
         known = await templates.user_locales(
-            session=page.session, app_id=page.notification.app_id, user_ids=user_ids
+            session=page.session,
+            app_id=page.notification.app_id,
+            user_ids={i.user_id for i in items if i.user_id},
         )
         page.facts[USER_LOCALES] = known
     return known
