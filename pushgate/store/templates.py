@@ -18,8 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from pushgate.errors import ConflictError, NotFoundError
 from pushgate.store.tables import Template, UserPreference
 
-# Tries of an edit that lost the race for its version number to another edit.
-EDIT_TRIES = 3
+# Tries of an edit that lost the race for its version number to another edit: each of n
+# concurrent edits may lose to the n - 1 others, once each (edits are people's, rarely many).
+EDIT_TRIES = 10
 
 
 def not_found(code: str) -> NotFoundError:

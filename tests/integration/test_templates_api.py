@@ -3,6 +3,7 @@ version history, preview, and who may do what."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
@@ -192,3 +193,37 @@ async def test_the_routes_are_in_the_openapi_document_with_their_statuses(
     assert {"200", "404", "409", "422"} <= set(paths["/v1/templates/{code}"]["put"]["responses"])
     assert "404" in paths["/v1/templates/{code}/versions"]["get"]["responses"]
     assert "422" in paths["/v1/templates/{code}/preview"]["post"]["responses"]
+
+
+async def test_concurrent_edits_each_get_their_own_version(
+    pushgate: Pushgate, acme: TenantKeys
+) -> None:
+    await create(pushgate, acme, WELCOME)
+
+    answers = await asyncio.gather(
+        *(
+            pushgate.http.put(
+                "/v1/templates/welcome",
+                json={"default_locale": "en", "variants": {"en": {"title": f"edit {n}"}}},
+                headers=acme.admin,
+            )
+            for n in range(4)
+        )
+    )
+
+    assert [a.status_code for a in answers] == [200] * 4, [a.text for a in answers]
+    assert sorted(a.json()["version"] for a in answers) == [2, 3, 4, 5]
+
+
+async def test_the_list_is_paged_by_code(pushgate: Pushgate, acme: TenantKeys) -> None:
+    for code in ("c", "a", "b"):
+        await create(pushgate, acme, {**WELCOME, "code": code})
+
+    first = (await pushgate.http.get("/v1/templates?limit=2", headers=acme.send)).json()
+    rest = await pushgate.http.get(
+        f"/v1/templates?limit=2&cursor={first['next_cursor']}", headers=acme.send
+    )
+
+    assert [t["code"] for t in first["items"]] == ["a", "b"]
+    assert [t["code"] for t in rest.json()["items"]] == ["c"]
+    assert rest.json()["next_cursor"] is None
