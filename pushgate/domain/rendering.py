@@ -36,8 +36,12 @@ MAX_URL = 2048
 # field holds, far less than would hurt the process.
 MAX_MADE = 100_000
 MAX_EXPONENT = 64
-_WIDE = re.compile(r"\d{6,}")  # a width or precision of a million or more
-_PADDING = frozenset({"center", "ljust", "rjust", "zfill", "expandtabs", "format", "format_map"})
+# A width or precision of a million or more, or one taken from the arguments, in a `%` format
+# and in a `str.format` field.
+_PERCENT_WIDE = re.compile(r"%[-+ #0]*(?:\*|\d{6,}|\d*\.(?:\*|\d{6,}))")
+_FORMAT_WIDE = re.compile(r"\{[^{}]*:[^{}]*(?:\d{6,}|\{)")
+# str methods whose integer arguments are the width they pad to.
+_PADDING = frozenset({"center", "ljust", "rjust", "zfill", "expandtabs"})
 _TEMPLATE_FILE = "<template>"
 
 
@@ -94,8 +98,8 @@ class _Environment(ImmutableSandboxedEnvironment):
                 raise SecurityError(f"exponents above {MAX_EXPONENT} are not allowed")
             if isinstance(left, int) and isinstance(right, int):
                 _bounded(abs(left).bit_length() * right // 3)  # about its decimal digits
-        elif isinstance(left, str) and _WIDE.search(left):
-            raise SecurityError("format widths of a million or more are not allowed")
+        elif isinstance(left, str):
+            _narrow(left, _PERCENT_WIDE)
         return super().call_binop(context, operator, left, right)
 
     def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805 (Jinja's own signature)
@@ -104,11 +108,21 @@ class _Environment(ImmutableSandboxedEnvironment):
             for value in (*args, *kwargs.values()):
                 if isinstance(value, int):
                     _bounded(value)
-                elif isinstance(value, str) and _WIDE.search(value):
-                    raise SecurityError("format widths of a million or more are not allowed")
-            if _WIDE.search(owner):
-                raise SecurityError("format widths of a million or more are not allowed")
         return super().call(__context, __obj, *args, **kwargs)
+
+    def wrap_str_format(self, value: Any) -> Any:
+        # `'...'.format` is wrapped when it is read, not when it is called (Jinja's own hook).
+        wrapped = super().wrap_str_format(value)
+        if wrapped is not None:
+            _narrow(value.__self__, _FORMAT_WIDE)
+        return wrapped
+
+
+def _narrow(format_string: str, wide: re.Pattern[str]) -> None:
+    if wide.search(format_string):
+        raise SecurityError(
+            "format widths of a million or more, or taken from the arguments, are not allowed"
+        )
 
 
 def _bounded(size: int) -> None:
@@ -129,13 +143,13 @@ def _bounded_filter(name: str, env: _Environment) -> Any:
 
 def _make_environment() -> _Environment:
     env = _Environment(undefined=_Strict, autoescape=False, keep_trailing_newline=True)
-    for name in ("center", "indent", "wordwrap"):
+    for name in ("center", "indent"):
         env.filters[name] = _bounded_filter(name, env)
     original_format = env.filters["format"]
 
     def bounded_format(value: Any, *args: Any, **kwargs: Any) -> Any:
-        if isinstance(value, str) and _WIDE.search(value):
-            raise SecurityError("format widths of a million or more are not allowed")
+        if isinstance(value, str):
+            _narrow(value, _PERCENT_WIDE)
         return original_format(value, *args, **kwargs)
 
     env.filters["format"] = bounded_format

@@ -147,13 +147,35 @@ def test_a_variable_that_is_not_needed_is_ignored_and_is_defined_tests_work() ->
         "{{ 'x' | center(10000000) }}",
         "{{ '%999999999d' % 1 }}",
         "{{ 10 ** 100000 }}",
+        "{{ ((10 ** 60) ** 60) ** 60 }}",
+        "{{ 'x'.ljust(1000000) }}",
+        "{{ '{:>9999999}'.format(1) }}",
+        "{{ '{:>{w}}'.format(1, w=w) }}",
+        "{{ '%*d' % (w, 1) }}",
+        "{{ '{:.9999999f}'.format(1.5) }}",
+        "{{ '%9999999d' | format(1) }}",
+        "{{ 'x' | indent(1000000) }}",
     ],
 )
 def test_the_sandbox_refuses_internals_changes_and_huge_values(source: str) -> None:
     with pytest.raises(rendering.RenderError) as caught:
-        rendering.render_text(source, {"x": "s", "items": []})
+        rendering.render_text(source, {"x": "s", "items": [], "w": 99_999_999})
 
     assert caught.value.kind == "template_unsafe"
+
+
+def test_a_key_missing_in_a_value_the_template_made_names_no_variable() -> None:
+    with pytest.raises(rendering.RenderError) as caught:
+        rendering.render_text("{{ ({'a': 1}).b }}", {})
+
+    assert (caught.value.kind, caught.value.variable) == ("missing_variable", None)
+
+
+def test_an_error_on_a_line_without_variables_blames_none() -> None:
+    with pytest.raises(rendering.RenderError) as caught:
+        rendering.render_text("{{ 1 / 0 }}", {"x": 1})
+
+    assert (caught.value.kind, caught.value.variable) == ("invalid_variable", None)
 
 
 def test_a_rendering_longer_than_its_field_is_refused() -> None:
@@ -161,6 +183,19 @@ def test_a_rendering_longer_than_its_field_is_refused() -> None:
         rendering.render_text("{% for i in range(5000) %}ab{% endfor %}", {})
 
     assert caught.value.kind == "render_too_long"
+
+
+@pytest.mark.parametrize(
+    ("source", "text"),
+    [
+        ("Call 0800123456 about {{ '%s' % order }}", "Call 0800123456 about 1234567"),
+        ("{{ '{:,}'.format(order) }} points", "1,234,567 points"),
+        ("{{ '%08.2f' | format(2.5) }}", "00002.50"),
+        ("{{ 'ab'.ljust(4, '.') }}|{{ 'x' | center(3) }}", "ab..| x "),
+    ],
+)
+def test_ordinary_formatting_is_allowed(source: str, text: str) -> None:
+    assert rendering.render_text(source, {"order": 1234567}) == text
 
 
 def test_text_is_not_html_escaped() -> None:
