@@ -20,6 +20,7 @@ import traceback
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+import orjson
 from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError, nodes
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
@@ -141,8 +142,25 @@ def _bounded_filter(name: str, env: _Environment) -> Any:
     return bounded
 
 
+def _as_text(value: Any) -> Any:
+    """What `{{ value }}` prints: variables are JSON, so JSON's spelling (`true`, `null` as
+    nothing, objects as JSON) rather than Python's (`True`, `None`, `{'a': 1}`)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict | list):
+        try:
+            return orjson.dumps(value).decode()
+        except TypeError:
+            return value
+    return value
+
+
 def _make_environment() -> _Environment:
-    env = _Environment(undefined=_Strict, autoescape=False, keep_trailing_newline=True)
+    env = _Environment(
+        undefined=_Strict, autoescape=False, keep_trailing_newline=True, finalize=_as_text
+    )
     for name in ("center", "indent"):
         env.filters[name] = _bounded_filter(name, env)
     original_format = env.filters["format"]

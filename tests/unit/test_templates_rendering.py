@@ -198,6 +198,14 @@ def test_ordinary_formatting_is_allowed(source: str, text: str) -> None:
     assert rendering.render_text(source, {"order": 1234567}) == text
 
 
+def test_json_values_print_in_json_spelling() -> None:
+    variables = {"yes": True, "none": None, "obj": {"a": [1, "b"]}}
+
+    text = rendering.render_text("{{ yes }}|{{ none }}|{{ obj }}", variables)
+
+    assert text == 'true||{"a":[1,"b"]}'
+
+
 def test_text_is_not_html_escaped() -> None:
     assert rendering.render_text("{{ a }}", {"a": "<b>Tom & Jerry</b>"}) == "<b>Tom & Jerry</b>"
 
