@@ -158,6 +158,27 @@ async def test_transactional_overrides_a_category_opt_out_but_not_the_mute(
     }
 
 
+async def test_send_immediate_answers_with_the_skipped_deliveries_too(
+    runtime: Runtime, tenant: TenantKeys, client: httpx.AsyncClient
+) -> None:
+    # Given a muted user with two devices
+    await add_devices(runtime, tenant.app_id, "muted", "fcm", "apns")
+    await set_preferences(runtime, tenant.app_id, "muted", Preferences(muted=True))
+
+    # When a notification is sent to them at once
+    response = await client.post(
+        "/v1/notifications/send-immediate",
+        json={"user_ids": ["muted"], "title": "Now"},
+        headers=tenant.send,
+    )
+
+    # Then the answer shows both deliveries skipped, and why
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["status"] == "completed"
+    assert [(d["status"], d["error"]) for d in body["deliveries"]] == [("skipped", "muted")] * 2
+
+
 @contextlib.contextmanager
 def preference_reads(runtime: Runtime) -> Iterator[list[str]]:
     """The statements that read `user_preferences` while the block runs."""
