@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -156,6 +156,28 @@ async def test_transactional_overrides_a_category_opt_out_but_not_the_mute(
         "no-security": "skipped",
         "muted": "skipped",
     }
+
+
+async def test_a_user_of_another_app_with_the_same_id_does_not_mute_this_one(
+    runtime: Runtime,
+    tenant: TenantKeys,
+    tenant_factory: Callable[[str], Awaitable[TenantKeys]],
+) -> None:
+    # Given alice in two apps, muted only in the other one
+    other = await tenant_factory("globex")
+    await add_devices(runtime, tenant.app_id, "alice", "fcm")
+    await add_devices(runtime, other.app_id, "alice", "fcm")
+    await set_preferences(runtime, other.app_id, "alice", Preferences(muted=True))
+
+    # When each app sends to its alice
+    ours = await accepted(runtime, tenant.app_id, user_ids=["alice"], broadcast=False)
+    theirs = await accepted(runtime, other.app_id, user_ids=["alice"], broadcast=False)
+    for notification in (ours, theirs):
+        await dispatch.Dispatcher(runtime).dispatch(notification, publish=False)
+
+    # Then only the other app's alice is skipped
+    assert [r.status for r in await deliveries_of(runtime, ours)] == ["pending"]
+    assert [r.status for r in await deliveries_of(runtime, theirs)] == ["skipped"]
 
 
 async def test_send_immediate_answers_with_the_skipped_deliveries_too(
