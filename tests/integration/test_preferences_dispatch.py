@@ -26,7 +26,7 @@ from pushgate.sending import accept, deliver, dispatch, sweeper
 from pushgate.settings import Settings
 from pushgate.store import apps, devices
 from pushgate.store import preferences as stored
-from pushgate.store.tables import Delivery, Device, Notification, utcnow
+from pushgate.store.tables import Delivery, Device, Notification, UserPreference, utcnow
 from tests.conftest import TenantKeys
 from tests.fakes.webpush_server import FakeWebPushService
 from tests.integration.conftest import pipeline_settings
@@ -178,6 +178,36 @@ async def test_a_user_of_another_app_with_the_same_id_does_not_mute_this_one(
     # Then only the other app's alice is skipped
     assert [r.status for r in await deliveries_of(runtime, ours)] == ["pending"]
     assert [r.status for r in await deliveries_of(runtime, theirs)] == ["skipped"]
+
+
+async def test_quiet_hours_stored_in_a_zone_no_longer_known_are_ignored_not_fatal(
+    runtime: Runtime, tenant: TenantKeys
+) -> None:
+    # Given quiet hours stored in a zone the time zone database does not have (written by
+    # hand, or a zone gone since): the API would have refused it
+    await add_devices(runtime, tenant.app_id, "alice", "fcm")
+    row = {"quiet_start": "00:00", "quiet_end": "23:59", "quiet_timezone": "Mars/Olympus"}
+    async with runtime.sessions() as session:
+        await session.execute(
+            insert(UserPreference),
+            [
+                {
+                    "app_id": tenant.app_id,
+                    "user_id": "alice",
+                    "categories": {},
+                    "platforms": {},
+                    **row,
+                }
+            ],
+        )
+        await session.commit()
+
+    # When a notification is dispatched to her
+    notification = await accepted(runtime, tenant.app_id, user_ids=["alice"], broadcast=False)
+    made = await dispatch.Dispatcher(runtime).dispatch(notification, publish=False)
+
+    # Then it goes, instead of failing every dispatch to her
+    assert len(made) == 1
 
 
 async def test_send_immediate_answers_with_the_skipped_deliveries_too(
