@@ -4,7 +4,8 @@ each through the fallback `fr-CA` -> `fr` -> the default (`domain.locales.resolv
 
 Only templated notifications have variants to pick (`options["template"]`, written by
 `sending.templates`); one that forced a locale has a single one, its message. A delivery's
-`locale` stays None for the default variant: it sends the notification's message.
+`locale` stays None for the default variant: it sends the notification's message. The users'
+locales come with their preferences, which the preferences step reads for the page.
 """
 
 from __future__ import annotations
@@ -12,14 +13,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from pushgate.domain import locales
-from pushgate.store import templates
+from pushgate.domain.preferences import Preferences
+from pushgate.sending import preferences
+from pushgate.store import preferences as stored_preferences
 
 if TYPE_CHECKING:  # planning lists this step in its STEPS
     from pushgate.sending.planning import Page, Planned
-
-# `page.facts[USER_LOCALES]`: {user_id: locale} for every user of the page that set one. Read
-# here unless an earlier step (the preferences one, which reads the same rows) left it.
-USER_LOCALES = "user_locales"
 
 
 async def choose_variants(page: Page, items: list[Planned]) -> None:
@@ -29,10 +28,12 @@ async def choose_variants(page: Page, items: list[Planned]) -> None:
     default: str = template["default_locale"]
     variants = {default, *template["locales"]}
     needs_user = any(i.user_id and not i.device_locale for i in items)
-    users = await _user_locales(page, items) if needs_user else {}
+    users = await _users(page, items) if needs_user else {}
     chosen: dict[str | None, str | None] = {}
     for item in items:
-        wanted = item.device_locale or (users.get(item.user_id) if item.user_id else None)
+        wanted = item.device_locale
+        if wanted is None and item.user_id and item.user_id in users:
+            wanted = users[item.user_id].locale
         if wanted not in chosen:
             canonical = locales.normalise(wanted) if wanted else None
             variant = locales.resolve(canonical, variants, default)
@@ -40,14 +41,15 @@ async def choose_variants(page: Page, items: list[Planned]) -> None:
         item.locale = chosen[wanted]
 
 
-async def _user_locales(page: Page, items: list[Planned]) -> dict[str, str]:
-    """The locales of every user of the page (one query, shared through `page.facts`)."""
-    known: dict[str, str] | None = page.facts.get(USER_LOCALES)
-    if known is None:
-        known = await templates.user_locales(
+async def _users(page: Page, items: list[Planned]) -> dict[str, Preferences]:
+    """The page's users' stored preferences: as the preferences step left them (it runs
+    first), else read here in one query and left the same way."""
+    found: dict[str, Preferences] | None = page.facts.get(preferences.FACT)
+    if found is None:
+        found = await stored_preferences.get_many(
             session=page.session,
             app_id=page.notification.app_id,
             user_ids={i.user_id for i in items if i.user_id},
         )
-        page.facts[USER_LOCALES] = known
-    return known
+        page.facts[preferences.FACT] = found
+    return found

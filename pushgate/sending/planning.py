@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pushgate.domain.notification import FINAL_DELIVERY, DeliveryStatus
 from pushgate.runtime import Runtime
-from pushgate.sending import locales
+from pushgate.sending import locales, preferences
 from pushgate.store.audience import Recipient
 from pushgate.store.deliveries import NewDelivery
 from pushgate.store.notification_progress import Dispatching
@@ -84,7 +84,12 @@ class Page:
 Step = Callable[[Page, list[Planned]], Awaitable[None]]
 
 # The rules, in the order they apply: who is skipped first, then in which words, then when.
-STEPS: list[Step] = [locales.choose_variants]
+STEPS: list[Step] = [
+    preferences.skip_unwanted,
+    locales.choose_variants,
+    # (local time and throttling go here)
+    preferences.defer_quiet_hours,
+]
 
 
 def from_recipient(recipient: Recipient) -> Planned:
@@ -125,18 +130,26 @@ async def plan(page: Page, items: list[Planned]) -> list[NewDelivery]:
 
 
 def settle(page: Page, item: Planned) -> NewDelivery:
-    """The delivery a planned item becomes: skipped, expired (its time to go is past the
-    notification's lifetime), deferred (its time is still to come), or pending."""
+    """The delivery a planned item becomes: skipped, expired (its time to go is not before the
+    end of the notification's lifetime), deferred (its time is still to come), or pending.
+
+    A delivery held back (a time to go after now) is held to the message's own `ttl`
+    (`Dispatching.ttl_ends`), not only to `expires_at`, which gives a short `ttl` a minute
+    for the pipeline's own delays: a wait that the planning chose must not send a message
+    after its ttl (a 30 s message deferred by 40 s is expired, not sent 10 s late).
+    """
     status = DeliveryStatus.PENDING
     reason = item.skipped
     not_before = item.not_before
     if reason is not None:
         status, not_before = DeliveryStatus.SKIPPED, None
     elif not_before is not None:
-        if not_before >= page.notification.expires_at:
+        notification = page.notification
+        held = not_before > page.now
+        if not_before >= notification.expires_at or (held and not_before >= notification.ttl_ends):
             status, not_before = DeliveryStatus.EXPIRED, None
             reason = "its time to go came after the notification's lifetime"
-        elif not_before > page.now:
+        elif held:
             status = DeliveryStatus.DEFERRED
         else:
             not_before = None

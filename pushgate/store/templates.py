@@ -1,14 +1,10 @@
 """Queries on templates: create, add a version, read the current one or a given one, list, and
 each version's history. Versions are never changed: an edit inserts the next one. Every query
-is filtered on its app.
-
-Also the users' own locales (`user_preferences.locale`), which pick a template's variant for
-devices that give none."""
+is filtered on its app."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection
 from typing import Any
 
 from sqlalchemy import func, select
@@ -16,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pushgate.errors import ConflictError, NotFoundError
-from pushgate.store.tables import Template, UserPreference
+from pushgate.store.tables import Template
 
 # Tries of an edit that lost the race for its version number to another edit: each of n
 # concurrent edits may lose to the n - 1 others, once each (edits are people's, rarely many).
@@ -175,17 +171,3 @@ async def list_current(
         query = query.where(Template.code > after)
     query = query.order_by(Template.code).limit(limit)
     return list((await session.execute(query)).scalars())
-
-
-async def user_locales(
-    *, session: AsyncSession, app_id: uuid.UUID, user_ids: Collection[str]
-) -> dict[str, str]:
-    """The locale of each of these users that set one in their preferences."""
-    if not user_ids:
-        return {}
-    query = select(UserPreference.user_id, UserPreference.locale).where(
-        UserPreference.app_id == app_id,
-        UserPreference.user_id.in_(list(user_ids)),
-        UserPreference.locale.is_not(None),
-    )
-    return {row.user_id: row.locale for row in await session.execute(query)}

@@ -8,8 +8,9 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import pytest
 
-from pushgate.store.tables import UserPreference
+from pushgate.sending import locales, planning
 from tests.conftest import TenantKeys
 from tests.fakes.webpush_server import FakeWebPushService
 from tests.integration.conftest import Pushgate
@@ -56,10 +57,11 @@ def english(code: str, **variant: Any) -> dict[str, Any]:
 
 
 async def prefer(pushgate: Pushgate, acme: TenantKeys, user_id: str, locale: str) -> None:
-    """The user's own locale, as the preferences API stores it."""
-    async with pushgate.runtime.sessions() as session:
-        session.add(UserPreference(app_id=acme.app_id, user_id=user_id, locale=locale))
-        await session.commit()
+    """The user's own locale, in their preferences."""
+    response = await pushgate.http.put(
+        f"/v1/users/{user_id}/preferences", json={"locale": locale}, headers=acme.send
+    )
+    assert response.status_code == 200, response.text
 
 
 async def test_each_device_gets_its_locales_variant_with_fallback_to_the_default(
@@ -337,3 +339,27 @@ async def test_bulk_and_send_immediate_render_templates_too(
         "Commande 42 expédiée",
         "Order 42 shipped",
     ]
+
+
+async def test_the_users_locale_is_read_even_without_the_preferences_step(
+    pushgate: Pushgate,
+    acme: TenantKeys,
+    fake_push: FakeWebPushService,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given planning with the template step alone, and a user whose own locale is fr-CA
+    monkeypatch.setattr(planning, "STEPS", [locales.choose_variants])
+    await make_template(pushgate, acme, ORDER)
+    browser = fake_push.new_subscription()
+    await pushgate.subscribe(acme.subscribe, browser, user_id="quebec")
+    await prefer(pushgate, acme, "quebec", "fr-ca")
+
+    # When the user is sent the template
+    notification = await pushgate.send(
+        acme.send, {"user_id": "quebec", "template_code": "order_shipped", "variables": VARIABLES}
+    )
+    await pushgate.finished(acme.send, notification)
+
+    # Then the step read the user's locale itself
+    [arrived] = fake_push.received_for(browser)
+    assert arrived.payload["title"] == "Commande 42 envoyée"
