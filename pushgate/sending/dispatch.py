@@ -5,7 +5,7 @@ job continues where a crashed dispatcher stopped."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -37,6 +37,7 @@ class Dispatcher:
         job_size: delivery ids per deliver job (the deliver side claims and sends a job's ids
             together, so this is also its batch size).
         lease: seconds a dispatcher holds a notification; renewed with every page.
+        clock: the time now (tests inject theirs: planned times are relative to it).
     """
 
     def __init__(
@@ -46,8 +47,10 @@ class Dispatcher:
         page_size: int = 1000,
         job_size: int = 250,
         lease: float = 120.0,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.runtime = runtime
+        self.clock = clock
         self.page_size = page_size
         self.job_size = job_size
         self.lease = lease
@@ -86,7 +89,7 @@ class Dispatcher:
         cursor: str | None = None
         offset = 0
         while cursor != DONE:
-            now = utcnow()
+            now = self.clock()
             # One transaction per page; the first also takes the notification, so a small
             # notification is claimed, expanded and recorded in a single commit.
             async with self.runtime.sessions() as session:

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pushgate.domain.notification import FINAL_DELIVERY, DeliveryStatus
 from pushgate.runtime import Runtime
+from pushgate.sending import timing
 from pushgate.store.audience import Recipient
 from pushgate.store.deliveries import NewDelivery
 from pushgate.store.notification_progress import Dispatching
@@ -82,8 +83,10 @@ class Page:
 
 Step = Callable[[Page, list[Planned]], Awaitable[None]]
 
-# The rules, in the order they apply: who is skipped first, then in which words, then when.
-STEPS: list[Step] = []
+# The rules, in the order they apply: who is skipped first (preferences), then in which words
+# (a template's locale), then when: local time and throttle, then quiet hours (which defer
+# from the time the earlier steps chose to the end of the window).
+STEPS: list[Step] = [timing.plan]
 
 
 def from_recipient(recipient: Recipient) -> Planned:
