@@ -363,6 +363,14 @@ class NotificationCreate(BaseModel):
         return self
 
     def _check_fcm_topic(self) -> None:
+        for per_device in ("send_at_local", "throttle_per_minute"):
+            if getattr(self, per_device) is not None:
+                raise _refuse(
+                    per_device,
+                    "fcm_topic",
+                    f"{per_device} times each device's delivery, and with fcm_topic FCM sends"
+                    " one message to all of them: use send_at",
+                )
         if self.topics is not None:
             count = len(set(self.topics))
             if count > MAX_FCM_CONDITION_TOPICS:

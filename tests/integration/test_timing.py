@@ -361,3 +361,60 @@ async def test_queue_messages_take_local_time_and_throttle_as_the_api_does(
     }
     # And the second is dead-lettered, naming the field
     assert "send_at_local" in letter.reason
+
+
+@pytest.mark.parametrize(
+    "fields", [{"send_at_local": "2030-12-24T09:00"}, {"throttle_per_minute": 100}]
+)
+async def test_send_immediate_refuses_to_send_later(
+    client: Any, tenant: TenantKeys, fields: dict[str, Any]
+) -> None:
+    body = {"tokens": [{"platform": "fcm", "token": "t"}], "title": "Hi", **fields}
+    response = await client.post("/v1/notifications/send-immediate", json=body, headers=tenant.send)
+
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["details"]["field"] == next(iter(fields))
+
+
+async def test_with_a_throttle_too_each_device_waits_for_the_later_of_its_two_times(
+    runtime: Runtime, tenant: TenantKeys
+) -> None:
+    # Given two devices in Tokyo, whose 09:00 is an hour away
+    async with runtime.sessions() as session:
+        await session.execute(
+            insert(Device),
+            [
+                {
+                    "app_id": tenant.app_id,
+                    "platform": "fcm",
+                    "token": f"t{i}",
+                    "timezone": "Asia/Tokyo",
+                }
+                for i in range(2)
+            ],
+        )
+        await session.commit()
+    now = at("2030-06-09T23:00")
+    notification = await accepted(
+        runtime, tenant.app_id, now, send_at_local="2030-06-10T09:00", throttle_per_minute=1
+    )
+
+    # When it is dispatched at one a minute, an hour before
+    await dispatch.Dispatcher(runtime, clock=lambda: now).dispatch(notification, publish=False)
+
+    # Then both wait for 09:00: the second's throttle slot (a minute after the first) is
+    # earlier than that
+    times = sorted(row[1] for row in (await planned(runtime, notification)).values())
+    assert times == [at("2030-06-10T00:00")] * 2
+
+    # And dispatched an hour after 09:00 instead, the second waits for its slot
+    later = at("2030-06-10T01:00")
+    again = await accepted(
+        runtime, tenant.app_id, now, send_at_local="2030-06-10T09:00", throttle_per_minute=1
+    )
+    await dispatch.Dispatcher(runtime, clock=lambda: later).dispatch(again, publish=False)
+    rows = sorted((await planned(runtime, again)).values(), key=lambda r: r[1] or later)
+    assert [(status, when) for status, when, _ in rows] == [
+        ("pending", None),
+        ("deferred", later + timedelta(minutes=1)),
+    ]

@@ -159,3 +159,11 @@ def test_a_local_time_deliverys_ttl_counts_from_its_own_time() -> None:
     # And a short ttl still gets the minimum window for its first attempt
     short = cached(ttl=0, start=at("2030-12-23T19:00"), expires_at=at("2030-12-24T21:01"))
     assert short.own(at("2030-12-24T08:00")).expires_at == at("2030-12-24T08:01")
+
+
+@pytest.mark.parametrize(
+    "fields", [{"send_at_local": "2030-12-24T09:00"}, {"throttle_per_minute": 100}]
+)
+def test_per_device_timing_with_one_fcm_topic_message_is_refused(fields: dict[str, Any]) -> None:
+    field = refused_field(topics=["news"], fcm_topic=True, broadcast=False, **fields)
+    assert field == next(iter(fields))
