@@ -15,7 +15,14 @@ from pushgate import __version__
 from pushgate.api import docs, errors
 from pushgate.api.fastlane import AcceptFastLane
 from pushgate.api.limits import BodySizeLimit
-from pushgate.api.routes import credentials, devices, health, notifications, webpush
+from pushgate.api.routes import (
+    credentials,
+    devices,
+    health,
+    notifications,
+    preferences,
+    webpush,
+)
 from pushgate.api.schemas.common import ERROR_RESPONSES
 from pushgate.runtime import Runtime, open_runtime
 from pushgate.sending import accept
@@ -90,6 +97,7 @@ def create_app(
     app.include_router(devices.router)
     app.include_router(notifications.router)
     app.include_router(credentials.router)
+    app.include_router(preferences.router)
     # Static pages for people: the Web Push test page and its service worker.
     app.mount("/web", StaticFiles(directory=WEB, html=True), name="web")
     docs.install(app)

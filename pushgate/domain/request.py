@@ -38,6 +38,7 @@ from pushgate.domain.message import (
 )
 from pushgate.domain.notification import FCM_TOPIC_KEY, TargetKind
 from pushgate.domain.platforms import PlatformName
+from pushgate.domain.preferences import Category
 from pushgate.errors import InvalidInputError
 
 MAX_DEVICE_IDS = 10_000
@@ -218,9 +219,11 @@ class NotificationCreate(BaseModel):
     priority: Literal["high", "normal"] = "normal"
     ttl: int = Field(default=DEFAULT_TTL_SECONDS, ge=0, le=MAX_TTL_SECONDS)
     collapse_key: ShortText | None = None
-    category: (
-        Annotated[str, StringConstraints(min_length=1, max_length=100), storable.TEXT] | None
-    ) = None
+    category: Category | None = Field(
+        default=None,
+        description="Users may opt out of a category (their preferences), unless the"
+        " notification is `transactional`.",
+    )
     send_at: storable.Instant | None = Field(
         default=None,
         description="When to send (at most 100 years ahead); without an offset, UTC.",

@@ -37,7 +37,8 @@ class Dispatcher:
         job_size: delivery ids per deliver job (the deliver side claims and sends a job's ids
             together, so this is also its batch size).
         lease: seconds a dispatcher holds a notification; renewed with every page.
-        clock: the time now (tests inject theirs: planned times are relative to it).
+        clock: the time now, read once per page (tests move it: planning compares it with
+            quiet hours, local send times and lifetimes).
     """
 
     def __init__(

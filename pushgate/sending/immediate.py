@@ -103,7 +103,14 @@ async def send(
     results = await deliver.Deliverer(runtime).deliver(ids) if ids else []
     async with runtime.sessions() as session:
         row = await notifications.get(session=session, app_id=app_id, notification_id=row.id)
-    return Sent(row, [DeviceOutcome.of_result(r) for r in results], replayed=False)
+    sent = [DeviceOutcome.of_result(r) for r in results]
+    if row.total > len(sent):
+        # Planning kept some from going now (skipped by the user's preferences, deferred to the
+        # end of quiet hours): shown as recorded.
+        done = {o.delivery_id for o in sent}
+        recorded = await _recorded(runtime, app_id, row.id, limit)
+        sent += [o for o in recorded if o.delivery_id not in done]
+    return Sent(row, sent, replayed=False)
 
 
 async def _recorded(

@@ -72,6 +72,7 @@ async def _local_time(
         when = localtime.instant(wall, where.of(item.device_timezone, item.user_id))
         if when >= accepted:
             item.not_until(when)  # settle sends it now if the time has come meanwhile
+            item.ttl_from = when
         elif skip:
             item.skip(SKIPPED_PAST)
         # else: its time had passed when the notification was accepted: it goes at once

@@ -38,6 +38,15 @@ class Dispatching:
     expires_at: datetime
     # Deliveries made by the pages before this one.
     total: int
+    # The message's `ttl` in seconds.
+    ttl: int
+
+    @property
+    def ttl_ends(self) -> datetime:
+        """When the message's own `ttl` runs out: its send time plus the ttl, as the
+        deliverer counts it (`sending.deliver`'s `lifetime_ends`). `expires_at` is later for a
+        ttl under a minute (see `domain.request.MIN_DELIVERY_WINDOW_SECONDS`)."""
+        return max(self.send_at or self.created_at, self.created_at) + timedelta(seconds=self.ttl)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +103,7 @@ async def claim_dispatch(
             c.send_at,
             c.expires_at,
             c.total,
+            c.message["ttl"].as_integer(),
         )
     )
     row = (await session.execute(statement)).first()

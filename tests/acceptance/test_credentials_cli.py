@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
@@ -21,6 +22,9 @@ def pem(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) -> str:
     ).decode()
 
 
+# Five CLI processes, each importing the whole service: past the default 60 s on a loaded
+# machine once (an xdist worker's timeout ends the whole session).
+@pytest.mark.timeout(180)
 def test_credentials_set_and_list_from_files(tmp_path: Path) -> None:
     # Given an app, a service-account file and a .p8 key file
     data = tmp_path / "data"

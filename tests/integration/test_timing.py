@@ -139,9 +139,9 @@ async def test_a_local_time_still_to_come_everywhere_defers_every_device(
             ],
         )
         await session.commit()
-    # When 02:30 on the night Paris skips it is asked for, the day before
+    # When 02:30 on the night Paris skips it is asked for, the day before, for an hour
     notification = await accepted(
-        runtime, tenant.app_id, at("2027-03-27T12:00"), send_at_local="2027-03-28T02:30"
+        runtime, tenant.app_id, at("2027-03-27T12:00"), send_at_local="2027-03-28T02:30", ttl=3600
     )
     async with runtime.sessions() as session:
         stored = await session.get(Notification, notification)
@@ -150,9 +150,13 @@ async def test_a_local_time_still_to_come_everywhere_defers_every_device(
     assert (stored.status, stored.send_at) == ("scheduled", at("2027-03-27T12:30"))
     clock = at("2027-03-27T12:30")
     await dispatch.Dispatcher(runtime, clock=lambda: clock).dispatch(notification, publish=False)
-    # And Paris goes at 03:30 CEST (the gap skipped), UTC at 02:30 UTC
-    times = sorted(row[1] for row in (await planned(runtime, notification)).values())
-    assert times == [at("2027-03-28T01:30"), at("2027-03-28T02:30")]
+    # And Paris goes at 03:30 CEST (the gap skipped), UTC at 02:30 UTC: each deferred, its
+    # hour counted from its own time, not from the first zone's (13 hours before)
+    rows = sorted((await planned(runtime, notification)).values(), key=lambda row: row[1])
+    assert rows == [
+        ("deferred", at("2027-03-28T01:30"), None),
+        ("deferred", at("2027-03-28T02:30"), None),
+    ]
 
 
 # --- through the whole pipeline ------------------------------------------------------------

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from pushgate.domain.notification import DeliveryStatus
 from pushgate.domain.request import NotificationCreate
 from pushgate.sending import timing
 from pushgate.store.tables import Delivery, Notification
@@ -123,6 +124,13 @@ class DeliveryPublic(BaseModel):
     updated_at: datetime
     sent_at: datetime | None
     next_attempt_at: datetime | None
+    skip_reason: str | None = Field(
+        description="Why a `skipped` delivery was not sent (the user's preferences):"
+        " `muted`, `category_opted_out:<category>` or `platform_opted_out:<platform>`."
+    )
+    deferred_until: datetime | None = Field(
+        description="When a `deferred` delivery goes (quiet hours, local time, a throttle)."
+    )
 
     @classmethod
     def of(cls, row: Delivery) -> DeliveryPublic:
@@ -139,6 +147,8 @@ class DeliveryPublic(BaseModel):
             updated_at=row.updated_at,
             sent_at=row.sent_at,
             next_attempt_at=row.next_attempt_at,
+            skip_reason=row.error if row.status == DeliveryStatus.SKIPPED else None,
+            deferred_until=row.next_attempt_at if row.status == DeliveryStatus.DEFERRED else None,
         )
 
 
