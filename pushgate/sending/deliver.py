@@ -188,7 +188,7 @@ class Deliverer:
         going: list[_Going] = []
         for delivery in claimed:
             info = cached.get(delivery.notification_id)
-            if info is not None and info.local is not None:
+            if local and info is not None and info.local is not None:
                 info = info.own(local.get(delivery.id))
             final = DeliveryStatus.CANCELED if info is None else _unsendable(info, delivery, now)
             if info is None or final is not None:
@@ -411,6 +411,8 @@ async def _local_starts(
 ) -> dict[int, datetime]:
     """When each claimed local-time delivery was due: its wall-clock time in its zone, found
     as dispatch found it. One lookup per local-time notification in the batch; none for others."""
+    if all(info.local is None for info in cached.values()):
+        return {}  # the usual batch: nothing per delivery
     by_notification: dict[tuple[uuid.UUID, datetime], list[Claimed]] = {}
     for delivery in claimed:
         info = cached.get(delivery.notification_id)

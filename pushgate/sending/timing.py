@@ -68,8 +68,12 @@ async def _local_time(
         page.facts[USER_ZONES] = where.users
     skip = options.get("past_local_time") == "skip"
     accepted = page.notification.created_at
+    instants: dict[tzinfo, datetime] = {}  # a page's devices share a few zones
     for item in items:
-        when = localtime.instant(wall, where.of(item.device_timezone, item.user_id))
+        zone = where.of(item.device_timezone, item.user_id)
+        when = instants.get(zone)
+        if when is None:
+            when = instants[zone] = localtime.instant(wall, zone)
         if when >= accepted:
             item.not_until(when)  # settle sends it now if the time has come meanwhile
             item.ttl_from = when
