@@ -486,7 +486,7 @@ class NotificationCreate(BaseModel):
         `MIN_DELIVERY_WINDOW_SECONDS`). For `send_at_local` the send time is the last instant
         its wall-clock time happens anywhere (UTC-12), so no device's delivery expires before
         its own local time plus the TTL (the deliverer bounds each delivery by its own: see
-        `sending.timing.lifetimes`)."""
+        `sending.deliver`'s `_Cached.own`)."""
         start = self.send_at if self.send_at and self.send_at > now else now
         if self.send_at_local is not None:
             start = max(now, self.send_at_local.replace(tzinfo=LATEST_ZONE).astimezone(UTC))
