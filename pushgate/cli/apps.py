@@ -8,16 +8,19 @@ import typer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pushgate.cli.common import (
+    AppOption,
     ConfigOption,
     JsonOption,
     commands,
     settings_from,
     show,
     show_rows,
+    with_app,
     with_session,
 )
 from pushgate.runtime import Runtime
 from pushgate.store import apps
+from pushgate.store.tables import App
 
 group = commands("Apps (tenants).")
 
@@ -60,7 +63,34 @@ def app_json(row: Any) -> dict[str, Any]:
         "created_at": row.created_at.isoformat(),
         "vapid_public_key": row.vapid_public_key,
         "vapid_subject": row.vapid_subject,
+        "default_timezone": row.default_timezone,
     }
+
+
+@group.command("set-timezone")
+def apps_set_timezone(
+    app_name: AppOption,
+    timezone: Annotated[
+        str,
+        typer.Argument(help="An IANA time zone (Europe/Paris), or `none` for UTC."),
+    ],
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Set the app's default time zone: local-time delivery (`send_at_local`) uses it for
+    devices and users that give none."""
+    settings = settings_from(config)
+    name = None if timezone.lower() == "none" else timezone
+
+    async def work(_runtime: Runtime, session: AsyncSession, owner: App) -> dict[str, Any]:
+        row = await apps.set_default_timezone(session=session, app=owner, name=name)
+        await session.commit()
+        return app_json(row)
+
+    data = with_app(settings, app_name, work)
+    show(
+        data, as_json, f"app {data['name']}: default time zone {data['default_timezone'] or 'UTC'}"
+    )
 
 
 @group.command("list")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import math
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -60,6 +60,12 @@ MIN_DELIVERY_WINDOW_SECONDS = 60
 # placeholder like 9999-12-31) far more often than a plan, and its expiry must stay inside the
 # calendar.
 MAX_SCHEDULE_AHEAD = timedelta(days=100 * 365)
+
+# A wall-clock time (`send_at_local`) happens first where clocks are furthest ahead and last
+# where they are furthest behind: UTC+14 (Kiribati's Line Islands) and UTC-12 (Baker Island).
+# No zone's offset, daylight saving included, falls outside these.
+EARLIEST_ZONE = timezone(timedelta(hours=14))
+LATEST_ZONE = timezone(timedelta(hours=-12))
 
 # Every free text is `storable.TEXT` (no NUL, no lone surrogate) and every free JSON value
 # `storable.JSONObject`: the same refusal on SQLite and PostgreSQL, naming the field.
@@ -267,7 +273,8 @@ class NotificationCreate(BaseModel):
     send_at_local: datetime | None = Field(
         default=None,
         description="A wall-clock time without offset (`2026-12-24T09:00`): each device gets"
-        " it at that time in its own time zone (else its user's, else the app's default).",
+        " it at that time in its own time zone (else its user's, else the app's default, else"
+        " UTC). Not with send_at; at most 100 years ahead.",
     )
     past_local_time: Literal["send", "skip"] = Field(
         default="send",
@@ -299,6 +306,28 @@ class NotificationCreate(BaseModel):
             )
         return value
 
+    @field_validator("send_at_local")
+    @classmethod
+    def _wall_clock(cls, value: datetime | None) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is not None:
+            raise PydanticCustomError(
+                "send_at_local_offset",
+                "send_at_local is a wall-clock time without offset or Z (`2026-12-24T09:00`):"
+                " each device gets it in its own time zone. For one instant, use send_at",
+            )
+        # Bounded like send_at, and far enough inside the calendar that the instants it names
+        # in every zone (UTC+14 to UTC-12) exist too.
+        now = datetime.now(UTC).replace(tzinfo=None)
+        if abs(value - now) > MAX_SCHEDULE_AHEAD:
+            raise PydanticCustomError(
+                "send_at_range",
+                "send_at_local must be within {years} years of now",
+                {"years": MAX_SCHEDULE_AHEAD.days // 365},
+            )
+        return value
+
     @field_validator("condition")
     @classmethod
     def _parses(cls, value: str | None) -> str | None:
@@ -326,6 +355,13 @@ class NotificationCreate(BaseModel):
             )
         if self.fcm_topic:
             self._check_fcm_topic()
+        if self.send_at_local is not None and self.send_at is not None:
+            raise _refuse(
+                "send_at_local",
+                "send_at_local",
+                "give send_at (one instant) or send_at_local (a wall-clock time in each"
+                " device's time zone), not both",
+            )
         if self.template_code is not None or self.variables or self.locale is not None:
             self._check_template()
         elif not (self.title or self.body or self.data or self.webpush or self.fcm or self.apns):
@@ -350,6 +386,14 @@ class NotificationCreate(BaseModel):
                 )
 
     def _check_fcm_topic(self) -> None:
+        for per_device in ("send_at_local", "throttle_per_minute"):
+            if getattr(self, per_device) is not None:
+                raise _refuse(
+                    per_device,
+                    "fcm_topic",
+                    f"{per_device} times each device's delivery, and with fcm_topic FCM sends"
+                    " one message to all of them: use send_at",
+                )
         if self.topics is not None:
             count = len(set(self.topics))
             if count > MAX_FCM_CONDITION_TOPICS:
@@ -449,8 +493,21 @@ class NotificationCreate(BaseModel):
                 del body[name]
         return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
+    def scheduled_at(self, now: datetime) -> datetime | None:
+        """When the notification is due for dispatch, if later than `now`: `send_at`, or for
+        `send_at_local` the first instant its wall-clock time happens anywhere (UTC+14)."""
+        if self.send_at_local is not None:
+            first = self.send_at_local.replace(tzinfo=EARLIEST_ZONE).astimezone(UTC)
+            return first if first > now else None
+        return self.send_at
+
     def expires_at(self, now: datetime) -> datetime:
         """When undelivered deliveries give up: the send time plus the TTL (at least
-        `MIN_DELIVERY_WINDOW_SECONDS`)."""
+        `MIN_DELIVERY_WINDOW_SECONDS`). For `send_at_local` the send time is the last instant
+        its wall-clock time happens anywhere (UTC-12), so no device's delivery expires before
+        its own local time plus the TTL (the deliverer bounds each delivery by its own: see
+        `sending.deliver`'s `_Cached.own`)."""
         start = self.send_at if self.send_at and self.send_at > now else now
+        if self.send_at_local is not None:
+            start = max(now, self.send_at_local.replace(tzinfo=LATEST_ZONE).astimezone(UTC))
         return start + timedelta(seconds=max(self.ttl, MIN_DELIVERY_WINDOW_SECONDS))

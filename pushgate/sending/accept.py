@@ -339,7 +339,7 @@ def _new(
         message=jobs.encode_message(message),
         category=request.category,
         metadata=request.metadata,
-        send_at=request.send_at,
+        send_at=request.scheduled_at(now),
         expires_at=request.expires_at(now),
         idempotency_key=request.idempotency_key,
         request_hash=request.request_hash() if request.idempotency_key else None,

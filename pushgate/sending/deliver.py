@@ -30,10 +30,11 @@ from pushgate.domain.circuit import CircuitBreaker
 from pushgate.domain.message import Message
 from pushgate.domain.notification import DeliveryStatus, NotificationStatus
 from pushgate.domain.outcome import Outcome, OutcomeKind
+from pushgate.domain.request import MIN_DELIVERY_WINDOW_SECONDS
 from pushgate.logs import get_logger
 from pushgate.providers.base import DeliveryProvider, Target
 from pushgate.runtime import Runtime
-from pushgate.sending import jobs
+from pushgate.sending import jobs, timing
 from pushgate.sending.credentials import MissingCredentialsError
 from pushgate.sending.outcomes import BreakerKey, Recorder, Result, Round
 from pushgate.store import deliveries, devices, notification_progress
@@ -81,6 +82,24 @@ class _Cached:
     # One message to an FCM topic or condition (`fcm_topic`): the delivery's token is FCM's
     # destination, not a registration token.
     fcm_topic: bool = False
+    # `send_at_local`'s wall-clock time: each delivery's lifetime counts from its own local
+    # time (see `own`), not from the notification's first zone's.
+    local: datetime | None = None
+
+    def own(self, at: datetime | None) -> _Cached:
+        """The notification as one local-time delivery due `at` sees it: its TTL counts from
+        then (or from the notification's start, for a time already past when it was sent),
+        and it expires within the notification's lifetime, which covers every zone."""
+        ttl = self.message.ttl
+        start = self.lifetime_ends - timedelta(seconds=ttl)
+        if at is not None and at > start:
+            start = at
+        window = timedelta(seconds=max(ttl, MIN_DELIVERY_WINDOW_SECONDS))
+        return dataclasses.replace(
+            self,
+            expires_at=min(self.expires_at, start + window),
+            lifetime_ends=start + timedelta(seconds=ttl),
+        )
 
 
 # (delivery, its notification, its breaker and breaker key, its provider's route or None)
@@ -161,6 +180,7 @@ class Deliverer:
             claimed = await deliveries.claim(session=session, ids=ids, now=now, lease=self.lease)
             # Read in the same transaction: one connection checkout for both.
             cached = await self._load_notifications(session, {d.notification_id for d in claimed})
+            local = await _local_starts(session, claimed, cached)
             await session.commit()
         if not claimed:
             return []
@@ -170,6 +190,8 @@ class Deliverer:
         going: list[_Going] = []
         for delivery in claimed:
             info = cached.get(delivery.notification_id)
+            if local and info is not None and info.local is not None:
+                info = info.own(local.get(delivery.id))
             final = DeliveryStatus.CANCELED if info is None else _unsendable(info, delivery, now)
             if info is None or final is not None:
                 recorder.finish(work, delivery, final or DeliveryStatus.CANCELED, None, now)
@@ -383,4 +405,32 @@ def _cache(row: Sending, loaded: float) -> _Cached:
         if row.renders
         else None,
         fcm_topic=notification_rules.is_fcm_topic(row.target),
+        local=_wall_time(row.options),
     )
+
+
+def _wall_time(options: dict[str, Any] | None) -> datetime | None:
+    wall = options.get("send_at_local") if options else None
+    return None if wall is None else datetime.fromisoformat(wall)
+
+
+async def _local_starts(
+    session: AsyncSession, claimed: list[Claimed], cached: dict[uuid.UUID, _Cached]
+) -> dict[int, datetime]:
+    """When each claimed local-time delivery was due: its wall-clock time in its zone, found
+    as dispatch found it. One lookup per local-time notification in the batch; none for others."""
+    if all(info.local is None for info in cached.values()):
+        return {}  # the usual batch: nothing per delivery
+    by_notification: dict[tuple[uuid.UUID, datetime], list[Claimed]] = {}
+    for delivery in claimed:
+        info = cached.get(delivery.notification_id)
+        if info is not None and info.local is not None:
+            by_notification.setdefault((delivery.notification_id, info.local), []).append(delivery)
+    due: dict[int, datetime] = {}
+    for (_, wall), group in by_notification.items():
+        starts, no_device = await timing.local_starts(
+            session, wall, group[0].app_id, {d.device_id for d in group if d.device_id}
+        )
+        for delivery in group:
+            due[delivery.id] = starts.get(delivery.device_id, no_device)  # type: ignore[arg-type]
+    return due

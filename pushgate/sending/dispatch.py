@@ -51,10 +51,10 @@ class Dispatcher:
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.runtime = runtime
+        self.clock = clock
         self.page_size = page_size
         self.job_size = job_size
         self.lease = lease
-        self.clock = clock
 
     async def handle(self, batch: list[broker_base.IncomingMessage]) -> None:
         for message in batch:

@@ -82,8 +82,9 @@ async def send(
             `delivery.immediate_max_devices`, or the request is scheduled.
         PushgateError: what accepting it raises (validation, idempotency).
     """
-    if request.send_at is not None:
-        raise InvalidInputError("send-immediate cannot be scheduled", field="send_at")
+    for later in ("send_at", "send_at_local", "throttle_per_minute"):
+        if getattr(request, later) is not None:
+            raise InvalidInputError("send-immediate sends now, not later", field=later)
     limit = runtime.settings.delivery.immediate_max_devices
     # Checked before accepting, so a refused request leaves no notification (nor a used key).
     await _check_audience(runtime, session, app_id, request, limit)

@@ -16,14 +16,14 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pushgate.domain.notification import FINAL_DELIVERY, DeliveryStatus
 from pushgate.runtime import Runtime
-from pushgate.sending import locales, preferences
+from pushgate.sending import locales, preferences, timing
 from pushgate.store.audience import Recipient
 from pushgate.store.deliveries import NewDelivery
 from pushgate.store.notification_progress import Dispatching
@@ -47,6 +47,9 @@ class Planned:
     locale: str | None = None
     skipped: str | None = None
     not_before: datetime | None = None
+    # When this delivery's `ttl` starts counting, when not at the notification's send time:
+    # a local-time delivery's own local time (see `sending.timing`).
+    ttl_from: datetime | None = None
 
     def skip(self, reason: str) -> None:
         """Do not send it: a final `skipped` delivery with this reason (the first one kept)."""
@@ -87,7 +90,7 @@ Step = Callable[[Page, list[Planned]], Awaitable[None]]
 STEPS: list[Step] = [
     preferences.skip_unwanted,
     locales.choose_variants,
-    # (local time and throttling go here)
+    timing.plan,
     preferences.defer_quiet_hours,
 ]
 
@@ -134,9 +137,10 @@ def settle(page: Page, item: Planned) -> NewDelivery:
     end of the notification's lifetime), deferred (its time is still to come), or pending.
 
     A delivery held back (a time to go after now) is held to the message's own `ttl`
-    (`Dispatching.ttl_ends`), not only to `expires_at`, which gives a short `ttl` a minute
-    for the pipeline's own delays: a wait that the planning chose must not send a message
-    after its ttl (a 30 s message deferred by 40 s is expired, not sent 10 s late).
+    (`Dispatching.ttl_ends`, or counted from the delivery's own `ttl_from`), not only to
+    `expires_at`, which gives a short `ttl` a minute for the pipeline's own delays: a wait
+    that the planning chose must not send a message after its ttl (a 30 s message deferred by
+    40 s is expired, not sent 10 s late).
     """
     status = DeliveryStatus.PENDING
     reason = item.skipped
@@ -146,7 +150,12 @@ def settle(page: Page, item: Planned) -> NewDelivery:
     elif not_before is not None:
         notification = page.notification
         held = not_before > page.now
-        if not_before >= notification.expires_at or (held and not_before >= notification.ttl_ends):
+        ttl_ends = (
+            notification.ttl_ends
+            if item.ttl_from is None
+            else item.ttl_from + timedelta(seconds=notification.ttl)
+        )
+        if not_before >= notification.expires_at or (held and not_before >= ttl_ends):
             status, not_before = DeliveryStatus.EXPIRED, None
             reason = "its time to go came after the notification's lifetime"
         elif held:

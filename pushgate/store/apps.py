@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pushgate.domain import vapid
+from pushgate.domain import localtime, vapid
 from pushgate.errors import ConflictError, InvalidInputError, NotFoundError
 from pushgate.store.credentials import SecretBox
 from pushgate.store.tables import App
@@ -89,5 +89,22 @@ def vapid_key_pair(*, app: App, box: SecretBox) -> vapid.VapidKeyPair:
 
 async def set_vapid_subject(*, session: AsyncSession, app: App, subject: str | None) -> App:
     app.vapid_subject = vapid.validate_subject(subject) if subject else None
+    await session.flush()
+    return app
+
+
+async def set_default_timezone(*, session: AsyncSession, app: App, name: str | None) -> App:
+    """Set the time zone for the app's devices and users that give none (local-time delivery);
+    None is UTC.
+
+    Raises:
+        InvalidInputError: not an IANA time zone name this system knows (`Europe/Paris`).
+    """
+    if name is not None and localtime.zone(name) is None:
+        raise InvalidInputError(
+            f"{name!r} is not a time zone: give an IANA name such as Europe/Paris",
+            field="timezone",
+        )
+    app.default_timezone = name
     await session.flush()
     return app

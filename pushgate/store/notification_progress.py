@@ -63,6 +63,8 @@ class Sending:
     expires_at: datetime
     # A template's text per other locale (`Notification.renders`), or None.
     renders: dict[str, Any] | None
+    # `NotificationCreate.options` (a local-time delivery's lifetime counts from its own time).
+    options: dict[str, Any] | None
 
 
 _TABLE: Table = Notification.__table__  # type: ignore[assignment]
@@ -120,8 +122,9 @@ async def get_many(*, session: AsyncSession, ids: Collection[uuid.UUID]) -> list
         c.send_at,
         c.expires_at,
         c.renders,
+        c.options,
     ).where(c.id.in_(list(ids)))
-    return [Sending(*row) for row in await session.execute(query)]
+    return [Sending(**row._asdict()) for row in await session.execute(query)]
 
 
 async def record_page(

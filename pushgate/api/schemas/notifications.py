@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from pushgate.domain.notification import DeliveryStatus
 from pushgate.domain.request import NotificationCreate
+from pushgate.sending import timing
 from pushgate.store.tables import Delivery, Notification
 
 __all__ = ["NotificationCreate"]
@@ -37,6 +38,21 @@ class TemplateUsed(BaseModel):
         return cls(code=used["code"], version=used["version"], locale=used.get("locale"))
 
 
+class ThrottlePublic(BaseModel):
+    per_minute: int
+    expected_end: datetime | None = Field(
+        description="When the last delivery leaves at this rate: from the start of dispatch"
+        " and the audience found so far (final once dispatch is done); null before it starts."
+    )
+
+    @classmethod
+    def of(cls, row: Notification) -> ThrottlePublic | None:
+        per_minute = (row.options or {}).get("throttle_per_minute")
+        if not per_minute:
+            return None
+        return cls(per_minute=per_minute, expected_end=timing.expected_end(row.options, row.total))
+
+
 class NotificationPublic(BaseModel):
     id: uuid.UUID
     status: str
@@ -50,6 +66,9 @@ class NotificationPublic(BaseModel):
     dispatched_at: datetime | None
     completed_at: datetime | None
     counts: dict[str, int] = Field(description="Deliveries per status, and `total`.")
+    throttle: ThrottlePublic | None = Field(
+        default=None, description="A throttled send's rate and expected end (see counts)."
+    )
     platforms: dict[str, dict[str, int]] = Field(description="platform -> status -> count.")
     message: dict[str, Any]
     template: TemplateUsed | None = Field(
@@ -73,6 +92,7 @@ class NotificationPublic(BaseModel):
             dispatched_at=row.dispatched_at,
             completed_at=row.completed_at,
             counts=counts,
+            throttle=ThrottlePublic.of(row),
             platforms=by_platform,
             message=row.message,
             template=TemplateUsed.of(row.options),
