@@ -21,6 +21,7 @@ from pushgate.api.routes import (
     health,
     notifications,
     preferences,
+    templates,
     webpush,
 )
 from pushgate.api.schemas.common import ERROR_RESPONSES
@@ -98,6 +99,7 @@ def create_app(
     app.include_router(notifications.router)
     app.include_router(credentials.router)
     app.include_router(preferences.router)
+    app.include_router(templates.router)
     # Static pages for people: the Web Push test page and its service worker.
     app.mount("/web", StaticFiles(directory=WEB, html=True), name="web")
     docs.install(app)

@@ -29,6 +29,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from pushgate.domain import condition as conditions
 from pushgate.domain import storable
+from pushgate.domain.locales import Locale
 from pushgate.domain.message import (
     DEFAULT_TTL_SECONDS,
     MAX_TTL_SECONDS,
@@ -106,7 +107,11 @@ _LATER_OPTIONS = (
     "send_at_local",
     "past_local_time",
     "throttle_per_minute",
+    "locale",
 )
+
+# What a template renders: a request with `template_code` gives none of them.
+TEMPLATE_FIELDS = ("title", "body", "url", "image", "data", "webpush", "fcm", "apns")
 
 
 def _refuse(field: str, kind: str, message: str) -> ValidationError:
@@ -242,8 +247,19 @@ class NotificationCreate(BaseModel):
         default=None, validation_alias=AliasChoices("idempotency_key", "request_id")
     )
     metadata: storable.JSONObject = Field(default_factory=dict)
-    template_code: ShortText | None = None
-    variables: storable.JSONObject = Field(default_factory=dict)
+    template_code: ShortText | None = Field(
+        default=None,
+        description="Send this template's current version (see `/v1/templates`) instead of"
+        f" {', '.join(TEMPLATE_FIELDS)}, which it renders with `variables`: give none of those.",
+    )
+    variables: storable.JSONObject = Field(
+        default_factory=dict, description="With template_code: the values its templates read."
+    )
+    locale: Locale | None = Field(
+        default=None,
+        description="With template_code: send every device this variant (with fallback,"
+        " `fr-CA` -> `fr` -> the default), instead of each device's own.",
+    )
 
     # When and to whom, per delivery (see `options`).
     transactional: bool = Field(
@@ -322,17 +338,6 @@ class NotificationCreate(BaseModel):
                 raise PydanticCustomError("condition", exc.message) from None
         return value
 
-    @field_validator("template_code")
-    @classmethod
-    def _no_templates(cls, value: str | None) -> str | None:
-        if value is not None:
-            raise PydanticCustomError(
-                "templates_unavailable",
-                "templates are not available in this version: send `title` and `body` instead"
-                " of `template_code` and `variables`",
-            )
-        return value
-
     @model_validator(mode="after")
     def _one_target(self) -> NotificationCreate:
         if self.user_id is not None:
@@ -357,13 +362,28 @@ class NotificationCreate(BaseModel):
                 "give send_at (one instant) or send_at_local (a wall-clock time in each"
                 " device's time zone), not both",
             )
-        if not (self.title or self.body or self.data or self.webpush or self.fcm or self.apns):
+        if self.template_code is not None or self.variables or self.locale is not None:
+            self._check_template()
+        elif not (self.title or self.body or self.data or self.webpush or self.fcm or self.apns):
             raise _refuse(
                 "title",
                 "nothing_to_send",
                 "nothing to send: give a title, body, data or a platform override",
             )
         return self
+
+    def _check_template(self) -> None:
+        if self.template_code is None:
+            field = "variables" if self.variables else "locale"
+            raise _refuse(field, "template", f"{field} is for a template: give template_code")
+        for name in TEMPLATE_FIELDS:
+            if getattr(self, name):
+                raise _refuse(
+                    name,
+                    "template",
+                    f"{name} comes from the template: a request with template_code gives none"
+                    f" of {', '.join(TEMPLATE_FIELDS)}",
+                )
 
     def _check_fcm_topic(self) -> None:
         for per_device in ("send_at_local", "throttle_per_minute"):

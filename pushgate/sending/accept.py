@@ -38,7 +38,7 @@ from pushgate.errors import (
 )
 from pushgate.logs import get_logger
 from pushgate.runtime import Runtime
-from pushgate.sending import addresses, jobs
+from pushgate.sending import addresses, jobs, templates
 from pushgate.sending.group_commit import GroupCommit
 from pushgate.store import db, notifications
 from pushgate.store.held import HeldConnection
@@ -67,8 +67,11 @@ class Accepted:
         return self.stored.replayed
 
 
-async def validate(runtime: Runtime, request: NotificationCreate) -> messages.Message:
-    """Checks that need settings or DNS: payload size, raw tokens and their endpoints.
+async def validate(
+    runtime: Runtime, request: NotificationCreate, rendered: templates.Rendered | None = None
+) -> messages.Message:
+    """Checks that need settings or DNS: payload size (of every variant a template rendered),
+    raw tokens and their endpoints.
 
     Returns:
         The message to store (built once: accept is on the API's hot path).
@@ -77,12 +80,13 @@ async def validate(runtime: Runtime, request: NotificationCreate) -> messages.Me
         PushgateError: 413 naming the field that makes the payload too large, 422 naming the
             bad token field.
     """
-    message = request.message()
-    try:
-        messages.check_webpush_payload(message)
-    except PayloadTooLargeError as exc:
-        exc.details = {**(exc.details or {}), "field": _largest_field(message)}
-        raise
+    if rendered is None:
+        message = request.message()
+        _check_size(message)
+    else:
+        message = rendered.message
+        for locale, variant in rendered.messages.items():
+            _check_size(variant, locale=locale)
     for index, token in enumerate(request.tokens or ()):
         try:
             if token.subscription is not None:
@@ -103,6 +107,16 @@ async def validate(runtime: Runtime, request: NotificationCreate) -> messages.Me
             exc.details = {"field": exc.field}
             raise
     return message
+
+
+def _check_size(message: messages.Message, *, locale: str | None = None) -> None:
+    try:
+        messages.check_webpush_payload(message)
+    except PayloadTooLargeError as exc:
+        exc.details = {**(exc.details or {}), "field": _largest_field(message)}
+        if locale is not None:
+            exc.details["locale"] = locale
+        raise
 
 
 def _largest_field(message: messages.Message) -> str:
@@ -150,12 +164,17 @@ async def accept_many(
     """
     now = now or utcnow()
     results: list[Accepted | PushgateError | None] = [None] * len(requests)
-    valid: list[tuple[int, NotificationCreate, messages.Message]] = []
+    valid: list[tuple[int, NotificationCreate, messages.Message, templates.Rendered | None]] = []
     locks: set[str] = set()
+    loader: templates.Loader | None = None
     try:
         for index, request in enumerate(requests):
             try:
-                message = await validate(runtime, request)
+                rendered = None
+                if request.template_code is not None:
+                    loader = loader or templates.Loader(runtime, app_id, session)
+                    rendered = await loader.render(request)
+                message = await validate(runtime, request, rendered)
             except PushgateError as exc:
                 results[index] = exc
                 continue
@@ -171,11 +190,14 @@ async def accept_many(
                         continue
                     if taken:
                         locks.add(lock)
-            valid.append((index, request, message))
+            valid.append((index, request, message, rendered))
         if valid:
-            items = [_new(app_id, request, message, now) for _, request, message in valid]
+            items = [
+                _new(app_id, request, message, now, rendered)
+                for _, request, message, rendered in valid
+            ]
             created = await _stored_once(runtime, items, session, group, publish)
-            for (index, _, _), outcome in zip(valid, created, strict=True):
+            for (index, *_), outcome in zip(valid, created, strict=True):
                 if isinstance(outcome, PushgateError):
                     results[index] = outcome
                 else:
@@ -302,8 +324,15 @@ async def _through(group: Group, items: list[notifications.NewNotification]) -> 
 
 
 def _new(
-    app_id: uuid.UUID, request: NotificationCreate, message: messages.Message, now: datetime
+    app_id: uuid.UUID,
+    request: NotificationCreate,
+    message: messages.Message,
+    now: datetime,
+    rendered: templates.Rendered | None = None,
 ) -> notifications.NewNotification:
+    options = request.options()
+    if rendered is not None:
+        options = {**(options or {}), "template": rendered.template}
     return notifications.NewNotification(
         app_id=app_id,
         target=request.target(),
@@ -315,7 +344,8 @@ def _new(
         idempotency_key=request.idempotency_key,
         request_hash=request.request_hash() if request.idempotency_key else None,
         accepted_at=now,
-        options=request.options(),
+        options=options,
+        renders=rendered.renders() if rendered is not None else None,
     )
 
 

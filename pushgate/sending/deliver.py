@@ -77,6 +77,8 @@ class _Cached:
     lifetime_ends: datetime
     message: Message
     loaded: float
+    # A template's other variants by locale (`Notification.renders`), decoded once.
+    renders: dict[str, Message] | None = None
     # One message to an FCM topic or condition (`fcm_topic`): the delivery's token is FCM's
     # destination, not a registration token.
     fcm_topic: bool = False
@@ -312,6 +314,9 @@ class Deliverer:
             # The provider keeps an undelivered message for `ttl` seconds: on a retry, only what
             # is left of it, so nothing is shown after the notification expired.
             message = info.message
+            if delivery.locale is not None and info.renders is not None:
+                # An unknown variant cannot come from planning; the default is the safe answer.
+                message = info.renders.get(delivery.locale, message)
             ttl = messages.attempt_ttl(
                 message.ttl,
                 first_attempt=delivery.attempts <= 1,
@@ -396,6 +401,9 @@ def _cache(row: Sending, loaded: float) -> _Cached:
         + timedelta(seconds=int(row.message["ttl"])),
         message=jobs.decode_message(row.message),
         loaded=loaded,
+        renders={k: jobs.decode_message(v) for k, v in row.renders.items()}
+        if row.renders
+        else None,
         fcm_topic=notification_rules.is_fcm_topic(row.target),
         local=_wall_time(row.options),
     )

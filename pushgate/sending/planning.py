@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pushgate.domain.notification import FINAL_DELIVERY, DeliveryStatus
 from pushgate.runtime import Runtime
-from pushgate.sending import preferences, timing
+from pushgate.sending import locales, preferences, timing
 from pushgate.store.audience import Recipient
 from pushgate.store.deliveries import NewDelivery
 from pushgate.store.notification_progress import Dispatching
@@ -89,7 +89,7 @@ Step = Callable[[Page, list[Planned]], Awaitable[None]]
 # The rules, in the order they apply: who is skipped first, then in which words, then when.
 STEPS: list[Step] = [
     preferences.skip_unwanted,
-    # (the template's locale goes here)
+    locales.choose_variants,
     timing.plan,
     preferences.defer_quiet_hours,
 ]

@@ -128,14 +128,28 @@ def test_an_idempotency_key_over_255_characters_is_refused() -> None:
     assert field == "idempotency_key"
 
 
-def test_template_code_is_refused_with_a_clear_reason() -> None:
+def test_a_template_notification_gives_no_title_of_its_own() -> None:
     field, message = refusal(
-        {"user_id": "u1", "template_code": "welcome", "variables": {"name": "Ann"}}
+        {"user_id": "u1", "template_code": "welcome", "variables": {"n": 1}, "title": "Hi"}
     )
 
-    assert field == "template_code"
-    assert "templates are not available" in message
-    assert "title" in message
+    assert field == "title"
+    assert "comes from the template" in message
+
+
+def test_variables_without_a_template_are_refused() -> None:
+    field, message = refusal({"user_id": "u1", "title": "Hi", "variables": {"name": "Ann"}})
+
+    assert field == "variables"
+    assert "template_code" in message
+
+
+def test_a_template_notification_needs_no_title_and_normalises_its_locale() -> None:
+    request = NotificationCreate.model_validate(
+        {"user_id": "u1", "template_code": "welcome", "locale": "fr_ca"}
+    )
+
+    assert request.locale == "fr-CA"
 
 
 def test_a_request_with_nothing_to_send_is_refused() -> None:

@@ -23,6 +23,21 @@ class NotificationAccepted(BaseModel):
     idempotency_key: str | None = None
 
 
+class TemplateUsed(BaseModel):
+    """The template a notification was rendered from, and the version it used."""
+
+    code: str
+    version: int
+    locale: str | None = Field(default=None, description="The variant the request forced.")
+
+    @classmethod
+    def of(cls, options: dict[str, Any] | None) -> TemplateUsed | None:
+        used = (options or {}).get("template")
+        if used is None:
+            return None
+        return cls(code=used["code"], version=used["version"], locale=used.get("locale"))
+
+
 class ThrottlePublic(BaseModel):
     per_minute: int
     expected_end: datetime | None = Field(
@@ -56,6 +71,9 @@ class NotificationPublic(BaseModel):
     )
     platforms: dict[str, dict[str, int]] = Field(description="platform -> status -> count.")
     message: dict[str, Any]
+    template: TemplateUsed | None = Field(
+        default=None, description="When it was sent with a template: which, in which version."
+    )
 
     @classmethod
     def of(
@@ -77,6 +95,7 @@ class NotificationPublic(BaseModel):
             throttle=ThrottlePublic.of(row),
             platforms=by_platform,
             message=row.message,
+            template=TemplateUsed.of(row.options),
         )
 
 
@@ -90,6 +109,7 @@ class NotificationSummary(BaseModel):
     send_at: datetime | None
     completed_at: datetime | None
     total: int
+    template: TemplateUsed | None = None
 
     @classmethod
     def of(cls, row: Notification) -> NotificationSummary:
@@ -103,6 +123,7 @@ class NotificationSummary(BaseModel):
             send_at=row.send_at,
             completed_at=row.completed_at,
             total=row.total,
+            template=TemplateUsed.of(row.options),
         )
 
 
@@ -131,6 +152,9 @@ class DeliveryPublic(BaseModel):
     deferred_until: datetime | None = Field(
         description="When a `deferred` delivery goes (quiet hours, local time, a throttle)."
     )
+    locale: str | None = Field(
+        default=None, description="The template variant it sent; none: the default one."
+    )
 
     @classmethod
     def of(cls, row: Delivery) -> DeliveryPublic:
@@ -149,6 +173,7 @@ class DeliveryPublic(BaseModel):
             next_attempt_at=row.next_attempt_at,
             skip_reason=row.error if row.status == DeliveryStatus.SKIPPED else None,
             deferred_until=row.next_attempt_at if row.status == DeliveryStatus.DEFERRED else None,
+            locale=row.locale,
         )
 
 
