@@ -25,15 +25,21 @@ MAX_TTL_SECONDS = 28 * 24 * 3600
 DEFAULT_TTL_SECONDS = MAX_TTL_SECONDS
 
 
+# A first attempt this soon after the send time carries the `ttl` as it was sent.
+FIRST_ATTEMPT_GRACE_SECONDS = 60
+
+
 def attempt_ttl(ttl: int, *, first_attempt: bool, seconds_left: float) -> int:
     """The TTL one delivery attempt gives the provider.
 
-    The first attempt carries the notification's `ttl` as it was sent. A retry carries what is
-    left of the notification's lifetime, rounded up (a whole second short would drop a message
-    the notification still allows), never more than `ttl` and never below 0, so the provider
-    shows nothing after the notification expired.
+    A first attempt made within a minute of the send time carries the notification's `ttl` as
+    it was sent (`ttl: 0`, "now or never", stays 0). Any later attempt (a retry, or a first
+    attempt held back: deferred past quiet hours, or behind a long queue) carries what is left
+    of the notification's lifetime, rounded up (a whole second short would drop a message the
+    notification still allows), never more than `ttl` and never below 0, so the provider shows
+    nothing after the notification expired.
     """
-    if first_attempt:
+    if first_attempt and seconds_left > ttl - FIRST_ATTEMPT_GRACE_SECONDS:
         return ttl
     return max(0, min(ttl, math.ceil(seconds_left)))
 

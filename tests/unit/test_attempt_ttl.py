@@ -1,5 +1,6 @@
-"""The TTL each delivery attempt gives the provider: the notification's own on the first attempt,
-what is left of its lifetime, rounded up, on a retry."""
+"""The TTL each delivery attempt gives the provider: the notification's own on a first attempt
+within a minute of the send time, what is left of its lifetime, rounded up, on a retry or on a
+first attempt held back longer (deferred past quiet hours, a long queue)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,17 @@ import pytest
 from pushgate.domain.message import attempt_ttl
 
 
-@pytest.mark.parametrize("seconds_left", [3599.4, 3599.999, 3600.0, 10.0, -5.0])
+@pytest.mark.parametrize("seconds_left", [3599.4, 3599.999, 3600.0, 3540.5])
 def test_the_first_attempt_carries_the_ttl_that_was_sent(seconds_left: float) -> None:
     assert attempt_ttl(3600, first_attempt=True, seconds_left=seconds_left) == 3600
+
+
+@pytest.mark.parametrize(("seconds_left", "expected"), [(3540.0, 3540), (600.2, 601), (-5.0, 0)])
+def test_a_first_attempt_held_back_carries_the_lifetime_left(
+    seconds_left: float, expected: int
+) -> None:
+    # Deferred past quiet hours: sent when the window ends, shown no later than the ttl allows
+    assert attempt_ttl(3600, first_attempt=True, seconds_left=seconds_left) == expected
 
 
 def test_ttl_0_stays_0_on_the_first_attempt() -> None:
