@@ -1,39 +1,153 @@
-"""Per-API-key request limits: a fixed one-minute window counted in the key-value store, so
-every API process behind a balancer shares the count when the store is Redis."""
+"""Request limits: a token bucket per API key and one per app, per route class (send, subscribe,
+read), taken together in one key-value store call per request, so every API process behind a
+balancer shares them when the store is Redis (process memory on the embedded profile). When
+the store is out of reach requests go through unlimited, as they go through without its
+idempotency locks.
+
+Every answer to an authenticated request carries the RateLimit header fields of the bucket
+closest to running out (draft-ietf-httpapi-ratelimit-headers: `RateLimit-Limit`,
+`RateLimit-Remaining`, `RateLimit-Reset`); a refused request is a `429` with `Retry-After`.
+"""
 
 from __future__ import annotations
 
-import math
 import time
 import uuid
 from collections.abc import Callable
 
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from pushgate import outages
+from pushgate.domain import rates
+from pushgate.domain.rates import OwnLimits, Quota, Rate, RouteClass
 from pushgate.errors import RateLimitedError
-from pushgate.kv.base import KeyValueStore
+from pushgate.kv.base import Bucket, KeyValueStore
+from pushgate.logs import get_logger
+from pushgate.settings import Settings
 
-WINDOW_SECONDS = 60
+log = get_logger(__name__)
+
+# Where a request's quota waits for its response (an ASGI scope key of our own).
+SCOPE_KEY = "pushgate.quota"
+
+_WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
-async def check(
-    kv: KeyValueStore,
-    key_id: uuid.UUID,
-    *,
-    per_minute: int,
-    clock: Callable[[], float] = time.time,
-) -> None:
-    """Count one request of this key.
+def route_class(method: str, path: str) -> RouteClass:
+    """Which limits a request counts against: writes to notifications are sends, writes to
+    devices are subscriptions, the rest (reads and the admin routes) reads."""
+    if method in _WRITES:
+        if path.startswith("/v1/notifications"):
+            return RouteClass.SEND
+        if path.startswith("/v1/devices"):
+            return RouteClass.SUBSCRIBE
+    return RouteClass.READ
 
-    Raises:
-        RateLimitedError: 429 with `Retry-After` (seconds until the window ends) when the key
-            has used its `per_minute` requests.
+
+class Limiter:
+    """The defaults from the settings, and the buckets in the key-value store.
+
+    Args:
+        clock: wall-clock seconds; every API process sharing the buckets must agree on it.
     """
-    now = clock()
-    window = int(now // WINDOW_SECONDS)
-    count = await kv.incr(f"ratelimit:{key_id}:{window}", ttl=WINDOW_SECONDS + 1)
-    if count > per_minute:
-        retry_after = max(1, math.ceil((window + 1) * WINDOW_SECONDS - now))
+
+    def __init__(
+        self, settings: Settings, kv: KeyValueStore, *, clock: Callable[[], float] = time.time
+    ) -> None:
+        limits = settings.rate_limits
+        self.enabled = limits.enabled
+        legacy = settings.server.rate_limit_per_minute
+        self._key = {
+            route: Rate(legacy, 60.0) if legacy else limits.for_key(route) for route in RouteClass
+        }
+        self._app = {route: limits.for_app(route) for route in RouteClass}
+        self._kv = kv
+        self._clock = clock
+
+    async def check(
+        self,
+        *,
+        key_id: uuid.UUID,
+        app_id: uuid.UUID,
+        own: OwnLimits | None,
+        route: RouteClass,
+    ) -> Quota | None:
+        """Count one request of this key and app.
+
+        Returns:
+            The quota to show the client, or None when nothing limits the request.
+
+        Raises:
+            RateLimitedError: 429 with `Retry-After` and the RateLimit fields, when the key's
+                or the app's bucket is empty (neither is charged then).
+        """
+        if not self.enabled:
+            return None
+        key_rate = (own.key if own is not None else None) or self._key[route]
+        app_rate = (own.app.get(route) if own is not None else None) or self._app[route]
+        found: list[tuple[str, Rate]] = []
+        if not key_rate.unlimited:
+            found.append(("key", key_rate))
+        if not app_rate.unlimited:
+            found.append(("app", app_rate))
+        if not found:
+            return None
+        buckets = [
+            Bucket(
+                key=f"rl:{who}:{key_id if who == 'key' else app_id}:{route.value}",
+                capacity=rate.count,
+                rate=rate.per_second,
+            )
+            for who, rate in found
+        ]
+        try:
+            taken = await self._kv.take(buckets, now=self._clock())
+        except Exception as exc:
+            # Limits protect the service; they are not worth refusing every request while
+            # the key-value store is out of reach (the database still answers).
+            if outages.backend_of(exc) is None:
+                raise
+            log.warning("rate limits unavailable; request let through", error=repr(exc))
+            return None
+        quotas = [rates.quota(r, t) for (_, r), t in zip(found, taken.tokens, strict=True)]
+        if taken.allowed:
+            return rates.tightest(quotas)
+        # The empty bucket that refills last says when to come back.
+        quota, (who, rate) = max(zip(quotas, found, strict=True), key=lambda q: q[0].retry_after)
+        holder = "API key" if who == "key" else "app"
         raise RateLimitedError(
-            f"this API key may make {per_minute} requests a minute; try again in {retry_after} s",
-            headers={"Retry-After": str(retry_after), "X-RateLimit-Limit": str(per_minute)},
-            details={"limit_per_minute": per_minute, "retry_after_seconds": retry_after},
+            f"this {holder} may make {rate.count} {route.value} requests per"
+            f" {str(rate).partition('/')[2]}; try again in {quota.retry_after} s",
+            headers={
+                "Retry-After": str(quota.retry_after),
+                **{name.decode(): value.decode() for name, value in quota.headers()},
+            },
+            details={
+                "limited": who,
+                "route_class": route.value,
+                "limit": str(rate),
+                "retry_after_seconds": quota.retry_after,
+            },
         )
+
+
+class RateLimitHeaders:
+    """ASGI middleware: adds the RateLimit fields of the request's quota (left in the scope by
+    the authentication, in FastAPI's dependencies or the fast lane) to its response."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_quota(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                quota: Quota | None = scope.get(SCOPE_KEY)
+                if quota is not None:
+                    message["headers"] = [*message.get("headers", ()), *quota.headers()]
+            await send(message)
+
+        await self.app(scope, receive, send_with_quota)

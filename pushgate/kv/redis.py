@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, cast
 
 from redis.asyncio import Redis
@@ -9,7 +10,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from pushgate.kv.base import KeyValueStore
+from pushgate.kv.base import Bucket, KeyValueStore, SlotRequest, Slots, Taken
 
 # Seconds to connect, and to wait for an answer: past them a command fails (and the caller
 # falls back or answers 503) rather than holding a request as long as Redis stalls.
@@ -24,6 +25,64 @@ _INCR_WITH_TTL = """
 local n = redis.call('INCR', KEYS[1])
 if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 return n
+"""
+
+# kv/memory.py's `refill`, for every bucket at once: a token from each, or from none. A bucket
+# is a hash (t: tokens, s: when), expiring once it would be full again (absent reads as full).
+# Numbers go back as strings: Redis truncates Lua numbers to integers.
+# ARGV: now, then capacity and rate per key.
+_TAKE = """
+local now = tonumber(ARGV[1])
+local levels = {}
+local allowed = 1
+for i = 1, #KEYS do
+  local capacity = tonumber(ARGV[2 * i])
+  local rate = tonumber(ARGV[2 * i + 1])
+  local state = redis.call('HMGET', KEYS[i], 't', 's')
+  local level = capacity
+  if state[1] then
+    level = tonumber(state[1])
+    local elapsed = now - tonumber(state[2])
+    if elapsed > 0 then level = math.min(capacity, level + elapsed * rate) end
+  end
+  levels[i] = level
+  if level < 1 then allowed = 0 end
+end
+local out = {allowed}
+for i = 1, #KEYS do
+  local capacity = tonumber(ARGV[2 * i])
+  local rate = tonumber(ARGV[2 * i + 1])
+  if allowed == 1 then levels[i] = levels[i] - 1 end
+  redis.call('HSET', KEYS[i], 't', string.format('%.17g', levels[i]), 's', ARGV[1])
+  redis.call('PEXPIRE', KEYS[i], math.ceil((capacity - levels[i]) / rate * 1000) + 1000)
+  out[i + 1] = string.format('%.17g', levels[i])
+end
+return out
+"""
+
+# kv/memory.py's `schedule`, per key: the key holds the schedule's next free slot.
+# ARGV: now, horizon, then count, interval and burst per key.
+_RESERVE = """
+local now = tonumber(ARGV[1])
+local horizon = tonumber(ARGV[2])
+local out = {}
+for i = 1, #KEYS do
+  local count = tonumber(ARGV[3 * i])
+  local interval = tonumber(ARGV[3 * i + 1])
+  local burst = tonumber(ARGV[3 * i + 2])
+  local start = now - burst
+  local free = redis.call('GET', KEYS[i])
+  if free then start = math.max(tonumber(free), start) end
+  local room = now + horizon - start
+  local granted = 0
+  if room >= 0 then granted = math.min(count, math.floor(room / interval + 1e-9) + 1) end
+  local next_free = start + granted * interval
+  redis.call('SET', KEYS[i], string.format('%.17g', next_free),
+    'PX', math.max(1000, math.ceil((next_free - now) * 1000) + 1000))
+  out[2 * i - 1] = granted
+  out[2 * i] = string.format('%.17g', start)
+end
+return out
 """
 
 
@@ -42,6 +101,8 @@ class RedisKeyValueStore(KeyValueStore):
         )
         self._prefix = prefix
         self._incr = self._redis.register_script(_INCR_WITH_TTL)
+        self._take = self._redis.register_script(_TAKE)
+        self._reserve = self._redis.register_script(_RESERVE)
 
     def _k(self, key: str) -> str:
         return self._prefix + key
@@ -61,6 +122,26 @@ class RedisKeyValueStore(KeyValueStore):
     async def incr(self, key: str, *, ttl: float) -> int:
         result: Any = await self._incr(keys=[self._k(key)], args=[_ms(ttl) or 1])
         return int(result)
+
+    async def take(self, buckets: Sequence[Bucket], *, now: float) -> Taken:
+        args: list[float] = [now]
+        for bucket in buckets:
+            args += (bucket.capacity, bucket.rate)
+        result: Any = await self._take(keys=[self._k(b.key) for b in buckets], args=args)
+        return Taken(int(result[0]) == 1, [float(level) for level in result[1:]])
+
+    async def reserve(
+        self, requests: Sequence[SlotRequest], *, now: float, horizon: float
+    ) -> list[Slots]:
+        args: list[float] = [now, horizon]
+        for request in requests:
+            args += (request.count, request.interval, request.burst)
+        result: Any = await self._reserve(keys=[self._k(r.key) for r in requests], args=args)
+        found = []
+        for i, request in enumerate(requests):
+            granted, first = int(result[2 * i]), float(result[2 * i + 1])
+            found.append(Slots(granted, first, first + granted * request.interval))
+        return found
 
     async def ping(self) -> None:
         await self._redis.ping()

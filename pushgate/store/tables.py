@@ -84,6 +84,8 @@ class App(Base):
     # Sealed with the secrets key (store.credentials.SecretBox): read it with apps.vapid_key_pair.
     vapid_private_key: Mapped[str] = mapped_column(Text)
     vapid_subject: Mapped[str | None] = mapped_column(String(255))
+    # Its own request limits per route class (`{"send": "6000/minute"}`), over the settings'.
+    rate_limits: Mapped[dict[str, Any] | None]
 
 
 class APIKey(Base):
@@ -100,6 +102,8 @@ class APIKey(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_used_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
+    # Its own request limit (`600/minute`), over the settings' per-key defaults.
+    rate_limit: Mapped[str | None] = mapped_column(String(32))
 
     __table_args__ = (Index("ix_api_keys_app_id", "app_id"),)
 
