@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.acceptance.test_serve_cli import PUSHGATE, START_TIMEOUT, cli_env, free_port
+from tests.acceptance.test_serve_cli import PUSHGATE, cli_env, free_port, wait_started
 from tests.conftest import (
     TEST_SECRETS_KEY,
     delete_rabbitmq_topology,
@@ -85,19 +84,8 @@ def two_apis(services_env: dict[str, str], tmp_path: Path) -> Iterator[list[str]
                     )
                 )
             urls.append(f"http://127.0.0.1:{port}")
-        with httpx.Client(timeout=1) as http:
-            for url, process, n in zip(urls, processes, range(2), strict=True):
-                deadline = time.monotonic() + START_TIMEOUT
-                while True:
-                    try:
-                        if http.get(f"{url}/health").status_code == 200:
-                            break
-                    except httpx.TransportError:
-                        pass
-                    if process.poll() is not None or time.monotonic() > deadline:
-                        log_text = (tmp_path / f"api-{n}.log").read_text()
-                        pytest.fail(f"pushgate api did not start:\n{log_text}")
-                    time.sleep(0.1)
+        for n, (url, process) in enumerate(zip(urls, processes, strict=True)):
+            wait_started(url, process, tmp_path / f"api-{n}.log")
         yield urls
     finally:
         for process in processes:
