@@ -4,7 +4,9 @@ hand every outcome to `outcomes.Recorder`, which records them in a few batched w
 Retries go back through the broker with a delay; exhausted ones become `failed` and a record
 with the last answer goes to the dead-letter queue; one whose next try would come after its
 notification expires becomes `expired`. An open circuit (or an origin, project or device
-token held by a 429's Retry-After) defers a delivery without counting an attempt.
+token held by a 429's Retry-After) defers a delivery without counting an attempt; so does a
+paced credential whose next send slot is far off (`pacing.py`), and one whose slot is near waits
+for it before taking a send slot.
 
 Providers are seen only through `DeliveryProvider`: what each can do (its `Capabilities`) is
 read once, when the deliverer is made, not per delivery.
@@ -30,12 +32,14 @@ from pushgate.domain.circuit import CircuitBreaker
 from pushgate.domain.message import Message
 from pushgate.domain.notification import DeliveryStatus, NotificationStatus
 from pushgate.domain.outcome import Outcome, OutcomeKind
+from pushgate.domain.rates import Rate
 from pushgate.logs import get_logger
 from pushgate.providers.base import DeliveryProvider, Target
 from pushgate.runtime import Runtime
 from pushgate.sending import jobs
 from pushgate.sending.credentials import MissingCredentialsError
 from pushgate.sending.outcomes import BreakerKey, Recorder, Result, Round
+from pushgate.sending.pacing import Pacer
 from pushgate.store import deliveries, devices, notification_progress
 from pushgate.store.deliveries import Claimed
 from pushgate.store.notification_progress import Sending
@@ -94,6 +98,7 @@ class Deliverer:
             `worker.concurrency` setting).
         lease: seconds a claim holds a delivery before another worker may take it; longer than
             a send can take (the request timeout), so a live worker never loses its claim.
+        pacer: the send slots of paced credentials (default: on the wall clock).
     """
 
     def __init__(
@@ -103,8 +108,10 @@ class Deliverer:
         concurrency: int | None = None,
         lease: float | None = None,
         clock: Callable[[], float] = time.monotonic,
+        pacer: Pacer | None = None,
     ) -> None:
         self.runtime = runtime
+        self.pacer = pacer or Pacer(runtime)
         self.providers = runtime.providers
         self.credentials = runtime.credentials
         self.board = runtime.circuits
@@ -192,6 +199,9 @@ class Deliverer:
                 continue
             going.append((delivery, info, breaker, key, route))
         credentials = await self._credentials({(g[0].app_id, g[0].platform) for g in going})
+        slots: dict[int, float] = {}
+        if self.pacer.platforms:
+            going, slots = await self._pace(work, going, credentials, now)
         registered = await self._registered_at(going)
         sent = await asyncio.gather(
             *(
@@ -201,6 +211,7 @@ class Deliverer:
                     route,
                     credentials[delivery.app_id, delivery.platform],
                     registered.get(delivery.device_id) if delivery.device_id else None,
+                    slots.get(delivery.id),
                 )
                 for delivery, info, _, _, route in going
             )
@@ -248,6 +259,52 @@ class Deliverer:
                 )
         return found
 
+    async def _pace(
+        self, work: Round, going: list[_Going], credentials: dict[Any, Any], now: datetime
+    ) -> tuple[list[_Going], dict[int, float]]:
+        """Reserve the send slots of the paced deliveries (one key-value call for the batch):
+        those that go, and when each of those with a slot ahead may go. The others are
+        deferred until about when their slot comes, their attempt given back."""
+        pacer = self.pacer
+        # (app, platform, origin) -> (schedule, rate) or None: the provider is asked once each.
+        schedules: dict[BreakerKey, tuple[str, Rate] | None] = {}
+        wanted: list[tuple[str, Rate]] = []
+        paced: list[_Going] = []
+        for entry in going:
+            delivery, key = entry[0], entry[3]
+            if delivery.platform not in pacer.platforms:
+                continue
+            own = credentials[delivery.app_id, delivery.platform]
+            if isinstance(own, Outcome):
+                continue
+            if key not in schedules:
+                provider = self.providers[delivery.platform]
+                name = provider.credential_key(key[0], key[2], own)
+                rate = pacer.rate(delivery.platform, name)
+                schedules[key] = None if rate is None else (f"{delivery.platform}:{name}", rate)
+            schedule = schedules[key]
+            if schedule is not None:
+                wanted.append(schedule)
+                paced.append(entry)
+        if not wanted:
+            return going, {}
+        found = await pacer.reserve(wanted)
+        wall = pacer.now()
+        later: dict[int, float] = {}
+        deferred: set[int] = set()
+        for (delivery, _, breaker, _, _), slot in zip(paced, found, strict=True):
+            if slot.reserved:
+                if slot.at > wall:
+                    later[delivery.id] = slot.at
+                continue
+            # Back when its slot is within reach; a half-open probe lets another go instead.
+            breaker.release()
+            self.recorder.defer(work, delivery, slot.at - wall - pacer.max_wait / 2, now)
+            deferred.add(delivery.id)
+        if deferred:
+            going = [g for g in going if g[0].id not in deferred]
+        return going, later
+
     async def _registered_at(self, going: list[_Going]) -> dict[uuid.UUID, datetime]:
         """When each device of the batch whose provider asks for it (APNs) last registered, in
         one query: APNs's 410 carries the time it stopped accepting the token, and a device
@@ -272,12 +329,16 @@ class Deliverer:
         route: _Route | None,
         credentials: Any,
         registered_at: datetime | None = None,
+        slot: float | None = None,
     ) -> tuple[Outcome, bool, Exception | None]:
         """The outcome, whether the provider answered it (False: decided here, nothing reached
-        the upstream), and the exception a provider raised, if any."""
+        the upstream), and the exception a provider raised, if any. `slot`: the wall-clock time
+        of its paced credential's send slot, waited for before taking a send slot."""
         if isinstance(credentials, Outcome) or route is None:
             # No route means no provider, and `_credentials` said so with an outcome.
             return credentials, False, None
+        if slot is not None:
+            await self.pacer.wait_for(slot)
         # Looked up per send, as the runtime holds it (a test may swap one in).
         provider = self.providers[delivery.platform]
         target = Target(
