@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import Any, cast
 
@@ -27,37 +28,50 @@ if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 return n
 """
 
-# kv/memory.py's `refill`, for every bucket at once: a token from each, or from none. A bucket
-# is a hash (t: tokens, s: when), expiring once it would be full again (absent reads as full).
-# Numbers go back as strings: Redis truncates Lua numbers to integers.
-# ARGV: now, then capacity and rate per key.
+# kv/memory.py's `refill`, for several requests in turn, each taking a token from every one of its
+# buckets or from none. A bucket is a hash (t: tokens, s: when), expiring once it would be full
+# again (absent reads as full). ARGV: per request its time and number of buckets, then per
+# bucket its capacity and rate; KEYS: every request's buckets in order. The answer is one
+# string, per request `allowed tokens...` (Redis would truncate Lua numbers to integers, and
+# one string parses faster than nested arrays).
 _TAKE = """
-local now = tonumber(ARGV[1])
-local levels = {}
-local allowed = 1
-for i = 1, #KEYS do
-  local capacity = tonumber(ARGV[2 * i])
-  local rate = tonumber(ARGV[2 * i + 1])
-  local state = redis.call('HMGET', KEYS[i], 't', 's')
-  local level = capacity
-  if state[1] then
-    level = tonumber(state[1])
-    local elapsed = now - tonumber(state[2])
-    if elapsed > 0 then level = math.min(capacity, level + elapsed * rate) end
+local out = {}
+local a = 1
+local k = 1
+while a <= #ARGV do
+  local now = tonumber(ARGV[a])
+  local n = tonumber(ARGV[a + 1])
+  a = a + 2
+  local levels = {}
+  local allowed = 1
+  for i = 0, n - 1 do
+    local capacity = tonumber(ARGV[a + 2 * i])
+    local rate = tonumber(ARGV[a + 2 * i + 1])
+    local state = redis.call('HMGET', KEYS[k + i], 't', 's')
+    local level = capacity
+    if state[1] then
+      level = tonumber(state[1])
+      local elapsed = now - tonumber(state[2])
+      if elapsed > 0 then level = math.min(capacity, level + elapsed * rate) end
+    end
+    levels[i] = level
+    if level < 1 then allowed = 0 end
   end
-  levels[i] = level
-  if level < 1 then allowed = 0 end
+  out[#out + 1] = tostring(allowed)
+  for i = 0, n - 1 do
+    local capacity = tonumber(ARGV[a + 2 * i])
+    local rate = tonumber(ARGV[a + 2 * i + 1])
+    local level = levels[i]
+    if allowed == 1 then level = level - 1 end
+    local text = string.format('%.17g', level)
+    redis.call('HSET', KEYS[k + i], 't', text, 's', ARGV[a - 2])
+    redis.call('PEXPIRE', KEYS[k + i], math.ceil((capacity - level) / rate * 1000) + 1000)
+    out[#out + 1] = text
+  end
+  a = a + 2 * n
+  k = k + n
 end
-local out = {allowed}
-for i = 1, #KEYS do
-  local capacity = tonumber(ARGV[2 * i])
-  local rate = tonumber(ARGV[2 * i + 1])
-  if allowed == 1 then levels[i] = levels[i] - 1 end
-  redis.call('HSET', KEYS[i], 't', string.format('%.17g', levels[i]), 's', ARGV[1])
-  redis.call('PEXPIRE', KEYS[i], math.ceil((capacity - levels[i]) / rate * 1000) + 1000)
-  out[i + 1] = string.format('%.17g', levels[i])
-end
-return out
+return table.concat(out, ' ')
 """
 
 # kv/memory.py's `schedule`, per key: the key holds the schedule's next free slot.
@@ -102,6 +116,9 @@ class RedisKeyValueStore(KeyValueStore):
         self._prefix = prefix
         self._incr = self._redis.register_script(_INCR_WITH_TTL)
         self._take = self._redis.register_script(_TAKE)
+        self._taking = False
+        self._waiting: list[tuple[Sequence[Bucket], float, asyncio.Future[Taken]]] = []
+        self._tasks: set[asyncio.Task[None]] = set()
         self._reserve = self._redis.register_script(_RESERVE)
 
     def _k(self, key: str) -> str:
@@ -124,11 +141,65 @@ class RedisKeyValueStore(KeyValueStore):
         return int(result)
 
     async def take(self, buckets: Sequence[Bucket], *, now: float) -> Taken:
-        args: list[float] = [now]
-        for bucket in buckets:
-            args += (bucket.capacity, bucket.rate)
-        result: Any = await self._take(keys=[self._k(b.key) for b in buckets], args=args)
-        return Taken(int(result[0]) == 1, [float(level) for level in result[1:]])
+        # Takes that come while one is in flight go together in the next call: one round
+        # trip then serves every request that arrived meanwhile (a round trip costs the API
+        # ~0.1 ms of CPU, a third of what the rest of a request costs).
+        if self._taking:
+            waiter: asyncio.Future[Taken] = asyncio.get_running_loop().create_future()
+            self._waiting.append((buckets, now, waiter))
+            return await waiter
+        self._taking = True
+        try:
+            [taken] = await self._take_many([(buckets, now)])
+        finally:
+            self._next_takes()
+        return taken
+
+    def _next_takes(self) -> None:
+        if not self._waiting:
+            self._taking = False
+            return
+        batch, self._waiting = self._waiting, []
+        task = asyncio.get_running_loop().create_task(self._take_for(batch))
+        # Kept until done: the loop holds tasks weakly.
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _take_for(
+        self, batch: list[tuple[Sequence[Bucket], float, asyncio.Future[Taken]]]
+    ) -> None:
+        try:
+            found = await self._take_many([(buckets, now) for buckets, now, _ in batch])
+        except BaseException as exc:
+            for _, _, waiter in batch:
+                if not waiter.done():
+                    waiter.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+        else:
+            for (_, _, waiter), taken in zip(batch, found, strict=True):
+                if not waiter.done():  # its request may have gone (cancelled)
+                    waiter.set_result(taken)
+        finally:
+            self._next_takes()
+
+    async def _take_many(self, requests: list[tuple[Sequence[Bucket], float]]) -> list[Taken]:
+        keys: list[str] = []
+        args: list[float] = []
+        for buckets, now in requests:
+            args += (now, len(buckets))
+            for bucket in buckets:
+                keys.append(self._prefix + bucket.key)
+                args += (bucket.capacity, bucket.rate)
+        result: Any = await self._take(keys=keys, args=args)
+        words = result.split()
+        found = []
+        at = 0
+        for buckets, _ in requests:
+            n = len(buckets)
+            found.append(Taken(words[at] == b"1", [float(w) for w in words[at + 1 : at + 1 + n]]))
+            at += 1 + n
+        return found
 
     async def reserve(
         self, requests: Sequence[SlotRequest], *, now: float, horizon: float
