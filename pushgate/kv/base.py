@@ -21,11 +21,15 @@ class Bucket:
 
 @dataclass(frozen=True, slots=True)
 class Taken:
-    """What `take` did: `allowed` when every bucket gave a token (none is taken otherwise), and
-    each bucket's tokens after the call, in the order given."""
+    """What `take` did: `granted` tokens taken from every bucket (0: none, some bucket had not
+    one), and each bucket's tokens after the call, in the order given."""
 
-    allowed: bool
+    granted: int
     tokens: list[float]
+
+    @property
+    def allowed(self) -> bool:
+        return self.granted > 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,13 +76,16 @@ class KeyValueStore(Protocol):
         """Add one and return the new count; the expiry is set when the key is created."""
         ...
 
-    async def take(self, buckets: Sequence[Bucket], *, now: float) -> Taken:
-        """Take one token from each bucket, atomically: from all of them, or (when one is
-        empty) from none. One round trip whatever the number of buckets.
+    async def take(self, buckets: Sequence[Bucket], *, now: float, want: int = 1) -> Taken:
+        """Take tokens from every bucket, atomically: as many as each has, up to `want`, the
+        same number from all of them; none when one has not a whole token. One round trip
+        whatever the number of buckets.
 
         Args:
             buckets: refilled first for the time since their last take.
             now: wall-clock seconds (every process sharing the buckets must agree on it).
+            want: how many tokens the caller would like (a process may take a few requests'
+                worth at once).
         """
         ...
 

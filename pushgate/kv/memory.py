@@ -67,15 +67,14 @@ class MemoryKeyValueStore(KeyValueStore):
         self._data[key] = (str(count).encode(), self._data[key][1])
         return count
 
-    async def take(self, buckets: Sequence[Bucket], *, now: float) -> Taken:
+    async def take(self, buckets: Sequence[Bucket], *, now: float, want: int = 1) -> Taken:
         levels = [refill(self._buckets.get(b.key), b, now) for b in buckets]
-        allowed = all(level >= 1 for level in levels)
-        if allowed:
-            levels = [level - 1 for level in levels]
+        granted = grant(levels, want)
+        levels = [level - granted for level in levels]
         for bucket, level in zip(buckets, levels, strict=True):
             self._buckets[bucket.key] = (level, now, now + (bucket.capacity - level) / bucket.rate)
         self._sweep_rates(now)
-        return Taken(allowed, levels)
+        return Taken(granted, levels)
 
     async def reserve(
         self, requests: Sequence[SlotRequest], *, now: float, horizon: float
@@ -118,6 +117,11 @@ def refill(state: tuple[float, float, float] | None, bucket: Bucket, now: float)
     tokens, at, _ = state
     elapsed = now - at
     return min(bucket.capacity, tokens + elapsed * bucket.rate) if elapsed > 0 else tokens
+
+
+def grant(levels: list[float], want: int) -> int:
+    """Tokens to take from every bucket: up to `want`, no more than the emptiest one holds."""
+    return max(0, min(want, math.floor(min(levels, default=want))))
 
 
 def schedule(free: float | None, request: SlotRequest, now: float, horizon: float) -> Slots:

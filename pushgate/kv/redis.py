@@ -28,11 +28,12 @@ if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 return n
 """
 
-# kv/memory.py's `refill`, for several requests in turn, each taking a token from every one of its
-# buckets or from none. A bucket is a hash (t: tokens, s: when), expiring once it would be full
-# again (absent reads as full). ARGV: per request its time and number of buckets, then per
+# kv/memory.py's `refill` and `grant`, for several requests in turn, each taking the same number
+# of tokens from every one of its buckets (up to what it wants, none when one has not a whole
+# token). A bucket is a hash (t: tokens, s: when), expiring once it would be full again (absent
+# reads as full). ARGV: per request its time, number of buckets and tokens wanted, then per
 # bucket its capacity and rate; KEYS: every request's buckets in order. The answer is one
-# string, per request `allowed tokens...` (Redis would truncate Lua numbers to integers, and
+# string, per request `granted tokens...` (Redis would truncate Lua numbers to integers, and
 # one string parses faster than nested arrays).
 _TAKE = """
 local out = {}
@@ -41,9 +42,9 @@ local k = 1
 while a <= #ARGV do
   local now = tonumber(ARGV[a])
   local n = tonumber(ARGV[a + 1])
-  a = a + 2
+  local granted = tonumber(ARGV[a + 2])
+  a = a + 3
   local levels = {}
-  local allowed = 1
   for i = 0, n - 1 do
     local capacity = tonumber(ARGV[a + 2 * i])
     local rate = tonumber(ARGV[a + 2 * i + 1])
@@ -55,16 +56,16 @@ while a <= #ARGV do
       if elapsed > 0 then level = math.min(capacity, level + elapsed * rate) end
     end
     levels[i] = level
-    if level < 1 then allowed = 0 end
+    granted = math.min(granted, math.floor(level))
   end
-  out[#out + 1] = tostring(allowed)
+  if granted < 0 then granted = 0 end
+  out[#out + 1] = tostring(granted)
   for i = 0, n - 1 do
     local capacity = tonumber(ARGV[a + 2 * i])
     local rate = tonumber(ARGV[a + 2 * i + 1])
-    local level = levels[i]
-    if allowed == 1 then level = level - 1 end
+    local level = levels[i] - granted
     local text = string.format('%.17g', level)
-    redis.call('HSET', KEYS[k + i], 't', text, 's', ARGV[a - 2])
+    redis.call('HSET', KEYS[k + i], 't', text, 's', ARGV[a - 3])
     redis.call('PEXPIRE', KEYS[k + i], math.ceil((capacity - level) / rate * 1000) + 1000)
     out[#out + 1] = text
   end
@@ -99,6 +100,9 @@ end
 return out
 """
 
+# One caller's take: its buckets, its time, the tokens it wants.
+_TakeRequest = tuple[Sequence[Bucket], float, int]
+
 
 class RedisKeyValueStore(KeyValueStore):
     def __init__(self, url: str, *, prefix: str = "pushgate:") -> None:
@@ -117,7 +121,7 @@ class RedisKeyValueStore(KeyValueStore):
         self._incr = self._redis.register_script(_INCR_WITH_TTL)
         self._take = self._redis.register_script(_TAKE)
         self._taking = False
-        self._waiting: list[tuple[Sequence[Bucket], float, asyncio.Future[Taken]]] = []
+        self._waiting: list[tuple[_TakeRequest, asyncio.Future[Taken]]] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._reserve = self._redis.register_script(_RESERVE)
 
@@ -140,17 +144,17 @@ class RedisKeyValueStore(KeyValueStore):
         result: Any = await self._incr(keys=[self._k(key)], args=[_ms(ttl) or 1])
         return int(result)
 
-    async def take(self, buckets: Sequence[Bucket], *, now: float) -> Taken:
+    async def take(self, buckets: Sequence[Bucket], *, now: float, want: int = 1) -> Taken:
         # Takes that come while one is in flight go together in the next call: one round
         # trip then serves every request that arrived meanwhile (a round trip costs the API
         # ~0.1 ms of CPU, a third of what the rest of a request costs).
         if self._taking:
             waiter: asyncio.Future[Taken] = asyncio.get_running_loop().create_future()
-            self._waiting.append((buckets, now, waiter))
+            self._waiting.append(((buckets, now, want), waiter))
             return await waiter
         self._taking = True
         try:
-            [taken] = await self._take_many([(buckets, now)])
+            [taken] = await self._take_many([(buckets, now, want)])
         finally:
             self._next_takes()
         return taken
@@ -165,29 +169,27 @@ class RedisKeyValueStore(KeyValueStore):
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _take_for(
-        self, batch: list[tuple[Sequence[Bucket], float, asyncio.Future[Taken]]]
-    ) -> None:
+    async def _take_for(self, batch: list[tuple[_TakeRequest, asyncio.Future[Taken]]]) -> None:
         try:
-            found = await self._take_many([(buckets, now) for buckets, now, _ in batch])
+            found = await self._take_many([request for request, _ in batch])
         except BaseException as exc:
-            for _, _, waiter in batch:
+            for _, waiter in batch:
                 if not waiter.done():
                     waiter.set_exception(exc)
             if not isinstance(exc, Exception):
                 raise
         else:
-            for (_, _, waiter), taken in zip(batch, found, strict=True):
+            for (_, waiter), taken in zip(batch, found, strict=True):
                 if not waiter.done():  # its request may have gone (cancelled)
                     waiter.set_result(taken)
         finally:
             self._next_takes()
 
-    async def _take_many(self, requests: list[tuple[Sequence[Bucket], float]]) -> list[Taken]:
+    async def _take_many(self, requests: list[_TakeRequest]) -> list[Taken]:
         keys: list[str] = []
         args: list[float] = []
-        for buckets, now in requests:
-            args += (now, len(buckets))
+        for buckets, now, want in requests:
+            args += (now, len(buckets), want)
             for bucket in buckets:
                 keys.append(self._prefix + bucket.key)
                 args += (bucket.capacity, bucket.rate)
@@ -195,9 +197,9 @@ class RedisKeyValueStore(KeyValueStore):
         words = result.split()
         found = []
         at = 0
-        for buckets, _ in requests:
+        for buckets, _, _ in requests:
             n = len(buckets)
-            found.append(Taken(words[at] == b"1", [float(w) for w in words[at + 1 : at + 1 + n]]))
+            found.append(Taken(int(words[at]), [float(w) for w in words[at + 1 : at + 1 + n]]))
             at += 1 + n
         return found
 

@@ -261,7 +261,7 @@ async def test_a_bucket_starts_full_and_refuses_once_empty(harness: Harness) -> 
     # Then the first three got one each, counting down, and the fourth none
     assert [t.allowed for t in taken] == [True, True, True]
     assert [t.tokens for t in taken] == [[2.0], [1.0], [0.0]]
-    assert refused == Taken(allowed=False, tokens=[0.0])
+    assert refused == Taken(granted=0, tokens=[0.0])
 
 
 async def test_a_bucket_refills_at_its_rate_up_to_its_capacity(harness: Harness) -> None:
@@ -285,8 +285,34 @@ async def test_two_buckets_give_a_token_each_or_none(harness: Harness) -> None:
     second = await harness.kv.take([key, app], now=NOW)
 
     # Then the key's bucket did not pay for the refused request
-    assert first == Taken(allowed=True, tokens=[9.0, 0.0])
-    assert second == Taken(allowed=False, tokens=[9.0, 0.0])
+    assert first == Taken(granted=1, tokens=[9.0, 0.0])
+    assert second == Taken(granted=0, tokens=[9.0, 0.0])
+
+
+async def test_a_take_of_several_tokens_gets_what_the_emptiest_bucket_has(
+    harness: Harness,
+) -> None:
+    # Given a key's bucket of 10 and an app's of 4
+    key, app = _bucket("key", capacity=10), _bucket("app", capacity=4)
+
+    # When a process asks for 6 tokens at once, then 6 more
+    first = await harness.kv.take([key, app], now=NOW, want=6)
+    second = await harness.kv.take([key, app], now=NOW, want=6)
+
+    # Then it got the 4 the app had, from both buckets, and then none
+    assert first == Taken(granted=4, tokens=[6.0, 0.0])
+    assert second == Taken(granted=0, tokens=[6.0, 0.0])
+
+
+async def test_concurrent_takes_each_get_their_own_answer(harness: Harness) -> None:
+    # Given many requests at once on one bucket of 5 (on Redis they share round trips)
+    answers = await asyncio.gather(
+        *(harness.kv.take([_bucket("b", capacity=5)], now=NOW) for _ in range(8))
+    )
+
+    # Then five were allowed, each seeing the bucket a token lower, and three refused
+    assert sorted(a.granted for a in answers) == [0, 0, 0, 1, 1, 1, 1, 1]
+    assert sorted(a.tokens[0] for a in answers if a.allowed) == [0.0, 1.0, 2.0, 3.0, 4.0]
 
 
 async def test_a_clock_behind_the_last_take_adds_no_tokens(harness: Harness) -> None:
