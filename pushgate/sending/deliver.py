@@ -266,44 +266,64 @@ class Deliverer:
         those that go, and when each of those with a slot ahead may go. The others are
         deferred until about when their slot comes, their attempt given back."""
         pacer = self.pacer
-        # (app, platform, origin) -> (schedule, rate) or None: the provider is asked once each.
-        schedules: dict[BreakerKey, tuple[str, Rate] | None] = {}
-        wanted: list[tuple[str, Rate]] = []
-        paced: list[_Going] = []
+        # (app, platform, origin) -> its schedule's deliveries, or None when not paced: the
+        # provider is asked once for each.
+        by_key: dict[BreakerKey, list[_Going] | None] = {}
+        schedules: dict[str, tuple[Rate, list[_Going]]] = {}
         for entry in going:
             delivery, key = entry[0], entry[3]
             if delivery.platform not in pacer.platforms:
                 continue
-            own = credentials[delivery.app_id, delivery.platform]
-            if isinstance(own, Outcome):
-                continue
-            if key not in schedules:
-                provider = self.providers[delivery.platform]
-                name = provider.credential_key(key[0], key[2], own)
-                rate = pacer.rate(delivery.platform, name)
-                schedules[key] = None if rate is None else (f"{delivery.platform}:{name}", rate)
-            schedule = schedules[key]
-            if schedule is not None:
-                wanted.append(schedule)
-                paced.append(entry)
-        if not wanted:
+            if key in by_key:
+                group = by_key[key]
+            else:
+                group = by_key[key] = self._schedule(key, delivery, credentials, schedules)
+            if group is not None:
+                group.append(entry)
+        if not schedules:
             return going, {}
-        found = await pacer.reserve(wanted)
+        found = await pacer.reserve({name: (rate, len(g)) for name, (rate, g) in schedules.items()})
         wall = pacer.now()
         later: dict[int, float] = {}
         deferred: set[int] = set()
-        for (delivery, _, breaker, _, _), slot in zip(paced, found, strict=True):
-            if slot.reserved:
-                if slot.at > wall:
-                    later[delivery.id] = slot.at
-                continue
-            # Back when its slot is within reach; a half-open probe lets another go instead.
-            breaker.release()
-            self.recorder.defer(work, delivery, slot.at - wall - pacer.max_wait / 2, now)
-            deferred.add(delivery.id)
+        for name, (_, group) in schedules.items():
+            slots = found[name]
+            if slots.granted == len(group) and slots.last <= wall:
+                continue  # every slot has come: the usual case below the rate
+            for n, (delivery, _, breaker, _, _) in enumerate(group):
+                at = slots.at(n)
+                if n < slots.granted:
+                    if at > wall:
+                        later[delivery.id] = at
+                    continue
+                # Back when its slot is within reach; a half-open probe lets another go.
+                breaker.release()
+                self.recorder.defer(work, delivery, at - wall - pacer.max_wait / 2, now)
+                deferred.add(delivery.id)
         if deferred:
             going = [g for g in going if g[0].id not in deferred]
         return going, later
+
+    def _schedule(
+        self,
+        key: BreakerKey,
+        delivery: Claimed,
+        credentials: dict[Any, Any],
+        schedules: dict[str, tuple[Rate, list[_Going]]],
+    ) -> list[_Going] | None:
+        """The list that gathers the deliveries of `key`'s pacing schedule, or None when its
+        credential is not paced (or there is none: the send will not go)."""
+        own = credentials[delivery.app_id, delivery.platform]
+        if isinstance(own, Outcome):
+            return None
+        name = self.providers[delivery.platform].credential_key(key[0], key[2], own)
+        rate = self.pacer.rate(delivery.platform, name)
+        if rate is None:
+            return None
+        schedule = f"{delivery.platform}:{name}"
+        if schedule not in schedules:
+            schedules[schedule] = (rate, [])
+        return schedules[schedule][1]
 
     async def _registered_at(self, going: list[_Going]) -> dict[uuid.UUID, datetime]:
         """When each device of the batch whose provider asks for it (APNs) last registered, in

@@ -29,12 +29,26 @@ MIN_WAIT_SECONDS = 0.001
 
 
 @dataclass(frozen=True, slots=True)
-class Slot:
-    """When one delivery may go (wall-clock seconds), and whether that slot is its own
-    (reserved) or only where the schedule will be by then (not reserved: defer it)."""
+class Granted:
+    """The slots one schedule gave a batch (wall-clock seconds): the first `granted` are the
+    batch's own, `interval` apart; the others are where the schedule will be by then (not
+    reserved: defer them)."""
 
-    at: float
-    reserved: bool
+    granted: int
+    first: float
+    next_free: float
+    interval: float
+    count: int
+
+    def at(self, n: int) -> float:
+        """When the n-th delivery (from 0) may go."""
+        if n < self.granted:
+            return self.first + n * self.interval
+        return self.next_free + (n - self.granted) * self.interval
+
+    @property
+    def last(self) -> float:
+        return self.at(self.count - 1)
 
 
 class Pacer:
@@ -75,24 +89,22 @@ class Pacer:
     def now(self) -> float:
         return self._clock()
 
-    async def reserve(self, wanted: list[tuple[str, Rate]]) -> list[Slot]:
-        """A slot for each (schedule, its rate) asked for, in order; one key-value call.
+    async def reserve(self, wanted: dict[str, tuple[Rate, int]]) -> dict[str, Granted]:
+        """Slots on each schedule named, for the number of deliveries given at its rate; one
+        key-value call for them all.
 
         When the key-value store is out of reach every delivery goes at once: pacing is a
         courtesy to the vendors, not worth holding deliveries back for (a vendor that answers
         429 still holds what it names).
         """
-        counts: dict[str, tuple[Rate, int]] = {}
-        for key, rate in wanted:
-            counts[key] = (rate, counts.get(key, (rate, 0))[1] + 1)
         requests = [
             SlotRequest(
-                key=f"pace:{key}",
-                count=n,
+                key=f"pace:{name}",
+                count=count,
                 interval=rate.period / rate.count,
                 burst=self.settings.burst_seconds,
             )
-            for key, (rate, n) in counts.items()
+            for name, (rate, count) in wanted.items()
         ]
         now = self._clock()
         try:
@@ -101,22 +113,14 @@ class Pacer:
             if outages.backend_of(exc) is None:
                 raise
             log.warning("pacing unavailable; sending unpaced", error=repr(exc))
-            return [Slot(now, True)] * len(wanted)
-        schedules = {
-            key: (slots, request.interval)
-            for key, slots, request in zip(counts, found, requests, strict=True)
+            return {
+                name: Granted(r.count, now, now, 0.0, r.count)
+                for name, r in zip(wanted, requests, strict=True)
+            }
+        return {
+            name: Granted(slots.granted, slots.first, slots.next_free, r.interval, r.count)
+            for name, r, slots in zip(wanted, requests, found, strict=True)
         }
-        taken = dict.fromkeys(counts, 0)
-        given = []
-        for key, _ in wanted:
-            slots, interval = schedules[key]
-            n = taken[key]
-            taken[key] = n + 1
-            if n < slots.granted:
-                given.append(Slot(slots.first + n * interval, True))
-            else:
-                given.append(Slot(slots.next_free + (n - slots.granted) * interval, False))
-        return given
 
     async def wait_for(self, at: float) -> None:
         """Return at `at` (wall clock), or at once if it has come."""
