@@ -62,18 +62,18 @@ MAX_LEASES = 10_000
 
 @dataclass(slots=True)
 class _Lease:
-    """Tokens this process took ahead for one key, app and route class, until `until`."""
+    """Tokens this process took ahead for one key and route class, until `until`."""
 
     left: int
     until: float
-    # Each bucket's rate, and its level in the store just after the lease was taken.
-    buckets: list[tuple[Rate, float]]
+    # The bucket closest to empty (both lose a token per request: it stays the closest), its
+    # rate and its level in the store just after the lease was taken.
+    rate: Rate
+    level: float
 
     def quota(self) -> Quota:
         # What this client has: what the store holds plus what this process holds for it.
-        return rates.tightest(
-            [rates.quota(rate, level + self.left) for rate, level in self.buckets]
-        )
+        return rates.quota(self.rate, self.level + self.left)
 
 
 def lease_size(rate: Rate) -> int:
@@ -155,16 +155,14 @@ class Limiter:
                 raise
             log.warning("rate limits unavailable; request let through", error=repr(exc))
             return None
+        quotas = [rates.quota(r, t) for (_, r), t in zip(found, taken.tokens, strict=True)]
         if taken.allowed:
-            lease = _Lease(
-                taken.granted - 1,
-                now + LEASE_SECONDS,
-                [(rate, level) for (_, rate), level in zip(found, taken.tokens, strict=True)],
-            )
-            if taken.granted > 1:
+            left = taken.granted - 1
+            closest = quotas.index(rates.tightest(quotas))
+            lease = _Lease(left, now + LEASE_SECONDS, found[closest][1], taken.tokens[closest])
+            if left:
                 self._keep(key_id, route, lease, now)
             return lease.quota()
-        quotas = [rates.quota(r, t) for (_, r), t in zip(found, taken.tokens, strict=True)]
         # The empty bucket that refills last says when to come back.
         quota, (who, rate) = max(zip(quotas, found, strict=True), key=lambda q: q[0].retry_after)
         holder = "API key" if who == "key" else "app"
