@@ -15,6 +15,7 @@ closest to running out (draft-ietf-httpapi-ratelimit-headers: `RateLimit-Limit`,
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 import uuid
@@ -102,6 +103,7 @@ class Limiter:
         self._kv = kv
         self._clock = clock
         self._leases: dict[tuple[uuid.UUID, RouteClass], _Lease] = {}
+        self._fetching: dict[tuple[uuid.UUID, RouteClass], asyncio.Future[None]] = {}
 
     async def check(
         self,
@@ -123,11 +125,34 @@ class Limiter:
         """
         if not self.enabled:
             return None
-        now = self._clock()
-        lease = self._leases.get((key_id, route))
-        if lease is not None and lease.left > 0 and now < lease.until:
-            lease.left -= 1
-            return lease.quota()
+        while True:
+            now = self._clock()
+            lease = self._leases.get((key_id, route))
+            if lease is not None and lease.left > 0 and now < lease.until:
+                lease.left -= 1
+                return lease.quota()
+            fetching = self._fetching.get((key_id, route))
+            if fetching is None:
+                break
+            # One take at a time per key and class: the requests that come meanwhile share
+            # its lease (each taking its own would take the bucket's tokens many times over).
+            await asyncio.shield(fetching)
+        done = asyncio.get_running_loop().create_future()
+        self._fetching[key_id, route] = done
+        try:
+            return await self._take(key_id, app_id, own, route, now)
+        finally:
+            del self._fetching[key_id, route]
+            done.set_result(None)
+
+    async def _take(
+        self,
+        key_id: uuid.UUID,
+        app_id: uuid.UUID,
+        own: OwnLimits | None,
+        route: RouteClass,
+        now: float,
+    ) -> Quota | None:
         key_rate = (own.key if own is not None else None) or self._key[route]
         app_rate = (own.app.get(route) if own is not None else None) or self._app[route]
         found: list[tuple[str, Rate]] = []

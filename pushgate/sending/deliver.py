@@ -32,7 +32,6 @@ from pushgate.domain.circuit import CircuitBreaker
 from pushgate.domain.message import Message
 from pushgate.domain.notification import DeliveryStatus, NotificationStatus
 from pushgate.domain.outcome import Outcome, OutcomeKind
-from pushgate.domain.rates import Rate
 from pushgate.logs import get_logger
 from pushgate.providers.base import DeliveryProvider, Target
 from pushgate.runtime import Runtime
@@ -262,68 +261,23 @@ class Deliverer:
     async def _pace(
         self, work: Round, going: list[_Going], credentials: dict[Any, Any], now: datetime
     ) -> tuple[list[_Going], dict[int, float]]:
-        """Reserve the send slots of the paced deliveries (one key-value call for the batch):
-        those that go, and when each of those with a slot ahead may go. The others are
-        deferred until about when their slot comes, their attempt given back."""
-        pacer = self.pacer
-        # (app, platform, origin) -> its schedule's deliveries, or None when not paced: the
-        # provider is asked once for each.
-        by_key: dict[BreakerKey, list[_Going] | None] = {}
-        schedules: dict[str, tuple[Rate, list[_Going]]] = {}
+        """The deliveries that go now, and when each of those whose pace puts its send slot
+        ahead may go (`Pacer.pace`); the others are deferred until about when their slot
+        comes, their attempt given back."""
+        later, deferred = await self.pacer.pace(
+            [(g[0], g[3]) for g in going], credentials, self.providers
+        )
+        if not deferred:
+            return going, later
+        kept = []
         for entry in going:
-            delivery, key = entry[0], entry[3]
-            if delivery.platform not in pacer.platforms:
+            wait = deferred.get(entry[0].id)
+            if wait is None:
+                kept.append(entry)
                 continue
-            if key in by_key:
-                group = by_key[key]
-            else:
-                group = by_key[key] = self._schedule(key, delivery, credentials, schedules)
-            if group is not None:
-                group.append(entry)
-        if not schedules:
-            return going, {}
-        found = await pacer.reserve({name: (rate, len(g)) for name, (rate, g) in schedules.items()})
-        wall = pacer.now()
-        later: dict[int, float] = {}
-        deferred: set[int] = set()
-        for name, (_, group) in schedules.items():
-            slots = found[name]
-            if slots.granted == len(group) and slots.last <= wall:
-                continue  # every slot has come: the usual case below the rate
-            for n, (delivery, _, breaker, _, _) in enumerate(group):
-                at = slots.at(n)
-                if n < slots.granted:
-                    if at > wall:
-                        later[delivery.id] = at
-                    continue
-                # Back when its slot is within reach; a half-open probe lets another go.
-                breaker.release()
-                self.recorder.defer(work, delivery, at - wall - pacer.max_wait / 2, now)
-                deferred.add(delivery.id)
-        if deferred:
-            going = [g for g in going if g[0].id not in deferred]
-        return going, later
-
-    def _schedule(
-        self,
-        key: BreakerKey,
-        delivery: Claimed,
-        credentials: dict[Any, Any],
-        schedules: dict[str, tuple[Rate, list[_Going]]],
-    ) -> list[_Going] | None:
-        """The list that gathers the deliveries of `key`'s pacing schedule, or None when its
-        credential is not paced (or there is none: the send will not go)."""
-        own = credentials[delivery.app_id, delivery.platform]
-        if isinstance(own, Outcome):
-            return None
-        name = self.providers[delivery.platform].credential_key(key[0], key[2], own)
-        rate = self.pacer.rate(delivery.platform, name)
-        if rate is None:
-            return None
-        schedule = f"{delivery.platform}:{name}"
-        if schedule not in schedules:
-            schedules[schedule] = (rate, [])
-        return schedules[schedule][1]
+            entry[2].release()  # a half-open probe not sent: let another go
+            self.recorder.defer(work, entry[0], wait, now)
+        return kept, later
 
     async def _registered_at(self, going: list[_Going]) -> dict[uuid.UUID, datetime]:
         """When each device of the batch whose provider asks for it (APNs) last registered, in

@@ -13,19 +13,27 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from pushgate import outages
+from pushgate.domain.outcome import Outcome
 from pushgate.domain.rates import Rate
 from pushgate.kv.base import SlotRequest
 from pushgate.logs import get_logger
+from pushgate.providers.base import DeliveryProvider
 from pushgate.runtime import Runtime
+from pushgate.store.deliveries import Claimed
 
 log = get_logger(__name__)
 
 # Waits shorter than this are not worth a timer: the send goes at once.
 MIN_WAIT_SECONDS = 0.001
+
+# A delivery and its circuit's key (app, platform, origin).
+Pacing = tuple[Claimed, tuple[str, str, str]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,8 +94,78 @@ class Pacer:
     def rate(self, platform: str, credential: str) -> Rate | None:
         return self.settings.rate(platform, credential)
 
-    def now(self) -> float:
-        return self._clock()
+    async def pace(
+        self,
+        batch: Sequence[Pacing],
+        credentials: Mapping[tuple[uuid.UUID, str], Any],
+        providers: Mapping[str, DeliveryProvider[Any]],
+    ) -> tuple[dict[int, float], dict[int, float]]:
+        """Reserve the send slots of a batch's paced deliveries, in one key-value call.
+
+        Args:
+            batch: the deliveries about to be sent, with their circuit's key.
+            credentials: each (app, platform)'s credentials, or an `Outcome` when it has none
+                (those are not paced: they will not be sent).
+            providers: by platform, to name each credential (`credential_key`).
+
+        Returns:
+            By delivery id: for those whose slot is ahead, when it comes (wall clock); for those
+            to defer (their slot too far off), how many seconds to wait in the queue.
+        """
+        # (app, platform, origin) -> its schedule's deliveries, or None when not paced: the
+        # provider is asked once for each.
+        by_key: dict[tuple[str, str, str], list[Claimed] | None] = {}
+        schedules: dict[str, tuple[Rate, list[Claimed]]] = {}
+        for delivery, key in batch:
+            if delivery.platform not in self.platforms:
+                continue
+            if key in by_key:
+                group = by_key[key]
+            else:
+                group = by_key[key] = self._group(
+                    key, credentials[delivery.app_id, delivery.platform], providers, schedules
+                )
+            if group is not None:
+                group.append(delivery)
+        if not schedules:
+            return {}, {}
+        found = await self.reserve({name: (rate, len(g)) for name, (rate, g) in schedules.items()})
+        wall = self._clock()
+        later: dict[int, float] = {}
+        deferred: dict[int, float] = {}
+        for name, (_, group) in schedules.items():
+            slots = found[name]
+            if slots.granted == len(group) and slots.last <= wall:
+                continue  # every slot has come: the usual case below the rate
+            for n, delivery in enumerate(group):
+                at = slots.at(n)
+                if n >= slots.granted:
+                    # Back when its slot is within reach.
+                    deferred[delivery.id] = at - wall - self.max_wait / 2
+                elif at > wall:
+                    later[delivery.id] = at
+        return later, deferred
+
+    def _group(
+        self,
+        key: tuple[str, str, str],
+        own: Any,
+        providers: Mapping[str, DeliveryProvider[Any]],
+        schedules: dict[str, tuple[Rate, list[Claimed]]],
+    ) -> list[Claimed] | None:
+        """The list gathering the deliveries of `key`'s schedule, or None when its credential
+        is not paced (or there is none: nothing will be sent)."""
+        if isinstance(own, Outcome):
+            return None
+        platform = key[1]
+        name = providers[platform].credential_key(key[0], key[2], own)
+        rate = self.rate(platform, name)
+        if rate is None:
+            return None
+        schedule = f"{platform}:{name}"
+        if schedule not in schedules:
+            schedules[schedule] = (rate, [])
+        return schedules[schedule][1]
 
     async def reserve(self, wanted: dict[str, tuple[Rate, int]]) -> dict[str, Granted]:
         """Slots on each schedule named, for the number of deliveries given at its rate; one

@@ -4,11 +4,13 @@ no process, nor all of them together, ever lets through more than the bucket hol
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Sequence
 from typing import Any
 
 import pytest
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from pushgate.api import ratelimit
 from pushgate.domain.rates import RouteClass, parse
@@ -35,6 +37,7 @@ class CountingStore(MemoryKeyValueStore):
 
     async def take(self, buckets: Sequence[Bucket], *, now: float, want: int = 1) -> Taken:
         self.takes.append(want)
+        await asyncio.sleep(0)  # a round trip: other requests come meanwhile
         return await super().take(buckets, now=now, want=want)
 
 
@@ -75,6 +78,19 @@ async def test_one_call_serves_a_tenth_of_a_second_of_a_busy_key() -> None:
 
     # Then it takes another lease
     assert kv.takes == [10, 10]
+
+
+async def test_concurrent_requests_share_one_lease() -> None:
+    # Given a busy key whose process has no lease yet
+    kv, clock = CountingStore(), Clock()
+    limits = limiter(kv, clock, key_send="6000/minute", app_send="off")
+
+    # When eight requests come at once
+    quotas = await asyncio.gather(*(check(limits) for _ in range(8)))
+
+    # Then one take served them all: the bucket lost ten tokens, not eighty
+    assert kv.takes == [10]
+    assert sorted(q.remaining for q in quotas) == list(range(5992, 6000))
 
 
 async def test_a_lease_not_spent_within_its_tenth_of_a_second_is_dropped() -> None:
@@ -119,3 +135,13 @@ async def test_a_slow_limit_is_counted_request_by_request() -> None:
         await check(limits)
 
     assert kv.takes == [1, 1, 1]
+
+
+async def test_without_the_key_value_store_requests_go_through_unlimited() -> None:
+    class Unreachable(CountingStore):
+        async def take(self, buckets: Sequence[Bucket], *, now: float, want: int = 1) -> Taken:
+            raise RedisConnectionError("Connection refused")
+
+    limits = limiter(Unreachable(), Clock(), key_send="1/minute")
+
+    assert [await check(limits) for _ in range(3)] == [None, None, None]
