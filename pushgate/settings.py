@@ -28,6 +28,7 @@ from pydantic_settings import (
 
 from pushgate.domain import vapid
 from pushgate.errors import ConfigError, InvalidInputError
+from pushgate.rate_settings import PacingSettings, RateLimitSettings
 
 ENV_PREFIX = "PUSHGATE_"
 
@@ -59,7 +60,7 @@ class ServerSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
-    # Requests a minute per API key; 0 means no limit.
+    # Deprecated alias: when set, N/minute replaces every `rate_limits.key_*` default.
     rate_limit_per_minute: int = Field(default=0, ge=0)
     # How long an API process trusts a key it has checked before reading it again: a key
     # revoked by another process (`pushgate keys revoke`) stops working here within this many
@@ -298,6 +299,8 @@ class Settings(BaseSettings):
     fcm: FCMSettings = Field(default_factory=FCMSettings)
     apns: APNSSettings = Field(default_factory=APNSSettings)
     secrets: SecretsSettings = Field(default_factory=SecretsSettings)
+    rate_limits: RateLimitSettings = Field(default_factory=RateLimitSettings)
+    pacing: PacingSettings = Field(default_factory=PacingSettings)
 
     @classmethod
     def settings_customise_sources(

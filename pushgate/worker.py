@@ -40,7 +40,9 @@ class Worker:
         jobs_in_flight = max(2, DELIVER_JOBS_IN_FLIGHT_FACTOR * settings.concurrency // job_size)
         rounds = -(-jobs_in_flight * job_size // settings.concurrency)
         request_timeout = self.runtime.settings.delivery.request_timeout_seconds
-        lease = max(settings.claim_lease_seconds, (rounds + 1) * request_timeout)
+        # A paced delivery may also wait for its send slot first.
+        pacing_wait = self.runtime.settings.pacing.max_wait_seconds
+        lease = max(settings.claim_lease_seconds, (rounds + 1) * request_timeout + pacing_wait)
         self._consumers.append(
             await broker.consume(
                 broker_base.DELIVER,

@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from pushgate import __version__
-from pushgate.api import docs, errors
+from pushgate.api import docs, errors, ratelimit
 from pushgate.api.fastlane import AcceptFastLane
 from pushgate.api.limits import BodySizeLimit
 from pushgate.api.routes import (
@@ -65,6 +65,7 @@ def create_app(
                 current = await open_runtime(settings, serves_requests=True)
                 stack.push_async_callback(current.close)
             app.state.runtime = current
+            app.state.limiter = ratelimit.Limiter(current.settings, current.kv)
             # Accepts of concurrent requests stored together; closed (answering every request
             # still waiting) before the worker and the runtime.
             accepts = accept.group(current)
@@ -93,6 +94,8 @@ def create_app(
     # Added first, so it runs inside the body size limit (the last added is the outermost).
     app.add_middleware(AcceptFastLane)
     app.add_middleware(BodySizeLimit, max_bytes=settings.server.max_body_bytes)
+    # Outermost: it sees the answers of the fast lane and of FastAPI alike.
+    app.add_middleware(ratelimit.RateLimitHeaders)
     app.include_router(health.router)
     app.include_router(webpush.router)
     app.include_router(devices.router)

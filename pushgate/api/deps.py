@@ -7,19 +7,20 @@ a thread hop per request on the hot path for nothing.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.datastructures import State
 
 from pushgate.api import ratelimit
 from pushgate.domain.apikeys import Permission, Scope, allows
+from pushgate.domain.rates import RouteClass
 from pushgate.errors import AuthenticationError, PermissionDeniedError
 from pushgate.runtime import Runtime
 from pushgate.store import api_keys
-from pushgate.store.key_cache import KeyCache
 
 
 async def get_runtime(request: Request) -> Runtime:
@@ -65,39 +66,48 @@ def key_of(authorization: str | None, x_api_key: str | None) -> str | None:
     return x_api_key or None
 
 
-async def authenticate(request: Request, runtime: Runtime) -> Caller:
-    return await caller_of(presented_key(request), runtime, request.app.state.key_cache)
+async def authenticate(request: Request) -> Caller:
+    scope = request.scope
+    route = ratelimit.route_class(scope["method"], scope["path"])
+    return await caller_of(presented_key(request), request.app.state, scope, route)
 
 
-async def caller_of(secret: str | None, runtime: Runtime, cache: KeyCache) -> Caller:
-    """Who presents `secret`. The key is read through the app's key cache, so a request with
-    a known key touches the database at most once a minute (`last_used_at`).
+async def caller_of(
+    secret: str | None, state: State, scope: MutableMapping[str, Any], route: RouteClass
+) -> Caller:
+    """Who presents `secret`, counted against its key's and app's limits for `route`. The key
+    is read through the app's key cache, so a request with a known key touches the database
+    at most once a minute (`last_used_at`). The quota to show goes into the request's `scope`.
 
     Raises:
         AuthenticationError: no key, or an unknown or revoked one.
-        RateLimitedError: the key used its requests of this minute (when limits are on).
+        RateLimitedError: the key's or the app's bucket for `route` is empty.
     """
+    runtime: Runtime = state.runtime
     if secret is None:
         raise AuthenticationError(
             "missing API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    key = await api_keys.authenticate_cached(sessions=runtime.sessions, cache=cache, secret=secret)
+    key = await api_keys.authenticate_cached(
+        sessions=runtime.sessions, cache=state.key_cache, secret=secret
+    )
     if key is None:
         raise AuthenticationError(
             "unknown or revoked API key",
             code="invalid_api_key",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    limit = runtime.settings.server.rate_limit_per_minute
-    if limit:
-        await ratelimit.check(runtime.kv, key.key_id, per_minute=limit)
+    limiter: ratelimit.Limiter = state.limiter
+    scope[ratelimit.SCOPE_KEY] = await limiter.check(
+        key_id=key.key_id, app_id=key.app_id, own=key.limits, route=route
+    )
     await api_keys.touch_cached(sessions=runtime.sessions, key=key)
     return Caller(app_id=key.app_id, key_id=key.key_id, scope=Scope(key.scope))
 
 
-async def get_caller(request: Request, runtime: RuntimeDep) -> Caller:
-    return await authenticate(request, runtime)
+async def get_caller(request: Request) -> Caller:
+    return await authenticate(request)
 
 
 CallerDep = Annotated[Caller, Depends(get_caller)]
@@ -107,7 +117,7 @@ def require(permission: Permission) -> Callable[[Request], Awaitable[Caller]]:
     # One dependency per permission that authenticates too (rather than one on top of
     # get_caller): each level of dependencies costs FastAPI time on every request.
     async def check(request: Request) -> Caller:
-        caller = await authenticate(request, request.app.state.runtime)
+        caller = await authenticate(request)
         return permitted(caller, permission)
 
     return check

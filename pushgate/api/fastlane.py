@@ -8,7 +8,8 @@ It only takes the requests FastAPI would answer without a validation error: a JS
 absent or valid (length, printable ASCII). Every other request, and every other route, goes on
 to FastAPI untouched (the body already read is handed over again), so malformed requests get
 exactly the answers they got before. What runs for the requests it takes is what the FastAPI
-route runs: the same authentication (`deps.caller_of`, `deps.permitted`), the same `accept_one`,
+route runs: the same authentication and rate limits (`deps.caller_of`, `deps.permitted`; the
+RateLimit fields are added by the `RateLimitHeaders` middleware outside), the same `accept_one`,
 PushgateErrors rendered by the same `errors.error_response`, and backend outages answered `503`
 by the same `errors.outage_response`; anything unexpected propagates to the app's own 500
 handler. The OpenAPI document still describes the route, from FastAPI.
@@ -31,6 +32,7 @@ from pushgate.api.routes.notifications import (
     header_key_ok,
 )
 from pushgate.domain.apikeys import Permission
+from pushgate.domain.rates import RouteClass
 from pushgate.domain.request import NotificationCreate
 from pushgate.errors import PushgateError
 
@@ -66,7 +68,7 @@ class AcceptFastLane:
             return
         state = scope["app"].state
         try:
-            caller = await deps.caller_of(headers.api_key, state.runtime, state.key_cache)
+            caller = await deps.caller_of(headers.api_key, state, scope, RouteClass.SEND)
             deps.permitted(caller, Permission.NOTIFICATIONS_SEND)
             response = await accept_one(state, caller, request, headers.idempotency_key)
         except PushgateError as exc:

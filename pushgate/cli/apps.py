@@ -1,4 +1,5 @@
-"""`pushgate apps`: create and list apps (tenants), and an app's JSON shape for every command."""
+"""`pushgate apps`: create and list apps (tenants), set their own request limits, and an app's
+JSON shape for every command."""
 
 from __future__ import annotations
 
@@ -12,12 +13,15 @@ from pushgate.cli.common import (
     ConfigOption,
     JsonOption,
     commands,
+    refused_input,
     settings_from,
     show,
     show_rows,
     with_app,
     with_session,
 )
+from pushgate.domain import rates
+from pushgate.domain.rates import RouteClass
 from pushgate.runtime import Runtime
 from pushgate.store import apps
 from pushgate.store.tables import App
@@ -64,6 +68,7 @@ def app_json(row: Any) -> dict[str, Any]:
         "vapid_public_key": row.vapid_public_key,
         "vapid_subject": row.vapid_subject,
         "default_timezone": row.default_timezone,
+        "rate_limits": row.rate_limits or {},
     }
 
 
@@ -109,5 +114,60 @@ def apps_list(config: ConfigOption = None, as_json: JsonOption = False) -> None:
             "id": "id",
             "created": "created_at",
             "VAPID subject": "vapid_subject",
+            "rate limits": _limits_cell,
         },
+    )
+
+
+def _limits_cell(row: dict[str, Any]) -> str:
+    limits = row["rate_limits"]
+    return ", ".join(f"{k} {v}" for k, v in sorted(limits.items())) or "default"
+
+
+RateOption = Annotated[
+    str | None,
+    typer.Option(
+        help="N/second, N/minute, N/hour or N/day; off for no limit; default for the setting's."
+    ),
+]
+
+
+@group.command("limits")
+def apps_limits(
+    name: str,
+    send: RateOption = None,
+    subscribe: RateOption = None,
+    read: RateOption = None,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Set an app's own request limits (all its keys together) per route class: send (POST
+    /v1/notifications...), subscribe (device writes), read (GETs and admin routes). Without
+    options, show them. API processes apply a change within server.key_cache_seconds."""
+    settings = settings_from(config)
+    given = {"send": send, "subscribe": subscribe, "read": read}
+    with refused_input():
+        changes = {
+            route: None if text.strip().lower() == "default" else rates.parse(text, field=route)
+            for route, text in given.items()
+            if text is not None
+        }
+
+    async def work(_runtime: Runtime, session: AsyncSession) -> dict[str, Any]:
+        row = await apps.get_by_name(session=session, name=name)
+        if changes:
+            row = await apps.set_rate_limits(session=session, app_id=row.id, limits=changes)
+            await session.commit()
+        return app_json(row)
+
+    data = with_session(settings, work)
+    effective = {
+        route: data["rate_limits"].get(route)
+        or f"{settings.rate_limits.for_app(RouteClass(route))} (default)"
+        for route in given
+    }
+    show(
+        {**data, "effective_rate_limits": effective},
+        as_json,
+        *(f"{route}: {limit}" for route, limit in effective.items()),
     )

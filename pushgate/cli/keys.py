@@ -15,12 +15,14 @@ from pushgate.cli.common import (
     emit_json,
     iso,
     out,
+    refused_input,
     settings_from,
     show,
     show_app_rows,
     with_app,
     with_session,
 )
+from pushgate.domain import rates
 from pushgate.domain.apikeys import Scope
 from pushgate.runtime import Runtime
 from pushgate.store import api_keys, apps
@@ -34,14 +36,25 @@ def keys_create(
     app_name: AppOption,
     scope: Annotated[Scope, typer.Option(help="admin, send or subscribe.")],
     name: Annotated[str | None, typer.Option(help="A label for the key.")] = None,
+    rate_limit: Annotated[
+        str | None,
+        typer.Option(
+            help="The key's own request limit in every route class, e.g. 600/minute"
+            " (N/second, N/minute, N/hour, N/day, or off); default: the rate_limits settings."
+        ),
+    ] = None,
     config: ConfigOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Create an API key. The key is printed once; only its hash is stored."""
     settings = settings_from(config)
+    with refused_input():
+        own = rates.parse_optional(rate_limit, field="--rate-limit")
 
     async def work(_runtime: Runtime, session: AsyncSession, owner: App) -> dict[str, Any]:
-        created = await api_keys.create(session=session, app_id=owner.id, scope=scope, name=name)
+        created = await api_keys.create(
+            session=session, app_id=owner.id, scope=scope, name=name, rate_limit=own
+        )
         await session.commit()
         return {**_key_json(created.row, owner.name), "key": created.secret}
 
@@ -60,6 +73,7 @@ def _key_json(row: Any, app_name: str) -> dict[str, Any]:
         "name": row.name,
         "scope": row.scope,
         "prefix": row.prefix,
+        "rate_limit": row.rate_limit,
         "created_at": row.created_at.isoformat(),
         "last_used_at": iso(row.last_used_at),
         "revoked_at": iso(row.revoked_at),
@@ -84,6 +98,7 @@ def keys_list(
             "prefix": "prefix",
             "scope": "scope",
             "name": "name",
+            "rate limit": lambda row: row["rate_limit"] or "default",
             "created": "created_at",
             "last used": "last_used_at",
             "revoked": "revoked_at",

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
-from pushgate.kv.base import KeyValueStore
+from pushgate.kv.base import Bucket, KeyValueStore, SlotRequest, Slots, Taken
 
 SWEEP_EVERY = 1024
 
@@ -17,6 +18,11 @@ class MemoryKeyValueStore(KeyValueStore):
         self._data: dict[str, tuple[bytes, float | None]] = {}
         self._clock = clock
         self._writes = 0
+        # key -> (tokens, at, full_at): a bucket is dropped once full (absent reads as full).
+        self._buckets: dict[str, tuple[float, float, float]] = {}
+        # key -> the schedule's next free slot (wall-clock seconds).
+        self._schedules: dict[str, float] = {}
+        self._rate_writes = 0
 
     def _live(self, key: str) -> bytes | None:
         item = self._data.get(key)
@@ -61,8 +67,67 @@ class MemoryKeyValueStore(KeyValueStore):
         self._data[key] = (str(count).encode(), self._data[key][1])
         return count
 
+    async def take(self, buckets: Sequence[Bucket], *, now: float, want: int = 1) -> Taken:
+        levels = [refill(self._buckets.get(b.key), b, now) for b in buckets]
+        granted = grant(levels, want)
+        levels = [level - granted for level in levels]
+        for bucket, level in zip(buckets, levels, strict=True):
+            self._buckets[bucket.key] = (level, now, now + (bucket.capacity - level) / bucket.rate)
+        self._sweep_rates(now)
+        return Taken(granted, levels)
+
+    async def reserve(
+        self, requests: Sequence[SlotRequest], *, now: float, horizon: float
+    ) -> list[Slots]:
+        found = []
+        for request in requests:
+            slots = schedule(self._schedules.get(request.key), request, now, horizon)
+            self._schedules[request.key] = slots.next_free
+            found.append(slots)
+        self._sweep_rates(now)
+        return found
+
+    def _sweep_rates(self, now: float) -> None:
+        self._rate_writes += 1
+        if self._rate_writes % SWEEP_EVERY:
+            return
+        # A full bucket, or a schedule whose next slot is past, reads the same as none.
+        for key in [k for k, (_, _, full) in self._buckets.items() if full <= now]:
+            del self._buckets[key]
+        for key in [k for k, free in self._schedules.items() if free <= now - 3600]:
+            del self._schedules[key]
+
     async def ping(self) -> None:
         return None
 
     async def close(self) -> None:
         self._data.clear()
+        self._buckets.clear()
+        self._schedules.clear()
+
+
+# The two rate algorithms, as the Redis store's Lua scripts run them (kv/redis.py).
+
+
+def refill(state: tuple[float, float, float] | None, bucket: Bucket, now: float) -> float:
+    """A bucket's tokens at `now`: full when absent; never fuller than its capacity. A clock
+    that went backwards (another process's) adds nothing."""
+    if state is None:
+        return bucket.capacity
+    tokens, at, _ = state
+    elapsed = now - at
+    return min(bucket.capacity, tokens + elapsed * bucket.rate) if elapsed > 0 else tokens
+
+
+def grant(levels: list[float], want: int) -> int:
+    """Tokens to take from every bucket: up to `want`, no more than the emptiest one holds."""
+    return max(0, min(want, math.floor(min(levels, default=want))))
+
+
+def schedule(free: float | None, request: SlotRequest, now: float, horizon: float) -> Slots:
+    """The slots granted on a schedule whose next free slot is `free` (None: never used)."""
+    start = now - request.burst if free is None else max(free, now - request.burst)
+    room = now + horizon - start
+    fits = 0 if room < 0 else math.floor(room / request.interval + 1e-9) + 1
+    granted = max(0, min(request.count, fits))
+    return Slots(granted, start, start + granted * request.interval)

@@ -154,6 +154,10 @@ class APNSProvider(DeliveryProvider[APNSCredentials]):
             )
         return verdict.outcome
 
+    def credential_key(self, app_id: str, origin: str, credentials: APNSCredentials) -> str:
+        # One developer team's token signs every app's sends of that team.
+        return credentials.team_id
+
     def address(self, token: str) -> str:
         return subscription.apns_token(token)
 

@@ -151,6 +151,13 @@ class DeliveryProvider(Protocol[CredentialsT]):
         origin). One origin for the whole provider unless it sends to many hosts."""
         return self.name
 
+    def credential_key(self, app_id: str, origin: str, credentials: CredentialsT) -> str:
+        """Which sending quota a send with `credentials` to `origin` uses up: deliveries with
+        the same key share one pace (`pacing.per_credential` names it `<provider>:<key>`),
+        across apps and workers. By default the app and the origin: a push service that
+        throttles a sender counts per sender and per service."""
+        return f"{app_id}:{origin}"
+
     def check(self, target: Target, message: Message, credentials: CredentialsT) -> str | None:
         """A dry run for a provider without `capabilities.dry_run`: build the request as a
         send would, contact no one, and say why a send would be refused (None: it would go)."""

@@ -142,6 +142,11 @@ class FCMProvider(DeliveryProvider[FCMCredentials]):
             return Outcome.rejected(exc.message)
         return await self._post(credentials, body)
 
+    def credential_key(self, app_id: str, origin: str, credentials: FCMCredentials) -> str:
+        # FCM's quota is per Firebase project, whichever app's service account sends
+        # (docs/protocols.md#limits-ttl-priority-collapsing).
+        return credentials.project_id
+
     def address(self, token: str) -> str:
         return subscription.fcm_token(token)
 

@@ -4,7 +4,9 @@ hand every outcome to `outcomes.Recorder`, which records them in a few batched w
 Retries go back through the broker with a delay; exhausted ones become `failed` and a record
 with the last answer goes to the dead-letter queue; one whose next try would come after its
 notification expires becomes `expired`. An open circuit (or an origin, project or device
-token held by a 429's Retry-After) defers a delivery without counting an attempt.
+token held by a 429's Retry-After) defers a delivery without counting an attempt; so does a
+paced credential whose next send slot is far off (`pacing.py`), and one whose slot is near waits
+for it before taking a send slot.
 
 Providers are seen only through `DeliveryProvider`: what each can do (its `Capabilities`) is
 read once, when the deliverer is made, not per delivery.
@@ -37,6 +39,7 @@ from pushgate.runtime import Runtime
 from pushgate.sending import jobs, timing
 from pushgate.sending.credentials import MissingCredentialsError
 from pushgate.sending.outcomes import BreakerKey, Recorder, Result, Round
+from pushgate.sending.pacing import Pacer
 from pushgate.store import deliveries, devices, notification_progress
 from pushgate.store.deliveries import Claimed
 from pushgate.store.notification_progress import Sending
@@ -115,6 +118,7 @@ class Deliverer:
             `worker.concurrency` setting).
         lease: seconds a claim holds a delivery before another worker may take it; longer than
             a send can take (the request timeout), so a live worker never loses its claim.
+        pacer: the send slots of paced credentials (default: on the wall clock).
     """
 
     def __init__(
@@ -124,8 +128,10 @@ class Deliverer:
         concurrency: int | None = None,
         lease: float | None = None,
         clock: Callable[[], float] = time.monotonic,
+        pacer: Pacer | None = None,
     ) -> None:
         self.runtime = runtime
+        self.pacer = pacer or Pacer(runtime)
         self.providers = runtime.providers
         self.credentials = runtime.credentials
         self.board = runtime.circuits
@@ -216,6 +222,9 @@ class Deliverer:
                 continue
             going.append((delivery, info, breaker, key, route))
         credentials = await self._credentials({(g[0].app_id, g[0].platform) for g in going})
+        slots: dict[int, float] = {}
+        if self.pacer.platforms:
+            going, slots = await self._pace(work, going, credentials, now)
         registered = await self._registered_at(going)
         sent = await asyncio.gather(
             *(
@@ -225,6 +234,7 @@ class Deliverer:
                     route,
                     credentials[delivery.app_id, delivery.platform],
                     registered.get(delivery.device_id) if delivery.device_id else None,
+                    slots.get(delivery.id),
                 )
                 for delivery, info, _, _, route in going
             )
@@ -272,6 +282,27 @@ class Deliverer:
                 )
         return found
 
+    async def _pace(
+        self, work: Round, going: list[_Going], credentials: dict[Any, Any], now: datetime
+    ) -> tuple[list[_Going], dict[int, float]]:
+        """The deliveries that go now, and when each of those whose pace puts its send slot
+        ahead may go (`Pacer.pace`); the others are deferred until about when their slot
+        comes, their attempt given back."""
+        later, deferred = await self.pacer.pace(
+            [(g[0], g[3]) for g in going], credentials, self.providers
+        )
+        if not deferred:
+            return going, later
+        kept = []
+        for entry in going:
+            wait = deferred.get(entry[0].id)
+            if wait is None:
+                kept.append(entry)
+                continue
+            entry[2].release()  # a half-open probe not sent: let another go
+            self.recorder.defer(work, entry[0], wait, now)
+        return kept, later
+
     async def _registered_at(self, going: list[_Going]) -> dict[uuid.UUID, datetime]:
         """When each device of the batch whose provider asks for it (APNs) last registered, in
         one query: APNs's 410 carries the time it stopped accepting the token, and a device
@@ -296,12 +327,16 @@ class Deliverer:
         route: _Route | None,
         credentials: Any,
         registered_at: datetime | None = None,
+        slot: float | None = None,
     ) -> tuple[Outcome, bool, Exception | None]:
         """The outcome, whether the provider answered it (False: decided here, nothing reached
-        the upstream), and the exception a provider raised, if any."""
+        the upstream), and the exception a provider raised, if any. `slot`: the wall-clock time
+        of its paced credential's send slot, waited for before taking a send slot."""
         if isinstance(credentials, Outcome) or route is None:
             # No route means no provider, and `_credentials` said so with an outcome.
             return credentials, False, None
+        if slot is not None:
+            await self.pacer.wait_for(slot)
         # Looked up per send, as the runtime holds it (a test may swap one in).
         provider = self.providers[delivery.platform]
         target = Target(

@@ -6,18 +6,20 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import event, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
-from pushgate.domain import apikeys
+from pushgate.domain import apikeys, rates
 from pushgate.domain.apikeys import Scope
+from pushgate.domain.rates import Rate
 from pushgate.errors import NotFoundError
 from pushgate.store import key_cache
 from pushgate.store.db import SessionMaker
 from pushgate.store.key_cache import CachedKey, KeyCache
-from pushgate.store.tables import APIKey, utcnow
+from pushgate.store.tables import APIKey, App, utcnow
 
 # last_used_at is advisory; writing it on every request would cost a row update per call.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
@@ -30,10 +32,23 @@ class CreatedKey:
 
 
 async def create(
-    *, session: AsyncSession, app_id: uuid.UUID, scope: Scope, name: str | None = None
+    *,
+    session: AsyncSession,
+    app_id: uuid.UUID,
+    scope: Scope,
+    name: str | None = None,
+    rate_limit: Rate | None = None,
 ) -> CreatedKey:
+    """A new key; `rate_limit` is its own limit, in place of the settings' per-key defaults."""
     new = apikeys.generate()
-    row = APIKey(app_id=app_id, scope=scope.value, name=name, prefix=new.prefix, key_hash=new.hash)
+    row = APIKey(
+        app_id=app_id,
+        scope=scope.value,
+        name=name,
+        prefix=new.prefix,
+        key_hash=new.hash,
+        rate_limit=None if rate_limit is None else str(rate_limit),
+    )
     session.add(row)
     await session.flush()
     return CreatedKey(row=row, secret=new.secret)
@@ -41,15 +56,27 @@ async def create(
 
 async def authenticate(*, session: AsyncSession, secret: str) -> APIKey | None:
     """The live key row for a presented secret, or None (unknown, wrong or revoked)."""
+    found = await _live(session, secret)
+    return None if found is None else found[0]
+
+
+async def _live(session: AsyncSession, secret: str) -> tuple[APIKey, dict[str, Any] | None] | None:
+    """The live key row for a presented secret, with its app's own rate limits."""
     prefix = apikeys.prefix_of(secret)
     if prefix is None:
         return None
-    row = (
-        await session.execute(select(APIKey).where(APIKey.prefix == prefix))
-    ).scalar_one_or_none()
-    if row is None or row.revoked_at is not None or not apikeys.matches(secret, row.key_hash):
+    query = (
+        select(APIKey, App.rate_limits)
+        .join(App, App.id == APIKey.app_id)
+        .where(APIKey.prefix == prefix)
+    )
+    found = (await session.execute(query)).one_or_none()
+    if found is None:
         return None
-    return row
+    row, app_limits = found
+    if row.revoked_at is not None or not apikeys.matches(secret, row.key_hash):
+        return None
+    return row, app_limits
 
 
 async def authenticate_cached(
@@ -64,11 +91,17 @@ async def authenticate_cached(
     if entry is not None:
         return entry
     async with sessions() as session:
-        row = await authenticate(session=session, secret=secret)
-    if row is None:
+        found = await _live(session, secret)
+    if found is None:
         return None
+    row, app_limits = found
     return cache.put(
-        key_hash, key_id=row.id, app_id=row.app_id, scope=row.scope, last_used_at=row.last_used_at
+        key_hash,
+        key_id=row.id,
+        app_id=row.app_id,
+        scope=row.scope,
+        last_used_at=row.last_used_at,
+        limits=rates.own_limits(row.rate_limit, app_limits),
     )
 
 

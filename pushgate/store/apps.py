@@ -4,12 +4,14 @@ secrets key before it is stored and opened only where it signs (`vapid_key_pair`
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pushgate.domain import localtime, vapid
+from pushgate.domain.rates import Rate, RouteClass
 from pushgate.errors import ConflictError, InvalidInputError, NotFoundError
 from pushgate.store.credentials import SecretBox
 from pushgate.store.tables import App
@@ -106,5 +108,33 @@ async def set_default_timezone(*, session: AsyncSession, app: App, name: str | N
             field="timezone",
         )
     app.default_timezone = name
+    await session.flush()
+    return app
+
+
+async def set_rate_limits(
+    *, session: AsyncSession, app_id: uuid.UUID, limits: Mapping[str, Rate | None]
+) -> App:
+    """Change the app's own request limits per route class (`send`, `subscribe`, `read`): a
+    Rate replaces the default for that class, None goes back to it; classes not named stay.
+    API processes see the change within `server.key_cache_seconds`.
+
+    Raises:
+        NotFoundError: no such app.
+        InvalidInputError: an unknown route class.
+    """
+    app = await get(session=session, app_id=app_id)
+    merged = dict(app.rate_limits or {})
+    for name, rate in limits.items():
+        try:
+            route = RouteClass(name)
+        except ValueError:
+            known = ", ".join(r.value for r in RouteClass)
+            raise InvalidInputError(f"no route class {name!r} ({known})", field=name) from None
+        if rate is None:
+            merged.pop(route.value, None)
+        else:
+            merged[route.value] = str(rate)
+    app.rate_limits = merged or None
     await session.flush()
     return app

@@ -25,6 +25,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from pushgate.domain.rates import OwnLimits
+
 # A revocation made by another process takes effect here within this many seconds.
 DEFAULT_TTL_SECONDS = 5.0
 DEFAULT_MAX_ENTRIES = 10_000
@@ -42,6 +44,8 @@ class CachedKey:
     scope: str
     last_used_at: datetime | None
     loaded: float
+    # The key's and its app's own rate limits, when they have any (None: the settings').
+    limits: OwnLimits | None = None
 
 
 class KeyCache:
@@ -83,8 +87,9 @@ class KeyCache:
         app_id: uuid.UUID,
         scope: str,
         last_used_at: datetime | None,
+        limits: OwnLimits | None = None,
     ) -> CachedKey:
-        entry = CachedKey(key_id, app_id, scope, last_used_at, self._clock())
+        entry = CachedKey(key_id, app_id, scope, last_used_at, self._clock(), limits)
         if self.ttl <= 0:
             return entry  # caching is off
         self._entries.pop(key_hash, None)

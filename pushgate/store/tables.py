@@ -89,6 +89,8 @@ class App(Base):
     # An IANA time zone name for users and devices that give none (local-time delivery, quiet
     # hours); None is UTC.
     default_timezone: Mapped[str | None] = mapped_column(String(64))
+    # Its own request limits per route class (`{"send": "6000/minute"}`), over the settings'.
+    rate_limits: Mapped[dict[str, Any] | None]
 
 
 class APIKey(Base):
@@ -105,6 +107,8 @@ class APIKey(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_used_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
+    # Its own request limit (`600/minute`), over the settings' per-key defaults.
+    rate_limit: Mapped[str | None] = mapped_column(String(32))
 
     __table_args__ = (Index("ix_api_keys_app_id", "app_id"),)
 

@@ -73,19 +73,7 @@ def server(tmp_path: Path) -> Iterator[Server]:
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + START_TIMEOUT
-        # One client for every look: httpx.get makes a client (and its TLS context) each
-        # call, ~25 ms of CPU taken from the starting server at every poll.
-        with httpx.Client(timeout=1) as http:
-            while True:
-                try:
-                    if http.get(f"{url}/health").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if process.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"pushgate serve did not start:\n{output.read_text()}")
-                time.sleep(0.1)
+        wait_started(url, process, output)
         keys = [line for line in output.read_text().splitlines() if line.startswith("pgk_")]
         assert len(keys) == 1, output.read_text()
         yield Server(url=url, admin_key=keys[0], data_dir=data_dir, output=output)
@@ -96,6 +84,24 @@ def server(tmp_path: Path) -> Iterator[Server]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def wait_started(url: str, process: subprocess.Popen[bytes], output: Path) -> None:
+    """Wait until the process at `url` answers /health; fail with its output if it stops or
+    takes longer than START_TIMEOUT."""
+    deadline = time.monotonic() + START_TIMEOUT
+    # One client for every look: httpx.get makes a client (and its TLS context) each
+    # call, ~25 ms of CPU taken from the starting server at every poll.
+    with httpx.Client(timeout=1) as http:
+        while True:
+            try:
+                if http.get(f"{url}/health").status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"pushgate did not start:\n{output.read_text()}")
+            time.sleep(0.1)
 
 
 def browser_subscription(endpoint: str) -> dict[str, object]:

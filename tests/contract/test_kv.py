@@ -15,7 +15,7 @@ import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from pushgate.kv.base import KeyValueStore
+from pushgate.kv.base import Bucket, KeyValueStore, SlotRequest, Slots, Taken
 from pushgate.kv.memory import MemoryKeyValueStore
 from pushgate.kv.redis import RedisKeyValueStore
 
@@ -239,3 +239,139 @@ async def test_closed_memory_store_keeps_nothing() -> None:
     await store.close()
 
     assert await store.get("k") is None
+
+
+# Token buckets and send slots take the wall clock as an argument: both stores are tested on a
+# clock the test moves.
+
+NOW = 1_700_000_000.0
+
+
+def _bucket(key: str, capacity: float = 3, per_second: float = 1.0) -> Bucket:
+    return Bucket(key=key, capacity=capacity, rate=per_second)
+
+
+async def test_a_bucket_starts_full_and_refuses_once_empty(harness: Harness) -> None:
+    # Given a bucket of three tokens
+    taken = [await harness.kv.take([_bucket("b")], now=NOW) for _ in range(3)]
+
+    # When a fourth request comes at the same instant
+    refused = await harness.kv.take([_bucket("b")], now=NOW)
+
+    # Then the first three got one each, counting down, and the fourth none
+    assert [t.allowed for t in taken] == [True, True, True]
+    assert [t.tokens for t in taken] == [[2.0], [1.0], [0.0]]
+    assert refused == Taken(granted=0, tokens=[0.0])
+
+
+async def test_a_bucket_refills_at_its_rate_up_to_its_capacity(harness: Harness) -> None:
+    for _ in range(3):
+        await harness.kv.take([_bucket("b")], now=NOW)
+
+    # Half a token later: still refused
+    assert not (await harness.kv.take([_bucket("b")], now=NOW + 0.5)).allowed
+    # One token later: one allowed
+    assert (await harness.kv.take([_bucket("b")], now=NOW + 1.0)).tokens == [pytest.approx(0.0)]
+    # An hour later: full again, never more than the capacity
+    assert (await harness.kv.take([_bucket("b")], now=NOW + 3600)).tokens == [2.0]
+
+
+async def test_two_buckets_give_a_token_each_or_none(harness: Harness) -> None:
+    # Given a key's bucket with room and an app's bucket of one token
+    key, app = _bucket("key", capacity=10), _bucket("app", capacity=1)
+    first = await harness.kv.take([key, app], now=NOW)
+
+    # When the app's bucket is empty
+    second = await harness.kv.take([key, app], now=NOW)
+
+    # Then the key's bucket did not pay for the refused request
+    assert first == Taken(granted=1, tokens=[9.0, 0.0])
+    assert second == Taken(granted=0, tokens=[9.0, 0.0])
+
+
+async def test_a_take_of_several_tokens_gets_what_the_emptiest_bucket_has(
+    harness: Harness,
+) -> None:
+    # Given a key's bucket of 10 and an app's of 4
+    key, app = _bucket("key", capacity=10), _bucket("app", capacity=4)
+
+    # When a process asks for 6 tokens at once, then 6 more
+    first = await harness.kv.take([key, app], now=NOW, want=6)
+    second = await harness.kv.take([key, app], now=NOW, want=6)
+
+    # Then it got the 4 the app had, from both buckets, and then none
+    assert first == Taken(granted=4, tokens=[6.0, 0.0])
+    assert second == Taken(granted=0, tokens=[6.0, 0.0])
+
+
+async def test_concurrent_takes_each_get_their_own_answer(harness: Harness) -> None:
+    # Given many requests at once on one bucket of 5 (on Redis they share round trips)
+    answers = await asyncio.gather(
+        *(harness.kv.take([_bucket("b", capacity=5)], now=NOW) for _ in range(8))
+    )
+
+    # Then five were allowed, each seeing the bucket a token lower, and three refused
+    assert sorted(a.granted for a in answers) == [0, 0, 0, 1, 1, 1, 1, 1]
+    assert sorted(a.tokens[0] for a in answers if a.allowed) == [0.0, 1.0, 2.0, 3.0, 4.0]
+
+
+async def test_a_clock_behind_the_last_take_adds_no_tokens(harness: Harness) -> None:
+    await harness.kv.take([_bucket("b", capacity=1)], now=NOW)
+
+    # Another process's clock, a little behind
+    assert not (await harness.kv.take([_bucket("b", capacity=1)], now=NOW - 5)).allowed
+
+
+async def test_slots_are_granted_in_sequence_up_to_the_horizon(harness: Harness) -> None:
+    # Given a schedule of one slot every 0.5 s, never used
+    request = SlotRequest(key="fcm:p", count=10, interval=0.5)
+
+    # When ten slots are asked for, with one second of horizon
+    [slots] = await harness.kv.reserve([request], now=NOW, horizon=1.0)
+
+    # Then three fit (now, +0.5, +1.0), and the next free slot follows them
+    assert slots == Slots(granted=3, first=NOW, next_free=NOW + 1.5)
+
+
+async def test_the_next_reservation_starts_where_the_last_ended(harness: Harness) -> None:
+    request = SlotRequest(key="fcm:p", count=2, interval=0.5)
+    await harness.kv.reserve([request], now=NOW, horizon=10)
+
+    [later] = await harness.kv.reserve([request], now=NOW + 0.1, horizon=10)
+
+    assert later.first == pytest.approx(NOW + 1.0)
+    assert later.granted == 2
+
+
+async def test_a_full_schedule_grants_nothing_until_its_slots_come_near(harness: Harness) -> None:
+    request = SlotRequest(key="apns:T", count=5, interval=1.0)
+    await harness.kv.reserve([request], now=NOW, horizon=4)
+
+    [none] = await harness.kv.reserve([request], now=NOW, horizon=4)
+    [one] = await harness.kv.reserve([request], now=NOW + 1, horizon=4)
+
+    assert none.granted == 0
+    assert none.next_free == pytest.approx(NOW + 5)
+    assert one.granted == 1
+    assert one.first == pytest.approx(NOW + 5)
+
+
+async def test_an_idle_schedule_lets_its_burst_go_at_once(harness: Harness) -> None:
+    # Given a schedule idle for long, allowed to lag one second behind now
+    request = SlotRequest(key="wp", count=30, interval=0.1, burst=1.0)
+
+    # When a batch asks for slots with no horizon ahead
+    [slots] = await harness.kv.reserve([request], now=NOW, horizon=0.0)
+
+    # Then a second's worth of slots (plus the one at now) are due already
+    assert slots.first == pytest.approx(NOW - 1.0)
+    assert slots.granted == 11
+
+
+async def test_schedules_are_reserved_independently_in_one_call(harness: Harness) -> None:
+    slow = SlotRequest(key="fcm:slow", count=5, interval=10.0)
+    fast = SlotRequest(key="fcm:fast", count=5, interval=0.001)
+
+    found = await harness.kv.reserve([slow, fast], now=NOW, horizon=1.0)
+
+    assert [s.granted for s in found] == [1, 5]

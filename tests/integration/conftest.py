@@ -39,11 +39,13 @@ def pipeline_settings(
     fcm: dict[str, Any] | None = None,
     apns: dict[str, Any] | None = None,
     worker: dict[str, Any] | None = None,
+    pacing: dict[str, Any] | None = None,
     **delivery: Any,
 ) -> Settings:
     """The profile's settings, opened to the fake on loopback and trusting its CA.
 
-    `circuit_breaker`, `webpush`, `fcm`, `apns` and `worker` override fields of those sections (e.g.
+    `circuit_breaker`, `webpush`, `fcm`, `apns`, `worker` and `pacing` override fields of those
+    sections (e.g.
     `circuit_breaker={"threshold": 2, "timeout": 1.5}`, `webpush={"vapid_subject": None}`,
     `worker={"dispatch_page_size": 50}`);
     other keyword arguments override delivery settings.
@@ -68,6 +70,9 @@ def pipeline_settings(
             "circuit_breaker": settings.circuit_breaker.model_copy(update=circuit_breaker or {}),
             "fcm": settings.fcm.model_copy(update=fcm or {}),
             "apns": settings.apns.model_copy(update=apns or {}),
+            "pacing": settings.pacing.model_validate(
+                {**settings.pacing.model_dump(), **(pacing or {})}
+            ),
         }
     )
 

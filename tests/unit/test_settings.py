@@ -410,3 +410,48 @@ def test_config_show_prints_no_password_given_as_a_query_parameter(
         assert "redis-pass-2" not in output
     effective = json.loads(as_json.output)["database"]["effective_url"]
     assert effective == "postgresql+asyncpg://********@db/push?password=********"
+
+
+# --- rates -----------------------------------------------------------------------------------
+
+
+def test_rate_limits_are_on_by_default_and_read_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert load_settings().rate_limits.enabled
+    assert str(load_settings().rate_limits.key_send) == "60000/minute"
+
+    monkeypatch.setenv("PUSHGATE_RATE_LIMITS__KEY_SEND", "600/minute")
+    monkeypatch.setenv("PUSHGATE_RATE_LIMITS__APP_READ", "off")
+
+    limits = load_settings().rate_limits
+    assert (limits.key_send.count, limits.key_send.period) == (600, 60.0)
+    assert limits.app_read.unlimited
+    assert redacted(load_settings())["rate_limits"]["key_send"] == "600/minute"
+
+
+def test_a_rate_that_does_not_read_stops_start_with_its_name(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PUSHGATE_RATE_LIMITS__KEY_READ", "lots")
+
+    with pytest.raises(ConfigError, match="PUSHGATE_RATE_LIMITS__KEY_READ"):
+        load_settings()
+
+
+def test_pacing_per_provider_adds_to_fcms_default_and_per_credential_wins(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert str(load_settings().pacing.rate("fcm", "any-project")) == "600000/minute"
+    assert load_settings().pacing.rate("apns", "TEAM") is None
+
+    monkeypatch.setenv("PUSHGATE_PACING__PER_PROVIDER__APNS", "100/second")
+    monkeypatch.setenv(
+        "PUSHGATE_PACING__PER_CREDENTIAL", '{"fcm:small-project": "60/minute", "fcm:free": "off"}'
+    )
+
+    pacing = load_settings().pacing
+    assert str(pacing.rate("apns", "TEAM")) == "100/second"
+    assert str(pacing.rate("fcm", "other")) == "600000/minute"
+    assert str(pacing.rate("fcm", "small-project")) == "60/minute"
+    assert pacing.rate("fcm", "free") is None

@@ -27,6 +27,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         404: "No such resource in the caller's app",
         413: "Request body too large",
         422: "Invalid input; `details` names the field",
+        429: "Over the API key's or the app's rate limit; retry after `Retry-After`",
         503: "The database or the cache is unavailable or too slow; retry after `Retry-After`",
     }.items()
 }

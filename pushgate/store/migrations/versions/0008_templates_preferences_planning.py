@@ -66,13 +66,12 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("app_id", "user_id", name=op.f("pk_user_preferences")),
     )
-    with op.batch_alter_table("apps", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("default_timezone", sa.String(length=64), nullable=True))
-    with op.batch_alter_table("notifications", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("options", JSON, nullable=True))
-        batch_op.add_column(sa.Column("renders", JSON, nullable=True))
-    with op.batch_alter_table("deliveries", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("locale", sa.String(length=35), nullable=True))
+    # In place, never a batch rebuild: rebuilding `apps` on SQLite would delete, with foreign
+    # keys on, every row that refers to an app (see 0007).
+    op.add_column("apps", sa.Column("default_timezone", sa.String(length=64), nullable=True))
+    op.add_column("notifications", sa.Column("options", JSON, nullable=True))
+    op.add_column("notifications", sa.Column("renders", JSON, nullable=True))
+    op.add_column("deliveries", sa.Column("locale", sa.String(length=35), nullable=True))
     op.create_index(
         "ix_deliveries_deferred",
         "deliveries",
@@ -84,12 +83,9 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index("ix_deliveries_deferred", table_name="deliveries")
-    with op.batch_alter_table("deliveries", schema=None) as batch_op:
-        batch_op.drop_column("locale")
-    with op.batch_alter_table("notifications", schema=None) as batch_op:
-        batch_op.drop_column("renders")
-        batch_op.drop_column("options")
-    with op.batch_alter_table("apps", schema=None) as batch_op:
-        batch_op.drop_column("default_timezone")
+    op.drop_column("deliveries", "locale")
+    op.drop_column("notifications", "renders")
+    op.drop_column("notifications", "options")
+    op.drop_column("apps", "default_timezone")
     op.drop_table("user_preferences")
     op.drop_table("templates")
