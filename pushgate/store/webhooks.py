@@ -21,9 +21,9 @@ from sqlalchemy import and_, delete, exists, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from pushgate.domain.webhooks import EventStatus
+from pushgate.domain.webhooks import EventStatus, EventType
 from pushgate.errors import NotFoundError
-from pushgate.store.tables import Webhook, WebhookEvent, utcnow
+from pushgate.store.tables import Device, Webhook, WebhookEvent, utcnow
 
 DEFAULT_CACHE_SECONDS = 5.0
 
@@ -104,14 +104,11 @@ async def emit(*, session: AsyncSession, events: Sequence[Event], now: datetime)
     return len(rows)
 
 
-def has_listeners(app_ids: Sequence[uuid.UUID]) -> bool | None:
-    """False when every app is known (cached) to have no webhook: the caller can skip
-    building events. None when unknown."""
-    for app_id in app_ids:
-        hit = directory.cached(app_id)
-        if hit is None or hit:
-            return None
-    return False
+async def device_registered(*, session: AsyncSession, device: Device, now: datetime) -> None:
+    """Emit `device.registered` for a device just made."""
+    data = {"device_id": str(device.id), "platform": device.platform, "user_id": device.user_id}
+    event = Event(device.app_id, EventType.DEVICE_REGISTERED.value, str(device.id), data)
+    await emit(session=session, events=[event], now=now)
 
 
 # --- CRUD (admin API) ---
