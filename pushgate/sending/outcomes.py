@@ -137,10 +137,11 @@ class Recorder:
         if status is not None:
             if status is DeliveryStatus.INVALID and delivery.device_id is not None:
                 reason = outcome.error or "token invalid"
+                if delivery.device_id not in work.invalid_devices:  # one event per device
+                    work.events.append(
+                        _event(EventType.DEVICE_INVALIDATED, delivery, outcome, reason=reason)
+                    )
                 work.invalid_devices[delivery.device_id] = reason
-                work.events.append(
-                    _event(EventType.DEVICE_INVALIDATED, delivery, outcome, reason=reason)
-                )
             self.finish(work, delivery, status, outcome, now)
             return
         if self.policy.exhausted(delivery.attempts):
@@ -242,12 +243,14 @@ class Recorder:
     async def write(self, work: Round, now: datetime) -> None:
         async with self.runtime.sessions() as session:
             await deliveries.record(session=session, changes=work.changes)
+            # Before the devices change: a device deactivated already is not announced again.
+            events = await webhooks.wanted(session=session, events=work.events)
             if work.invalid_devices:
                 await devices.invalidate_many(
                     session=session, reasons=work.invalid_devices, now=now
                 )
-            if work.events:
-                await webhooks.emit(session=session, events=work.events, now=now)
+            if events:
+                await webhooks.emit(session=session, events=events, now=now)
             if work.finished:
                 await notification_progress.add_finished(session=session, finished=work.finished)
             await session.commit()

@@ -104,6 +104,31 @@ async def emit(*, session: AsyncSession, events: Sequence[Event], now: datetime)
     return len(rows)
 
 
+async def wanted(*, session: AsyncSession, events: Sequence[Event]) -> list[Event]:
+    """The events some enabled webhook of their app listens to (none: no query, once the
+    apps' webhooks are cached), less `device.invalidated` for devices deactivated already.
+    Call it before deactivating the devices."""
+    kept = []
+    for event in events:
+        if any(event.type in w.events for w in await directory.listeners(session, event.app_id)):
+            kept.append(event)
+    invalidated = {e.key for e in kept if e.type == EventType.DEVICE_INVALIDATED.value}
+    if invalidated:
+        active = {
+            str(device_id)
+            for device_id in (
+                await session.execute(
+                    select(Device.id).where(
+                        Device.id.in_([uuid.UUID(k) for k in invalidated]),
+                        Device.invalidated_at.is_(None),
+                    )
+                )
+            ).scalars()
+        }
+        kept = [e for e in kept if e.type != EventType.DEVICE_INVALIDATED.value or e.key in active]
+    return kept
+
+
 async def device_registered(*, session: AsyncSession, device: Device, now: datetime) -> None:
     """Emit `device.registered` for a device just made."""
     data = {"device_id": str(device.id), "platform": device.platform, "user_id": device.user_id}

@@ -21,7 +21,7 @@ from pushgate.domain import webhooks as rules
 from pushgate.domain.subscription import PushAddress
 from pushgate.providers.webhook_client import WebhookClient
 from pushgate.sending.webhooks import WebhookSender
-from pushgate.store import devices
+from pushgate.store import devices, webhooks
 from pushgate.store.tables import WebhookEvent, utcnow
 from tests.conftest import TenantKeys
 from tests.fakes.webhook_receiver import FakeWebhookReceiver
@@ -51,12 +51,13 @@ async def receiver() -> AsyncIterator[FakeWebhookReceiver]:
 @pytest.fixture
 async def hooked(make_pushgate: PushgateFactory, receiver: FakeWebhookReceiver) -> Pushgate:
     return await make_pushgate(
+        max_attempts=1,  # a delivery answered 5xx fails at once (delivery.failed)
         webhooks={
             "allow_private_addresses": True,
             "ca_bundle": receiver.ca_pem_path,
             "poll_seconds": 60,
             "disable_after_failures": 3,
-        }
+        },
     )
 
 
@@ -264,3 +265,58 @@ async def test_rotation_signs_with_both_secrets_during_the_overlap(scene: Scene)
     assert after.headers["webhook-signature"] == rules.signature(
         new_secret, message_id, timestamp, after.body
     )
+
+
+async def test_failed_delivery_and_completed_notification_are_announced(scene: Scene) -> None:
+    hooked, acme, fake_push = scene.pushgate, scene.acme, scene.push
+    # Given a webhook for failures and completions, and a push service answering 500
+    hook = await add_webhook(
+        hooked, acme, scene.receiver, ["delivery.failed", "notification.completed"]
+    )
+    broken = fake_push.new_subscription()
+    broken_id = await hooked.subscribe(acme.subscribe, broken)
+    fake_push.script(500, subscription=broken, times=None, body=b"upstream broke")
+
+    # When a notification to it fails
+    notification = await hooked.send(acme.send, {"device_ids": [broken_id], "title": "Hi"})
+    assert (await hooked.finished(acme.send, notification))["status"] == "failed"
+    await drain(scene.sender)
+
+    # Then the failure came first, then the completion with its counts, both signed
+    events = [Verifier(hook["secret"]).verify(r.body, r.headers) for r in scene.receiver.received]
+    assert [e["type"] for e in events] == ["delivery.failed", "notification.completed"]
+    failed, completed = (e["data"] for e in events)
+    assert (failed["device_id"], failed["notification_id"]) == (broken_id, notification)
+    assert failed["status_code"] == 500
+    assert "upstream broke" in failed["reason"] or "500" in failed["reason"]
+    assert completed == {
+        "notification_id": notification,
+        "status": "failed",
+        "counts": {"failed": 1},
+    }
+
+
+async def test_a_device_deactivated_already_is_not_announced_again(scene: Scene) -> None:
+    hooked, acme = scene.pushgate, scene.acme
+    await add_webhook(hooked, acme, scene.receiver, ["device.invalidated"])
+    async with hooked.runtime.sessions() as session:
+        made = [
+            await devices.upsert(
+                session=session, app_id=acme.app_id, address=PushAddress("fcm", token)
+            )
+            for token in ("token-active", "token-deactivated")
+        ]
+        active, deactivated = (m.record.device.id for m in made)
+        await devices.invalidate_many(session=session, reasons={deactivated: "gone"}, now=utcnow())
+
+        # When both are reported gone, only the one still active is announced
+        events = [
+            webhooks.Event(acme.app_id, "device.invalidated", str(d), {"device_id": str(d)})
+            for d in (active, deactivated)
+        ]
+        kept = await webhooks.wanted(session=session, events=events)
+        # And an event no webhook listens to is dropped before any write
+        unheard = webhooks.Event(acme.app_id, "delivery.failed", str(active), {})
+        assert await webhooks.wanted(session=session, events=[unheard]) == []
+        await session.rollback()
+    assert [e.key for e in kept] == [str(active)]
