@@ -13,7 +13,7 @@ import socket
 from collections.abc import Awaitable, Callable, Sequence
 
 from pushgate.domain import endpoint
-from pushgate.errors import UnsafeEndpointError
+from pushgate.errors import InvalidInputError, UnsafeEndpointError
 from pushgate.settings import WebPushSettings
 
 DNS_TIMEOUT_SECONDS = 5.0
@@ -115,3 +115,33 @@ def address_allowed(host: str, allowed: AddressCheck) -> bool:
     except ValueError:
         return False
     return allowed(address)
+
+
+async def check_webhook_url(
+    url: str,
+    *,
+    allow_private_addresses: bool,
+    resolve: Resolver = system_resolve,
+    dns_timeout: float = DNS_TIMEOUT_SECONDS,
+) -> str:
+    """Accept a webhook URL by the Web Push endpoints' rule, on any host: https, no user
+    info, and (unless `allow_private_addresses`) every address it resolves to public.
+
+    Raises:
+        InvalidInputError: code `invalid_webhook_url`, not a usable https URL.
+        UnsafeEndpointError: the host does not resolve or is not public (field `url`).
+    """
+    policy = WebPushSettings(extra_hosts=["*"], allow_private_addresses=allow_private_addresses)
+    try:
+        await check_endpoint(url, policy, resolve=resolve, dns_timeout=dns_timeout)
+    except UnsafeEndpointError as exc:
+        raise UnsafeEndpointError(_webhook_message(exc.message), field="url") from None
+    except InvalidInputError as exc:
+        raise InvalidInputError(
+            _webhook_message(exc.message), field="url", code="invalid_webhook_url"
+        ) from None
+    return url
+
+
+def _webhook_message(message: str) -> str:
+    return message.replace("endpoint", "webhook URL", 1)

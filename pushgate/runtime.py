@@ -25,7 +25,7 @@ from pushgate.providers import registry
 from pushgate.providers.base import DeliveryProvider
 from pushgate.sending.credentials import Credentials
 from pushgate.settings import Settings
-from pushgate.store import db
+from pushgate.store import db, webhooks
 
 HEALTH_TIMEOUT = 3.0
 
@@ -120,6 +120,7 @@ async def open_runtime(
         timeout=settings.database.timeout if serves_requests else None,
     )
     sessions = db.session_maker(engine)
+    webhooks.directory.ttl = settings.webhooks.cache_seconds
     runtime = Runtime(
         settings=settings,
         engine=engine,

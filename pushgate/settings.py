@@ -218,6 +218,27 @@ def _split_list(value: Any) -> Any:
     return value
 
 
+class WebhookSettings(BaseModel):
+    """Apps' webhooks (store/webhooks.py, sending/webhooks.py): which URLs are accepted (the
+    same SSRF rule as Web Push endpoints), TLS, retries and when a failing webhook is disabled."""
+
+    allow_private_addresses: bool = False
+    ca_bundle: Path | None = None
+    timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    # How long an event is retried (exponential backoff) before it is `failed`.
+    retry_for_seconds: float = Field(default=86_400.0, ge=60, le=7 * 86_400)
+    backoff_base_seconds: float = Field(default=5.0, gt=0, le=3600)
+    backoff_max_seconds: float = Field(default=3600.0, gt=0, le=86_400)
+    # Failed attempts in a row after which a webhook is disabled (an admin re-enables it).
+    disable_after_failures: int = Field(default=100, ge=1, le=100_000)
+    # How long a rotated-out secret keeps signing beside the new one.
+    rotation_overlap_seconds: float = Field(default=86_400.0, ge=0, le=30 * 86_400)
+    # How long a process trusts what it read of an app's webhooks (the delivery hot path).
+    cache_seconds: float = Field(default=5.0, ge=0, le=300)
+    poll_seconds: float = Field(default=1.0, gt=0, le=60)
+    batch_size: int = Field(default=100, ge=1, le=10_000)
+
+
 class FCMSettings(BaseModel):
     """Firebase Cloud Messaging (HTTP v1): where to reach it, and an optional service account
     for single-tenant deployments (apps set their own with `pushgate credentials set-fcm`)."""
@@ -296,6 +317,7 @@ class Settings(BaseSettings):
     circuit_breaker: CircuitBreakerSettings = Field(default_factory=CircuitBreakerSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     webpush: WebPushSettings = Field(default_factory=WebPushSettings)
+    webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
     fcm: FCMSettings = Field(default_factory=FCMSettings)
     apns: APNSSettings = Field(default_factory=APNSSettings)
     secrets: SecretsSettings = Field(default_factory=SecretsSettings)

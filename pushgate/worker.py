@@ -10,8 +10,9 @@ import signal
 
 from pushgate.broker import base as broker_base
 from pushgate.logs import get_logger
+from pushgate.providers.webhook_client import WebhookClient
 from pushgate.runtime import Runtime, running
-from pushgate.sending import deliver, dispatch, ingress, sweeper
+from pushgate.sending import deliver, dispatch, ingress, sweeper, webhooks
 from pushgate.settings import Settings
 
 log = get_logger(__name__)
@@ -28,6 +29,8 @@ class Worker:
         self._consumers: list[broker_base.Consumer] = []
         self._stop = asyncio.Event()
         self._sweeper: asyncio.Task[None] | None = None
+        self._webhooks: asyncio.Task[None] | None = None
+        self._webhook_client: WebhookClient | None = None
         self._running: set[asyncio.Task[object]] = set()
 
     async def start(self) -> None:
@@ -85,6 +88,13 @@ class Worker:
             ),
             name="pushgate-sweeper",
         )
+        self._webhook_client = WebhookClient(self.runtime.settings.webhooks)
+        self._webhooks = asyncio.create_task(
+            webhooks.run(
+                webhooks.WebhookSender(self.runtime, self._webhook_client), stop=self._stop
+            ),
+            name="pushgate-webhooks",
+        )
         log.info("worker started", queues=[c.queue for c in self._consumers], lease=lease)
 
     async def stop(self) -> None:
@@ -107,7 +117,7 @@ class Worker:
                 grace=grace,
                 handlers=len(self._running),
             )
-            for task in (*self._running, self._sweeper):
+            for task in (*self._running, self._sweeper, self._webhooks):
                 if task is not None:
                     task.cancel()
         await stopping
@@ -121,6 +131,12 @@ class Worker:
             # A cancelled sweep (see `stop`) ends with CancelledError: gathered, not raised.
             await asyncio.gather(self._sweeper, return_exceptions=True)
             self._sweeper = None
+        if self._webhooks is not None:
+            await asyncio.gather(self._webhooks, return_exceptions=True)
+            self._webhooks = None
+        if self._webhook_client is not None:
+            await self._webhook_client.close()
+            self._webhook_client = None
 
     def _tracked(self, handler: broker_base.Handler) -> broker_base.Handler:
         """`handler`, with the task running each batch known to `stop`, which may cancel it."""

@@ -22,6 +22,7 @@ from pushgate.api.routes import (
     notifications,
     preferences,
     templates,
+    webhooks,
     webpush,
 )
 from pushgate.api.schemas.common import ERROR_RESPONSES
@@ -103,6 +104,7 @@ def create_app(
     app.include_router(credentials.router)
     app.include_router(preferences.router)
     app.include_router(templates.router)
+    app.include_router(webhooks.router)
     # Static pages for people: the Web Push test page and its service worker.
     app.mount("/web", StaticFiles(directory=WEB, html=True), name="web")
     docs.install(app)

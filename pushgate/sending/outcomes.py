@@ -19,10 +19,11 @@ from pushgate.domain import circuit
 from pushgate.domain.circuit import CircuitBreaker
 from pushgate.domain.notification import DeliveryStatus
 from pushgate.domain.outcome import HoldScope, Outcome, OutcomeKind
+from pushgate.domain.webhooks import EventType
 from pushgate.logs import get_logger
 from pushgate.runtime import Runtime
 from pushgate.sending import jobs
-from pushgate.store import deliveries, devices, notification_progress
+from pushgate.store import deliveries, devices, notification_progress, webhooks
 from pushgate.store.deliveries import Claimed
 
 log = get_logger(__name__)
@@ -64,6 +65,8 @@ class Round:
     results: list[Result] = field(default_factory=list)
     breakers: set[BreakerKey] = field(default_factory=set)
     last_error: dict[BreakerKey, str] = field(default_factory=dict)
+    # Webhook events of this round (rare outcomes only: a sent delivery makes none).
+    events: list[webhooks.Event] = field(default_factory=list)
 
 
 class Recorder:
@@ -133,7 +136,12 @@ class Recorder:
         status = OUTCOME_STATUS.get(outcome.kind)
         if status is not None:
             if status is DeliveryStatus.INVALID and delivery.device_id is not None:
-                work.invalid_devices[delivery.device_id] = outcome.error or "token invalid"
+                reason = outcome.error or "token invalid"
+                if delivery.device_id not in work.invalid_devices:  # one event per device
+                    work.events.append(
+                        _event(EventType.DEVICE_INVALIDATED, delivery, outcome, reason=reason)
+                    )
+                work.invalid_devices[delivery.device_id] = reason
             self.finish(work, delivery, status, outcome, now)
             return
         if self.policy.exhausted(delivery.attempts):
@@ -142,6 +150,7 @@ class Recorder:
                 f"{outcome.kind.value}: {outcome.error}" if outcome.error else outcome.kind.value
             )
             work.dead[reason, delivery.attempts].append(_dead_letter(delivery, outcome))
+            work.events.append(_event(EventType.DELIVERY_FAILED, delivery, outcome, reason=reason))
             return
         floor = self.board.timeout if outcome.kind is OutcomeKind.CREDENTIAL_ALARM else 0.0
         seconds = self.policy.next_try(
@@ -234,10 +243,14 @@ class Recorder:
     async def write(self, work: Round, now: datetime) -> None:
         async with self.runtime.sessions() as session:
             await deliveries.record(session=session, changes=work.changes)
+            # Before the devices change: a device deactivated already is not announced again.
+            events = await webhooks.wanted(session=session, events=work.events)
             if work.invalid_devices:
                 await devices.invalidate_many(
                     session=session, reasons=work.invalid_devices, now=now
                 )
+            if events:
+                await webhooks.emit(session=session, events=events, now=now)
             if work.finished:
                 await notification_progress.add_finished(session=session, finished=work.finished)
             await session.commit()
@@ -305,6 +318,25 @@ def _log_transition(
         log.info("circuit closed: deliveries flow", **fields)
     else:
         log.info(f"circuit {after.value}", **fields)
+
+
+def _event(kind: EventType, delivery: Claimed, outcome: Outcome, *, reason: str) -> webhooks.Event:
+    """A webhook event about a delivery, ordered with the other events of its device."""
+    device = str(delivery.device_id) if delivery.device_id is not None else None
+    return webhooks.Event(
+        app_id=delivery.app_id,
+        type=kind.value,
+        key=device or f"delivery:{delivery.id}",
+        data={
+            "device_id": device,
+            "platform": delivery.platform,
+            "notification_id": str(delivery.notification_id),
+            "delivery_id": delivery.id,
+            "reason": reason,
+            "status_code": outcome.status_code,
+            "attempts": delivery.attempts,
+        },
+    )
 
 
 def _dead_letter(delivery: Claimed, outcome: Outcome) -> bytes:

@@ -32,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from pushgate.domain import ids
 from pushgate.domain.subscription import Platform, PushAddress
 from pushgate.errors import InvalidInputError, NotFoundError, PermissionDeniedError
-from pushgate.store import db
+from pushgate.store import db, webhooks
 from pushgate.store.tables import Device, DeviceTopic, utcnow
 
 MAX_TOPICS = 100
@@ -161,7 +161,10 @@ async def upsert(
         kept = tuple(sorted(set(topics)))
     else:
         kept = await _topics_of(session, app_id=app_id, device_id=device.id)
-    return Registration(DeviceRecord(device, kept), created=device.id == new_id)
+    created = device.id == new_id
+    if created:  # announced in the registration's transaction, so never for a rolled-back one
+        await webhooks.device_registered(session=session, device=device, now=now)
+    return Registration(DeviceRecord(device, kept), created=created)
 
 
 async def get(*, session: AsyncSession, app_id: uuid.UUID, device_id: uuid.UUID) -> DeviceRecord:

@@ -14,7 +14,8 @@ from sqlalchemy import Table, and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pushgate.domain.notification import NotificationStatus, final_status
-from pushgate.store import notifications
+from pushgate.domain.webhooks import EventType
+from pushgate.store import notifications, webhooks
 from pushgate.store.tables import Notification, utcnow
 
 # An accepted notification whose dispatch job has not started after this long is published
@@ -192,15 +193,16 @@ async def finalize(*, session: AsyncSession, notification_ids: Sequence[uuid.UUI
     """Give a final status to each notification whose deliveries are all final."""
     if not notification_ids:
         return
-    query = select(Notification.id).where(
+    query = select(Notification.id, Notification.app_id).where(
         Notification.id.in_(notification_ids),
         Notification.status == NotificationStatus.DISPATCHING,
         Notification.dispatched_at.is_not(None),
         Notification.finished >= Notification.total,
     )
-    done = list((await session.execute(query)).scalars())
+    done = [(row[0], row[1]) for row in await session.execute(query)]
     now = utcnow()
-    for notification_id in done:
+    events: list[webhooks.Event] = []
+    for notification_id, app_id in done:
         counts: dict[str, int] = {}
         for by_status in (
             await notifications.delivery_counts(session=session, notification_id=notification_id)
@@ -215,6 +217,21 @@ async def finalize(*, session: AsyncSession, notification_ids: Sequence[uuid.UUI
             )
             .values(status=final_status(counts), completed_at=now, updated_at=now)
         )
+        events.append(
+            webhooks.Event(
+                app_id=app_id,
+                type=EventType.NOTIFICATION_COMPLETED.value,
+                key=str(notification_id),
+                data={
+                    "notification_id": str(notification_id),
+                    "status": final_status(counts),
+                    "counts": counts,
+                },
+            )
+        )
+    if events:
+        # In the transaction that makes the notifications final.
+        await webhooks.emit(session=session, events=events, now=now)
 
 
 async def release_due(*, session: AsyncSession, now: datetime, limit: int = 500) -> list[uuid.UUID]:

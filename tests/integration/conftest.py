@@ -40,6 +40,7 @@ def pipeline_settings(
     apns: dict[str, Any] | None = None,
     worker: dict[str, Any] | None = None,
     pacing: dict[str, Any] | None = None,
+    webhooks: dict[str, Any] | None = None,
     **delivery: Any,
 ) -> Settings:
     """The profile's settings, opened to the fake on loopback and trusting its CA.
@@ -70,6 +71,7 @@ def pipeline_settings(
             "circuit_breaker": settings.circuit_breaker.model_copy(update=circuit_breaker or {}),
             "fcm": settings.fcm.model_copy(update=fcm or {}),
             "apns": settings.apns.model_copy(update=apns or {}),
+            "webhooks": settings.webhooks.model_copy(update=webhooks or {}),
             "pacing": settings.pacing.model_validate(
                 {**settings.pacing.model_dump(), **(pacing or {})}
             ),
