@@ -11,9 +11,10 @@ import asyncio
 import ipaddress
 import socket
 from collections.abc import Awaitable, Callable, Sequence
+from urllib.parse import urlsplit
 
 from pushgate.domain import endpoint
-from pushgate.errors import UnsafeEndpointError
+from pushgate.errors import InvalidInputError, UnsafeEndpointError
 from pushgate.settings import WebPushSettings
 
 DNS_TIMEOUT_SECONDS = 5.0
@@ -77,6 +78,46 @@ async def check_endpoint(
             field=endpoint.ENDPOINT_FIELD,
         )
     return target
+
+
+async def check_url(
+    url: str,
+    *,
+    allow_private_addresses: bool,
+    field: str,
+    resolve: Resolver = system_resolve,
+    dns_timeout: float = DNS_TIMEOUT_SECONDS,
+) -> None:
+    """Accept a URL pushgate fetches on a tenant's behalf (a JWKS document): https, no user
+    name, and a host whose every address is public unless `allow_private_addresses`.
+
+    Raises:
+        InvalidInputError: not an https URL.
+        UnsafeEndpointError: userinfo, or a host that does not resolve or is not public.
+    """
+    try:
+        parts = urlsplit(url)
+        port = parts.port or 443
+    except ValueError as exc:
+        raise InvalidInputError(f"not a URL: {exc}", field=field) from None
+    if parts.scheme.lower() != "https" or not parts.hostname:
+        raise InvalidInputError("must be an https:// URL", field=field)
+    if "@" in parts.netloc:
+        raise UnsafeEndpointError("must not carry a user name or password", field=field)
+    if allow_private_addresses:
+        return
+    try:
+        async with asyncio.timeout(dns_timeout):
+            addresses = await resolve_allowed(
+                parts.hostname, port, endpoint.is_public_address, resolve
+            )
+    except RefusedAddressError as exc:
+        raise UnsafeEndpointError(f"{exc}", field=field) from None
+    except (OSError, TimeoutError):
+        raise UnsafeEndpointError(
+            f"host {parts.hostname!r} does not resolve, so it cannot be checked", field=field
+        ) from None
+    del addresses
 
 
 AddressCheck = Callable[[endpoint.IPAddress], bool]

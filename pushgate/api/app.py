@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from pushgate import __version__
-from pushgate.api import docs, errors, ratelimit
+from pushgate.api import docs, errors, ratelimit, signin
 from pushgate.api.fastlane import AcceptFastLane
 from pushgate.api.limits import BodySizeLimit
 from pushgate.api.routes import (
@@ -24,6 +24,7 @@ from pushgate.api.routes import (
     templates,
     webpush,
 )
+from pushgate.api.routes import signin as signin_routes
 from pushgate.api.schemas.common import ERROR_RESPONSES
 from pushgate.runtime import Runtime, open_runtime
 from pushgate.sending import accept
@@ -90,6 +91,7 @@ def create_app(
         redoc_url=None,
     )
     app.state.key_cache = KeyCache(ttl=settings.server.key_cache_seconds)
+    app.state.jwks = signin.JWKSCache(settings.jwks)
     errors.install(app)
     # Added first, so it runs inside the body size limit (the last added is the outermost).
     app.add_middleware(AcceptFastLane)
@@ -101,6 +103,7 @@ def create_app(
     app.include_router(devices.router)
     app.include_router(notifications.router)
     app.include_router(credentials.router)
+    app.include_router(signin_routes.router)
     app.include_router(preferences.router)
     app.include_router(templates.router)
     # Static pages for people: the Web Push test page and its service worker.

@@ -1,0 +1,63 @@
+"""An app's end-user sign-in settings (admin keys): which JWTs the device routes accept
+instead of an API key, and which web origins may call them (CORS)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+
+from pushgate import netguard
+from pushgate.api import signin
+from pushgate.api.deps import Admin, RuntimeDep, SessionDep
+from pushgate.api.schemas import signin as schemas
+from pushgate.domain import enduser
+from pushgate.store import apps
+
+router = APIRouter(prefix="/v1/apps/current/auth", tags=["sign-in"])
+
+
+@router.put("", summary="Set the app's end-user sign-in (JWTs on the device routes)")
+async def set_auth(
+    body: schemas.AppAuthUpdate, caller: Admin, session: SessionDep, runtime: RuntimeDep
+) -> schemas.AppAuthPublic:
+    config = enduser.config_of(
+        hs256_secret=body.hs256_secret,
+        issuer=body.issuer,
+        audience=body.audience,
+        public_keys=body.public_keys,
+        jwks_url=body.jwks_url,
+        cors_origins=body.cors_origins,
+    )
+    if config.jwks_url:
+        await netguard.check_url(
+            config.jwks_url,
+            allow_private_addresses=runtime.settings.jwks.allow_private_addresses,
+            field=signin.JWKS_FIELD,
+        )
+    await apps.set_auth(
+        session=session,
+        box=runtime.credentials.box(),
+        app_id=caller.app_id,
+        config=config,
+        secret=body.hs256_secret,
+    )
+    await session.commit()
+    return schemas.AppAuthPublic.of(config)
+
+
+@router.get("", summary="The app's end-user sign-in (never the secret)")
+async def get_auth(caller: Admin, session: SessionDep) -> schemas.AppAuthPublic:
+    app = await apps.get(session=session, app_id=caller.app_id)
+    return schemas.AppAuthPublic.of(apps.auth_config(app))
+
+
+@router.delete("", status_code=204, response_model=None, summary="Accept API keys only")
+async def delete_auth(caller: Admin, session: SessionDep, runtime: RuntimeDep) -> Response:
+    await apps.set_auth(
+        session=session,
+        box=runtime.credentials.box(),
+        app_id=caller.app_id,
+        config=None,
+        secret=None,
+    )
+    await session.commit()
+    return Response(status_code=204)
