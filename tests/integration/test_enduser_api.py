@@ -234,3 +234,47 @@ async def test_a_jwks_rotation_is_picked_up_on_an_unknown_kid(
     stranger, _ = rsa_jwk("k2")
     forged = as_user(tenant, token("alice", key=stranger, alg="RS256", kid="k2"))
     assert (await client.get("/v1/devices", headers=forged)).status_code == 401
+
+
+async def test_cors_preflight_and_headers_follow_the_apps_origins(
+    client: httpx.AsyncClient, tenant: TenantKeys
+) -> None:
+    # Given an app that lets its own site's pages call pushgate
+    await enable(client, tenant, hs256_secret=SECRET, cors_origins=["https://app.example"])
+    preflight = {
+        "Origin": "https://app.example",
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization, content-type, x-pushgate-app",
+    }
+    # When its page asks before registering: answered without any key
+    allowed = await client.options("/v1/devices", headers=preflight)
+    assert allowed.status_code == 204
+    assert allowed.headers["access-control-allow-origin"] == "https://app.example"
+    assert "x-pushgate-app" in allowed.headers["access-control-allow-headers"]
+    assert "access-control-allow-credentials" not in allowed.headers
+    # And another site's page is refused
+    other = await client.options(
+        "/v1/devices", headers=preflight | {"Origin": "https://evil.example"}
+    )
+    assert other.status_code == 403
+    assert "access-control-allow-origin" not in other.headers
+
+    # When the page then calls, its origin is echoed, even on an error it must read
+    page = as_user(tenant, token("alice")) | {"Origin": "https://app.example"}
+    key = await client.get("/v1/webpush/vapid-public-key", headers=page)
+    assert key.headers["access-control-allow-origin"] == "https://app.example"
+    expired = as_user(tenant, token("alice", exp=1)) | {"Origin": "https://app.example"}
+    refused = await client.get("/v1/devices", headers=expired)
+    assert refused.status_code == 401
+    assert refused.headers["access-control-allow-origin"] == "https://app.example"
+    # And never for an origin the app does not allow, nor on other routes
+    stranger = page | {"Origin": "https://evil.example"}
+    assert (
+        "access-control-allow-origin"
+        not in (await client.get("/v1/devices", headers=stranger)).headers
+    )
+    admin = tenant.admin | {"Origin": "https://app.example"}
+    assert (
+        "access-control-allow-origin"
+        not in (await client.get("/v1/apps/current/auth", headers=admin)).headers
+    )

@@ -3,7 +3,9 @@ instead of an API key, and which web origins may call them (CORS)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+import uuid
+
+from fastapi import APIRouter, Request, Response
 
 from pushgate import netguard
 from pushgate.api import signin
@@ -17,7 +19,11 @@ router = APIRouter(prefix="/v1/apps/current/auth", tags=["sign-in"])
 
 @router.put("", summary="Set the app's end-user sign-in (JWTs on the device routes)")
 async def set_auth(
-    body: schemas.AppAuthUpdate, caller: Admin, session: SessionDep, runtime: RuntimeDep
+    body: schemas.AppAuthUpdate,
+    caller: Admin,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    request: Request,
 ) -> schemas.AppAuthPublic:
     config = enduser.config_of(
         hs256_secret=body.hs256_secret,
@@ -41,6 +47,7 @@ async def set_auth(
         secret=body.hs256_secret,
     )
     await session.commit()
+    changed(request, caller.app_id)
     return schemas.AppAuthPublic.of(config)
 
 
@@ -51,7 +58,9 @@ async def get_auth(caller: Admin, session: SessionDep) -> schemas.AppAuthPublic:
 
 
 @router.delete("", status_code=204, response_model=None, summary="Accept API keys only")
-async def delete_auth(caller: Admin, session: SessionDep, runtime: RuntimeDep) -> Response:
+async def delete_auth(
+    caller: Admin, session: SessionDep, runtime: RuntimeDep, request: Request
+) -> Response:
     await apps.set_auth(
         session=session,
         box=runtime.credentials.box(),
@@ -60,4 +69,11 @@ async def delete_auth(caller: Admin, session: SessionDep, runtime: RuntimeDep) -
         secret=None,
     )
     await session.commit()
+    changed(request, caller.app_id)
     return Response(status_code=204)
+
+
+def changed(request: Request, app_id: uuid.UUID) -> None:
+    """This process forgets what it cached of the app's sign-in; others within their TTLs."""
+    request.app.state.cors_origins.forget()
+    request.app.state.jwks.forget(app_id)
