@@ -22,6 +22,7 @@ import jwt
 from pushgate import netguard
 from pushgate.domain import enduser
 from pushgate.errors import AuthenticationError, PushgateError
+from pushgate.runtime import Runtime
 from pushgate.settings import JWKSSettings
 from pushgate.store import apps
 from pushgate.store.credentials import SecretBox
@@ -189,3 +190,47 @@ async def end_user(
         by_kid=by_kid,
     )
     return EndUser(app_id=app.id, user_id=enduser.subject(token, config, keys, now=now))
+
+
+async def configure(
+    *,
+    session: Any,
+    runtime: Runtime,
+    app_id: uuid.UUID,
+    hs256_secret: str | None,
+    issuer: str | None,
+    audience: str | None,
+    public_keys: list[str],
+    jwks_url: str | None,
+    cors_origins: list[str],
+) -> enduser.AuthConfig:
+    """Check and store the app's sign-in settings (the API's PUT and `pushgate apps auth`);
+    the caller commits.
+
+    Raises:
+        InvalidInputError: no key, a short secret, a bad key, origin or JWKS URL.
+        UnsafeEndpointError: the JWKS URL's host is not public (and not allowed by
+            `jwks.allow_private_addresses`).
+    """
+    config = enduser.config_of(
+        hs256_secret=hs256_secret,
+        issuer=issuer,
+        audience=audience,
+        public_keys=public_keys,
+        jwks_url=jwks_url,
+        cors_origins=cors_origins,
+    )
+    if config.jwks_url:
+        await netguard.check_url(
+            config.jwks_url,
+            allow_private_addresses=runtime.settings.jwks.allow_private_addresses,
+            field=JWKS_FIELD,
+        )
+    await apps.set_auth(
+        session=session,
+        box=runtime.credentials.box(),
+        app_id=app_id,
+        config=config,
+        secret=hs256_secret,
+    )
+    return config

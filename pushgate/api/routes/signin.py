@@ -7,11 +7,9 @@ import uuid
 
 from fastapi import APIRouter, Request, Response
 
-from pushgate import netguard
 from pushgate.api import signin
 from pushgate.api.deps import Admin, RuntimeDep, SessionDep
 from pushgate.api.schemas import signin as schemas
-from pushgate.domain import enduser
 from pushgate.store import apps
 
 router = APIRouter(prefix="/v1/apps/current/auth", tags=["sign-in"])
@@ -25,26 +23,11 @@ async def set_auth(
     runtime: RuntimeDep,
     request: Request,
 ) -> schemas.AppAuthPublic:
-    config = enduser.config_of(
-        hs256_secret=body.hs256_secret,
-        issuer=body.issuer,
-        audience=body.audience,
-        public_keys=body.public_keys,
-        jwks_url=body.jwks_url,
-        cors_origins=body.cors_origins,
-    )
-    if config.jwks_url:
-        await netguard.check_url(
-            config.jwks_url,
-            allow_private_addresses=runtime.settings.jwks.allow_private_addresses,
-            field=signin.JWKS_FIELD,
-        )
-    await apps.set_auth(
+    config = await signin.configure(
         session=session,
-        box=runtime.credentials.box(),
+        runtime=runtime,
         app_id=caller.app_id,
-        config=config,
-        secret=body.hs256_secret,
+        **body.model_dump(),
     )
     await session.commit()
     changed(request, caller.app_id)
