@@ -48,7 +48,7 @@ def test_an_hs256_token_is_refused_by_an_app_with_public_keys_only() -> None:
 
 def test_an_unsigned_token_is_refused() -> None:
     config = enduser.AuthConfig(hs256=True)
-    unsigned = jwt.encode(claims(), None, algorithm="none")
+    unsigned = jwt.encode(claims(), "", algorithm="none")
     with pytest.raises(AuthenticationError):
         enduser.subject(unsigned, config, enduser.Keys(secret=SECRET), now=NOW)
 
