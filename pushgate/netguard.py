@@ -87,9 +87,13 @@ async def check_url(
     field: str,
     resolve: Resolver = system_resolve,
     dns_timeout: float = DNS_TIMEOUT_SECONDS,
-) -> None:
+) -> list[str] | None:
     """Accept a URL pushgate fetches on a tenant's behalf (a JWKS document): https, no user
     name, and a host whose every address is public unless `allow_private_addresses`.
+
+    Returns:
+        The checked addresses, for the caller to connect to (so DNS cannot change the answer
+        between the check and the connection); None when private addresses are allowed.
 
     Raises:
         InvalidInputError: not an https URL.
@@ -105,19 +109,16 @@ async def check_url(
     if "@" in parts.netloc:
         raise UnsafeEndpointError("must not carry a user name or password", field=field)
     if allow_private_addresses:
-        return
+        return None
     try:
         async with asyncio.timeout(dns_timeout):
-            addresses = await resolve_allowed(
-                parts.hostname, port, endpoint.is_public_address, resolve
-            )
+            return await resolve_allowed(parts.hostname, port, endpoint.is_public_address, resolve)
     except RefusedAddressError as exc:
         raise UnsafeEndpointError(f"{exc}", field=field) from None
     except (OSError, TimeoutError):
         raise UnsafeEndpointError(
             f"host {parts.hostname!r} does not resolve, so it cannot be checked", field=field
         ) from None
-    del addresses
 
 
 AddressCheck = Callable[[endpoint.IPAddress], bool]

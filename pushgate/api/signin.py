@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import jwt
@@ -98,13 +99,14 @@ class JWKSCache:
 
     async def _fetch(self, url: str) -> dict[str, Any]:
         try:
-            await netguard.check_url(
+            addresses = await netguard.check_url(
                 url,
                 allow_private_addresses=self._settings.allow_private_addresses,
                 field=JWKS_FIELD,
             )
         except PushgateError as exc:
             raise enduser.invalid(f"the app's JWKS URL is refused: {exc.message}") from None
+        target, headers, extensions = pinned(url, addresses)
         try:
             async with httpx.AsyncClient(
                 verify=self._verify,
@@ -112,12 +114,33 @@ class JWKSCache:
                 follow_redirects=False,
                 transport=self._transport,
             ) as client:
-                response = await client.get(url, headers={"accept": "application/json"})
+                response = await client.get(target, headers=headers, extensions=extensions)
             if response.status_code != 200 or len(response.content) > MAX_JWKS_BYTES:
                 raise ValueError(f"HTTP {response.status_code}")
             return parse_jwks(response.json())
         except (httpx.HTTPError, ValueError) as exc:
             raise enduser.invalid(f"the app's JWKS document cannot be read ({exc})") from None
+
+
+def pinned(url: str, addresses: list[str] | None) -> tuple[str, dict[str, str], dict[str, Any]]:
+    """The request that connects to a checked address, not to what DNS answers next (DNS
+    rebinding), while TLS still verifies the certificate for the URL's host (SNI).
+
+    Returns: the URL to fetch, its headers and httpx's request extensions.
+    """
+    headers = {"accept": "application/json"}
+    parts = urlsplit(url)
+    if not addresses or parts.hostname is None:
+        return url, headers, {}
+    address = addresses[0]
+    literal = f"[{address}]" if ":" in address else address
+    port = f":{parts.port}" if parts.port else ""
+    headers["host"] = parts.netloc
+    return (
+        urlunsplit(parts._replace(netloc=f"{literal}{port}")),
+        headers,
+        {"sni_hostname": parts.hostname},
+    )
 
 
 def parse_jwks(document: Any) -> dict[str, Any]:

@@ -278,3 +278,23 @@ async def test_cors_preflight_and_headers_follow_the_apps_origins(
         "access-control-allow-origin"
         not in (await client.get("/v1/apps/current/auth", headers=admin)).headers
     )
+
+
+async def test_a_jwks_fetch_connects_to_the_checked_address_and_verifies_the_hosts_cert(
+    jwks: FakeJWKS,
+) -> None:
+    # Given a JWKS URL by name whose checked address is 127.0.0.1
+    url = f"https://localhost:{jwks.port}/.well-known/jwks.json"
+    target, headers, extensions = signin.pinned(url, ["127.0.0.1"])
+    # Then the request goes to the address, naming the host for TLS and HTTP
+    assert target == f"https://127.0.0.1:{jwks.port}/.well-known/jwks.json"
+    assert headers["host"] == f"localhost:{jwks.port}"
+    # And the certificate is checked for the host's name (the fake's is for localhost)
+    async with httpx.AsyncClient(verify=jwks.client_ssl_context()) as http:
+        response = await http.get(target, headers=headers, extensions=extensions)
+    assert response.status_code == 200
+    assert jwks.fetches == 1
+    bad = {"sni_hostname": "keys.example"}
+    async with httpx.AsyncClient(verify=jwks.client_ssl_context()) as http:
+        with pytest.raises(httpx.ConnectError):
+            await http.get(target, headers=headers, extensions=bad)
