@@ -69,6 +69,7 @@ class JWKSCache:
         self._clock = clock
         self._transport = transport
         self._entries: dict[uuid.UUID, _Fetched] = {}
+        self._failed: dict[uuid.UUID, float] = {}
         # Made here, not per fetch: reading a CA bundle blocks.
         self._verify = ssl.create_default_context(
             cafile=str(settings.ca_bundle) if settings.ca_bundle else None
@@ -76,6 +77,7 @@ class JWKSCache:
 
     def forget(self, app_id: uuid.UUID) -> None:
         self._entries.pop(app_id, None)
+        self._failed.pop(app_id, None)
 
     async def keys(self, app_id: uuid.UUID, url: str, kid: str | None) -> dict[str, Any]:
         """The app's keys by kid: cached, fetched when missing, stale, or when `kid` is unknown
@@ -93,7 +95,21 @@ class JWKSCache:
                 unknown and age >= self._settings.refetch_seconds
             ):
                 return entry.by_kid
-        by_kid = await self._fetch(url)
+        failed = self._failed.get(app_id)
+        if failed is not None and now - failed < self._settings.refetch_seconds:
+            # A host that just failed is not asked again for every request meanwhile.
+            if entry is not None and fresh:
+                return entry.by_kid
+            raise enduser.invalid("the app's JWKS document could not be fetched just now")
+        try:
+            by_kid = await self._fetch(url)
+        except AuthenticationError:
+            self._failed[app_id] = now
+            if entry is not None and fresh:
+                # Stale keys beat none while the app's JWKS host is down.
+                return entry.by_kid
+            raise
+        self._failed.pop(app_id, None)
         self._entries[app_id] = _Fetched(url=url, by_kid=by_kid, at=now)
         return by_kid
 

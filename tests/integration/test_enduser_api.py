@@ -298,3 +298,23 @@ async def test_a_jwks_fetch_connects_to_the_checked_address_and_verifies_the_hos
     async with httpx.AsyncClient(verify=jwks.client_ssl_context()) as http:
         with pytest.raises(httpx.ConnectError):
             await http.get(target, headers=headers, extensions=bad)
+
+
+async def test_a_jwks_host_that_fails_is_not_asked_again_for_every_request(
+    jwks_client: tuple[httpx.AsyncClient, list[float]], jwks: FakeJWKS, tenant: TenantKeys
+) -> None:
+    client, now = jwks_client
+    # Given an app whose JWKS document is no JWKS document
+    key, _ = rsa_jwk("k1")
+    jwks.document = {"not": "keys"}
+    assert (await enable(client, tenant, jwks_url=jwks.url)).status_code == 200
+    signed = as_user(tenant, token("alice", key=key, alg="RS256", kid="k1"))
+    # When tokens keep coming
+    for _ in range(3):
+        assert (await client.get("/v1/devices", headers=signed)).status_code == 401
+    # Then the host was asked once
+    assert jwks.fetches == 1
+    # And again once refetch_seconds have passed
+    now[0] += JWKSSettings().refetch_seconds + 1
+    assert (await client.get("/v1/devices", headers=signed)).status_code == 401
+    assert jwks.fetches == 2
