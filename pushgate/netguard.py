@@ -11,6 +11,7 @@ import asyncio
 import ipaddress
 import socket
 from collections.abc import Awaitable, Callable, Sequence
+from urllib.parse import urlsplit
 
 from pushgate.domain import endpoint
 from pushgate.errors import InvalidInputError, UnsafeEndpointError
@@ -77,6 +78,47 @@ async def check_endpoint(
             field=endpoint.ENDPOINT_FIELD,
         )
     return target
+
+
+async def check_url(
+    url: str,
+    *,
+    allow_private_addresses: bool,
+    field: str,
+    resolve: Resolver = system_resolve,
+    dns_timeout: float = DNS_TIMEOUT_SECONDS,
+) -> list[str] | None:
+    """Accept a URL pushgate fetches on a tenant's behalf (a JWKS document): https, no user
+    name, and a host whose every address is public unless `allow_private_addresses`.
+
+    Returns:
+        The checked addresses, for the caller to connect to (so DNS cannot change the answer
+        between the check and the connection); None when private addresses are allowed.
+
+    Raises:
+        InvalidInputError: not an https URL.
+        UnsafeEndpointError: userinfo, or a host that does not resolve or is not public.
+    """
+    try:
+        parts = urlsplit(url)
+        port = parts.port or 443
+    except ValueError as exc:
+        raise InvalidInputError(f"not a URL: {exc}", field=field) from None
+    if parts.scheme.lower() != "https" or not parts.hostname:
+        raise InvalidInputError("must be an https:// URL", field=field)
+    if "@" in parts.netloc:
+        raise UnsafeEndpointError("must not carry a user name or password", field=field)
+    if allow_private_addresses:
+        return None
+    try:
+        async with asyncio.timeout(dns_timeout):
+            return await resolve_allowed(parts.hostname, port, endpoint.is_public_address, resolve)
+    except RefusedAddressError as exc:
+        raise UnsafeEndpointError(f"{exc}", field=field) from None
+    except (OSError, TimeoutError):
+        raise UnsafeEndpointError(
+            f"host {parts.hostname!r} does not resolve, so it cannot be checked", field=field
+        ) from None
 
 
 AddressCheck = Callable[[endpoint.IPAddress], bool]

@@ -239,6 +239,20 @@ class WebhookSettings(BaseModel):
     batch_size: int = Field(default=100, ge=1, le=10_000)
 
 
+class JWKSSettings(BaseModel):
+    """Where apps' JWKS documents (end-user sign-in) may be fetched from (SSRF guard), how TLS
+    is verified, and how often they are fetched again."""
+
+    allow_private_addresses: bool = False
+    ca_bundle: Path | None = None
+    # Keys are used this long before the document is fetched again.
+    cache_seconds: float = Field(default=300.0, gt=0, le=86400)
+    # A token with an unknown `kid` fetches the document again at most this often per app, so
+    # made-up kids cannot turn pushgate into a load generator against the app's JWKS host.
+    refetch_seconds: float = Field(default=30.0, ge=0, le=3600)
+    timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+
+
 class FCMSettings(BaseModel):
     """Firebase Cloud Messaging (HTTP v1): where to reach it, and an optional service account
     for single-tenant deployments (apps set their own with `pushgate credentials set-fcm`)."""
@@ -318,6 +332,7 @@ class Settings(BaseSettings):
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     webpush: WebPushSettings = Field(default_factory=WebPushSettings)
     webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
+    jwks: JWKSSettings = Field(default_factory=JWKSSettings)
     fcm: FCMSettings = Field(default_factory=FCMSettings)
     apns: APNSSettings = Field(default_factory=APNSSettings)
     secrets: SecretsSettings = Field(default_factory=SecretsSettings)

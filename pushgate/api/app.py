@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from pushgate import __version__
-from pushgate.api import docs, errors, ratelimit
+from pushgate.api import cors, docs, errors, ratelimit, signin
 from pushgate.api.fastlane import AcceptFastLane
 from pushgate.api.limits import BodySizeLimit
 from pushgate.api.routes import (
@@ -25,6 +25,7 @@ from pushgate.api.routes import (
     webhooks,
     webpush,
 )
+from pushgate.api.routes import signin as signin_routes
 from pushgate.api.schemas.common import ERROR_RESPONSES
 from pushgate.runtime import Runtime, open_runtime
 from pushgate.sending import accept
@@ -91,17 +92,22 @@ def create_app(
         redoc_url=None,
     )
     app.state.key_cache = KeyCache(ttl=settings.server.key_cache_seconds)
+    app.state.jwks = signin.JWKSCache(settings.jwks)
+    app.state.cors_origins = cors.AppOrigins(ttl=settings.server.key_cache_seconds)
     errors.install(app)
     # Added first, so it runs inside the body size limit (the last added is the outermost).
     app.add_middleware(AcceptFastLane)
     app.add_middleware(BodySizeLimit, max_bytes=settings.server.max_body_bytes)
     # Outermost: it sees the answers of the fast lane and of FastAPI alike.
     app.add_middleware(ratelimit.RateLimitHeaders)
+    # Outside the rate limit headers, so a page can read its 401s and 429s too.
+    app.add_middleware(cors.PageCORS)
     app.include_router(health.router)
     app.include_router(webpush.router)
     app.include_router(devices.router)
     app.include_router(notifications.router)
     app.include_router(credentials.router)
+    app.include_router(signin_routes.router)
     app.include_router(preferences.router)
     app.include_router(templates.router)
     app.include_router(webhooks.router)

@@ -6,6 +6,7 @@ a thread hop per request on the hot path for nothing.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
@@ -15,8 +16,9 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import State
 
-from pushgate.api import ratelimit
-from pushgate.domain.apikeys import Permission, Scope, allows
+from pushgate.api import ratelimit, signin
+from pushgate.domain import enduser
+from pushgate.domain.apikeys import Permission, Scope, allows, prefix_of
 from pushgate.domain.rates import RouteClass
 from pushgate.errors import AuthenticationError, PermissionDeniedError
 from pushgate.runtime import Runtime
@@ -42,14 +44,21 @@ SessionDep = Annotated[AsyncSession, Depends(get_session)]
 
 @dataclass(frozen=True, slots=True)
 class Caller:
-    """Who is calling: the app (tenant) every query is scoped to, and the key's scope."""
+    """Who is calling: the app (tenant) every query is scoped to, and the key's scope. An end
+    user signed in with a JWT has `user_id` (its `sub`) and may touch only its own devices."""
 
     app_id: uuid.UUID
     key_id: uuid.UUID
     scope: Scope
+    user_id: str | None = None
 
     def can(self, permission: Permission) -> bool:
+        if self.user_id is not None:
+            return permission in END_USER_GRANTS
         return allows(self.scope, permission)
+
+
+END_USER_GRANTS = frozenset({Permission.DEVICES_WRITE, Permission.DEVICES_READ})
 
 
 def presented_key(request: Request) -> str | None:
@@ -66,10 +75,38 @@ def key_of(authorization: str | None, x_api_key: str | None) -> str | None:
     return x_api_key or None
 
 
-async def authenticate(request: Request) -> Caller:
+async def authenticate(request: Request, *, end_users: bool = False) -> Caller:
+    """The caller of `request`: an API key, or with `end_users` an end-user JWT too."""
     scope = request.scope
     route = ratelimit.route_class(scope["method"], scope["path"])
-    return await caller_of(presented_key(request), request.app.state, scope, route)
+    secret = presented_key(request)
+    if end_users and secret and prefix_of(secret) is None and enduser.looks_like_jwt(secret):
+        return await end_user_of(secret, request, route)
+    return await caller_of(secret, request.app.state, scope, route)
+
+
+async def end_user_of(token: str, request: Request, route: RouteClass) -> Caller:
+    """The end user a JWT signs in (signin.py), counted under its app's limits and a pseudo key
+    of its own per user.
+
+    Raises:
+        AuthenticationError: `invalid_token`, for any token that does not check out.
+        RateLimitedError: the user's or the app's bucket for `route` is empty.
+    """
+    state = request.app.state
+    runtime: Runtime = state.runtime
+    async with runtime.sessions() as session:
+        app = await signin.app_named(session, request.headers.get(signin.APP_HEADER))
+    user = await signin.end_user(
+        token, app, box=runtime.credentials.box(), jwks=state.jwks, now=time.time()
+    )
+    limiter: ratelimit.Limiter = state.limiter
+    request.scope[ratelimit.SCOPE_KEY] = await limiter.check(
+        key_id=user.key_id, app_id=user.app_id, own=None, route=route
+    )
+    return Caller(
+        app_id=user.app_id, key_id=user.key_id, scope=Scope.SUBSCRIBE, user_id=user.user_id
+    )
 
 
 async def caller_of(
@@ -107,17 +144,19 @@ async def caller_of(
 
 
 async def get_caller(request: Request) -> Caller:
-    return await authenticate(request)
+    return await authenticate(request, end_users=True)
 
 
 CallerDep = Annotated[Caller, Depends(get_caller)]
 
 
-def require(permission: Permission) -> Callable[[Request], Awaitable[Caller]]:
+def require(
+    permission: Permission, *, end_users: bool = False
+) -> Callable[[Request], Awaitable[Caller]]:
     # One dependency per permission that authenticates too (rather than one on top of
     # get_caller): each level of dependencies costs FastAPI time on every request.
     async def check(request: Request) -> Caller:
-        caller = await authenticate(request)
+        caller = await authenticate(request, end_users=end_users)
         return permitted(caller, permission)
 
     return check
@@ -137,8 +176,9 @@ def permitted(caller: Caller, permission: Permission) -> Caller:
     return caller
 
 
-DeviceWriter = Annotated[Caller, Depends(require(Permission.DEVICES_WRITE))]
-DeviceReader = Annotated[Caller, Depends(require(Permission.DEVICES_READ))]
+# The device routes also take end-user JWTs (signin.py); every other route, API keys only.
+DeviceWriter = Annotated[Caller, Depends(require(Permission.DEVICES_WRITE, end_users=True))]
+DeviceReader = Annotated[Caller, Depends(require(Permission.DEVICES_READ, end_users=True))]
 Sender = Annotated[Caller, Depends(require(Permission.NOTIFICATIONS_SEND))]
 NotificationReader = Annotated[Caller, Depends(require(Permission.NOTIFICATIONS_READ))]
 Admin = Annotated[Caller, Depends(require(Permission.ADMIN))]

@@ -1,13 +1,16 @@
-"""`pushgate apps`: create and list apps (tenants), set their own request limits, and an app's
-JSON shape for every command."""
+"""`pushgate apps`: create and list apps (tenants), set their own request limits and end-user
+sign-in, and an app's JSON shape for every command."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from pushgate.api import signin
+from pushgate.api.schemas.signin import AppAuthPublic
 from pushgate.cli.common import (
     AppOption,
     ConfigOption,
@@ -171,3 +174,57 @@ def apps_limits(
         as_json,
         *(f"{route}: {limit}" for route, limit in effective.items()),
     )
+
+
+@group.command("auth")
+def apps_auth(
+    app_name: AppOption,
+    jwt_hs256_secret: Annotated[
+        str | None, typer.Option(help="Shared HS256 secret (32+ characters).")
+    ] = None,
+    jwt_issuer: Annotated[str | None, typer.Option(help="Required `iss`.")] = None,
+    jwt_audience: Annotated[str | None, typer.Option(help="Required `aud`.")] = None,
+    jwt_public_key: Annotated[
+        list[Path] | None, typer.Option(help="PEM file of an RSA or EC public key (repeatable).")
+    ] = None,
+    jwks_url: Annotated[str | None, typer.Option(help="https URL of a JWKS document.")] = None,
+    cors_origin: Annotated[
+        list[str] | None, typer.Option(help="Origin whose pages may call pushgate (repeatable).")
+    ] = None,
+    disable: Annotated[bool, typer.Option(help="Accept API keys only again.")] = False,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Let the app's end users register their own devices with a JWT from the app's backend
+    (`Authorization: Bearer <jwt>` and `X-Pushgate-App: <app>`). Replaces what was set."""
+    settings = settings_from(config)
+    pems = [path.read_text(encoding="utf-8") for path in jwt_public_key or []]
+
+    async def work(runtime: Runtime, session: AsyncSession, owner: App) -> dict[str, Any]:
+        if disable:
+            await apps.set_auth(
+                session=session,
+                box=runtime.credentials.box(),
+                app_id=owner.id,
+                config=None,
+                secret=None,
+            )
+        else:
+            await signin.configure(
+                session=session,
+                runtime=runtime,
+                app_id=owner.id,
+                hs256_secret=jwt_hs256_secret,
+                issuer=jwt_issuer,
+                audience=jwt_audience,
+                public_keys=pems,
+                jwks_url=jwks_url,
+                cors_origins=cors_origin or [],
+            )
+        await session.commit()
+        shown = AppAuthPublic.of(apps.auth_config(owner)).model_dump()
+        return {"app": owner.name} | shown
+
+    data = with_app(settings, app_name, work)
+    state = ", ".join(data["algorithms"]) if data["enabled"] else "API keys only"
+    show(data, as_json, f"app {data['app']}: end-user sign-in {state}")

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pushgate.domain import localtime, vapid
+from pushgate.domain import enduser, localtime, vapid
 from pushgate.domain.rates import Rate, RouteClass
 from pushgate.errors import ConflictError, InvalidInputError, NotFoundError
 from pushgate.store.credentials import SecretBox
@@ -138,3 +138,28 @@ async def set_rate_limits(
     app.rate_limits = merged or None
     await session.flush()
     return app
+
+
+async def set_auth(
+    *,
+    session: AsyncSession,
+    box: SecretBox,
+    app_id: uuid.UUID,
+    config: enduser.AuthConfig | None,
+    secret: str | None,
+) -> App:
+    """Set (or with None clear) the app's end-user sign-in; `secret` is the HS256 secret,
+    sealed with `box` (None: none). The caller commits.
+
+    Raises:
+        NotFoundError: no such app.
+    """
+    app = await get(session=session, app_id=app_id)
+    app.auth = config.to_json() if config is not None else None
+    app.auth_secret = box.seal(secret) if config is not None and secret else None
+    await session.flush()
+    return app
+
+
+def auth_config(app: App) -> enduser.AuthConfig | None:
+    return enduser.AuthConfig.from_json(app.auth) if app.auth is not None else None

@@ -91,6 +91,11 @@ class App(Base):
     default_timezone: Mapped[str | None] = mapped_column(String(64))
     # Its own request limits per route class (`{"send": "6000/minute"}`), over the settings'.
     rate_limits: Mapped[dict[str, Any] | None]
+    # End-user sign-in (domain.enduser.AuthConfig as JSON): issuer, audience, public keys,
+    # JWKS URL, CORS origins. None: API keys only.
+    auth: Mapped[dict[str, Any] | None] = mapped_column(NullableJSON)
+    # The HS256 secret of that sign-in, sealed with the secrets key like credentials.
+    auth_secret: Mapped[str | None] = mapped_column(Text)
 
 
 class APIKey(Base):

@@ -10,10 +10,11 @@ function bytesFromBase64Url(text) {
 }
 
 async function api(path, key, options = {}) {
-  const response = await fetch(path, {
-    ...options,
-    headers: { "Authorization": "Bearer " + key, "Content-Type": "application/json" },
-  });
+  const headers = { "Authorization": "Bearer " + key, "Content-Type": "application/json" };
+  // An end-user token (not a pgk_ key) names its app.
+  const app = document.getElementById("app").value.trim();
+  if (app && !key.startsWith("pgk_")) headers["X-Pushgate-App"] = app;
+  const response = await fetch(path, { ...options, headers });
   const body = await response.json().catch(() => ({}));
   if (!response.ok) {
     const error = body.error || {};
@@ -26,7 +27,8 @@ async function subscribe(event) {
   event.preventDefault();
   logEl.textContent = "";
   const key = document.getElementById("key").value.trim();
-  const userId = document.getElementById("user").value.trim();
+  // With an end-user token the user is its `sub`: sending another would be refused.
+  const userId = key.startsWith("pgk_") ? document.getElementById("user").value.trim() : "";
   const topics = document.getElementById("topics").value.split(",").map((t) => t.trim()).filter(Boolean);
   if (!("serviceWorker" in navigator) || !("PushManager" in window)) {
     log("This browser does not support Web Push (or the page is not on https/localhost).");

@@ -55,3 +55,13 @@ async def test_api_docs_load_nothing_from_outside(client: httpx.AsyncClient, pag
         assert asset.status_code == 200, url
         kind = CONTENT_TYPES[url[url.rindex(".") :]]
         assert kind in asset.headers["content-type"], (url, asset.headers["content-type"])
+
+
+async def test_the_webpush_page_shows_how_a_page_gets_an_end_user_token(
+    client: httpx.AsyncClient,
+) -> None:
+    page = await client.get("/web/webpush.html")
+    assert "X-Pushgate-App" in page.text
+    assert "/push-token" in page.text
+    script = await client.get("/web/webpush.js")
+    assert "X-Pushgate-App" in script.text

@@ -139,6 +139,18 @@ def test_webpush_extra_hosts_accept_a_comma_separated_variable(
     assert load_settings().webpush.extra_hosts == ["push.acme.io", "push2.acme.io"]
 
 
+def test_jwks_settings_are_read_and_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PUSHGATE_JWKS__ALLOW_PRIVATE_ADDRESSES", "true")
+    monkeypatch.setenv("PUSHGATE_JWKS__REFETCH_SECONDS", "5")
+    jwks = load_settings().jwks
+    assert jwks.allow_private_addresses is True
+    assert jwks.refetch_seconds == 5
+
+    monkeypatch.setenv("PUSHGATE_JWKS__CACHE_SECONDS", "0")
+    with pytest.raises(ConfigError, match="JWKS__CACHE_SECONDS"):
+        load_settings()
+
+
 # --- precedence ------------------------------------------------------------------------------
 
 

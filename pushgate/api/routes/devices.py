@@ -4,6 +4,8 @@ Keys that may read devices (send, admin) manage any device of their app and see 
 `subscribe` key lives in a web page or an app, so it is trusted with nothing but the device it
 runs on: it addresses a device by id only together with that device's token or endpoint (the
 `X-Device-Token` header), never changes the user a device has, and gets back a `DeviceReceipt`.
+An end user signed in with a JWT (api/signin.py) sees and manages its own devices only: its
+`sub` is the user of every device it registers (api/owners.py).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Path, Query, Response
 
 from pushgate import netguard
+from pushgate.api import owners
 from pushgate.api.deps import Caller, DeviceReader, DeviceWriter, RuntimeDep, SessionDep
 from pushgate.api.schemas import common
 from pushgate.api.schemas import devices as schemas
@@ -149,14 +152,16 @@ async def register_device(
     response: Response,
 ) -> Answer:
     address = await push_address(body, runtime)
-    registration = await devices.upsert(
-        session=session,
-        app_id=caller.app_id,
-        address=address,
-        profile=body.profile(),
-        topics=body.topics,
-        keep_user=not trusted(caller),
-    )
+    profile = owners.profile(caller, body.profile())
+    with owners.taken_token(caller):
+        registration = await devices.upsert(
+            session=session,
+            app_id=caller.app_id,
+            address=address,
+            profile=profile,
+            topics=body.topics,
+            keep_user=not trusted(caller) or caller.user_id is not None,
+        )
     await session.commit()
     response.status_code = 201 if registration.created else 200
     return answer(caller, registration.record, sent=body.model_fields_set)
@@ -167,7 +172,7 @@ async def get_device(
     device_id: DeviceId, caller: DeviceReader, session: SessionDep
 ) -> schemas.DevicePublic:
     record = await devices.get(session=session, app_id=caller.app_id, device_id=device_id)
-    return schemas.DevicePublic.of(record)
+    return schemas.DevicePublic.of(owners.own(caller, record))
 
 
 @router.get("/v1/devices", summary="A page of the app's devices")
@@ -185,7 +190,7 @@ async def list_devices(
     page = await devices.list_page(
         session=session,
         app_id=caller.app_id,
-        user_id=user_id,
+        user_id=owners.user_filter(caller, user_id),
         platform=platform,
         topic=topic,
         enabled=enabled,
@@ -234,14 +239,15 @@ async def update_device(
     session: SessionDep,
     presented: HeldToken = None,
 ) -> Answer:
+    await owners.check(caller, session, device_id)
     record = await devices.update(
         session=session,
         app_id=caller.app_id,
         device_id=device_id,
-        profile=body.profile(),
+        profile=owners.profile(caller, body.profile()),
         topics=body.topics if "topics" in body.model_fields_set else None,
         held_token=held_token(caller, presented),
-        keep_user=not trusted(caller),
+        keep_user=not trusted(caller) or caller.user_id is not None,
     )
     await session.commit()
     return answer(caller, record, sent=body.model_fields_set)
@@ -269,6 +275,7 @@ async def delete_device(
             )
         await devices.purge(session=session, app_id=caller.app_id, device_id=device_id)
     else:
+        await owners.check(caller, session, device_id)
         await devices.deactivate(
             session=session,
             app_id=caller.app_id,
@@ -292,6 +299,7 @@ async def add_device_topics(
     session: SessionDep,
     presented: HeldToken = None,
 ) -> Answer:
+    await owners.check(caller, session, device_id)
     record = await devices.add_topics(
         session=session,
         app_id=caller.app_id,
@@ -316,6 +324,7 @@ async def remove_device_topic(
     session: SessionDep,
     presented: HeldToken = None,
 ) -> Answer:
+    await owners.check(caller, session, device_id)
     record = await devices.remove_topic(
         session=session,
         app_id=caller.app_id,
