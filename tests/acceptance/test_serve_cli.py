@@ -4,6 +4,7 @@ one device per platform registered over HTTP and read back."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import socket
@@ -61,13 +62,20 @@ class Server:
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[Server]:
+    with serving(tmp_path) as started:
+        yield started
+
+
+@contextlib.contextmanager
+def serving(tmp_path: Path, env: dict[str, str] | None = None) -> Iterator[Server]:
+    """`pushgate serve` on embedded defaults in `tmp_path`, plus `env`; stopped on exit."""
     data_dir = tmp_path / "data"
     port = free_port()
     output = tmp_path / "serve.log"
     with output.open("w") as log:
         process = subprocess.Popen(
             [*PUSHGATE, "serve", "--port", str(port)],
-            env=cli_env(data_dir),
+            env=cli_env(data_dir) | (env or {}),
             stdout=log,
             stderr=subprocess.STDOUT,
         )
