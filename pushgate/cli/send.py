@@ -24,7 +24,6 @@ from pushgate.cli.common import (
     run,
     settings_from,
     show,
-    show_rows,
     with_runtime,
 )
 from pushgate.domain.notification import FINAL_NOTIFICATION
@@ -215,5 +214,8 @@ def _show(sent: dict[str, Any], as_json: bool) -> None:
         return
     counts = ", ".join(f"{n} {k}" for k, n in sent["counts"].items() if k != "total" and n)
     out.print(f"{sent['counts'].get('total', 0)} deliveries: {counts or 'none'}", highlight=False)
-    columns = {"device": "device_id", "platform": "platform", "status": "status", "error": "error"}
-    show_rows(sent["deliveries"], False, key="deliveries", columns=dict(columns))
+    # One plain line per device (not a table, which would cut the ids to the terminal's width).
+    for d in sent["deliveries"]:
+        error = f"  {d['error']}" if d["error"] else ""
+        line = f"{d['device_id'] or '-'}  {d['platform']}  {d['status']}{error}"
+        out.print(line, highlight=False, markup=False, soft_wrap=True)

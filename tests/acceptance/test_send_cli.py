@@ -54,7 +54,7 @@ def test_send_wait_prints_each_devices_outcome(live: Server, fake_webpush: FakeW
         *("send", "--app", "default", "--user", "alice", "--title", "Hi", "--wait"),
     )
     assert again.returncode == 0, again.stderr
-    assert known in again.stdout
+    assert f"{known}  webpush  sent" in again.stdout.splitlines()
     assert "deliveries:" in again.stdout
 
 
