@@ -36,6 +36,7 @@ def test_send_wait_prints_each_devices_outcome(live: Server, fake_webpush: FakeW
         live.data_dir,
         *("send", "--app", "default", "--user", "alice", "--title", "Hi", "--body", "there"),
         *("--data", "order=42", "--wait", "--timeout", "60", "--json"),
+        env=live.env,
     )
 
     # Then each device's outcome is printed, as the running server delivered it
@@ -52,6 +53,7 @@ def test_send_wait_prints_each_devices_outcome(live: Server, fake_webpush: FakeW
     again = run_cli(
         live.data_dir,
         *("send", "--app", "default", "--user", "alice", "--title", "Hi", "--wait"),
+        env=live.env,
     )
     assert again.returncode == 0, again.stderr
     assert f"{known}  webpush  sent" in again.stdout.splitlines()
@@ -59,15 +61,17 @@ def test_send_wait_prints_each_devices_outcome(live: Server, fake_webpush: FakeW
 
 
 def test_send_refusals_are_one_line_exit_2(live: Server) -> None:
-    no_target = run_cli(live.data_dir, "send", "--app", "default", "--title", "Hi")
+    no_target = run_cli(live.data_dir, "send", "--app", "default", "--title", "Hi", env=live.env)
     assert no_target.returncode == 2
     assert len(no_target.stderr.strip().splitlines()) == 1
     assert "target" in no_target.stderr
-    bad_var = run_cli(live.data_dir, "send", "--app", "default", "--user", "a", "--var", "x")
+    bad_var = run_cli(
+        live.data_dir, "send", "--app", "default", "--user", "a", "--var", "x", env=live.env
+    )
     assert bad_var.returncode == 2
     assert "--var takes KEY=VALUE" in bad_var.stderr
     unknown = run_cli(
-        live.data_dir, "send", "--app", "default", "--user", "a", "--template", "nope"
+        live.data_dir, "send", "--app", "default", "--user", "a", "--template", "nope", env=live.env
     )
     assert unknown.returncode == 2
     assert "unknown_template" in unknown.stderr
@@ -90,6 +94,7 @@ def test_send_template_vars_parse_as_json(live: Server) -> None:
             live.data_dir,
             *("send", "--app", "default", "--user", "a", "--template", "order"),
             *("--var", "n=41", "--var", "who=bob", "--json"),
+            env=live.env,
         )
         assert sent.returncode == 0, sent.stderr
         row = http.get(f"/v1/notifications/{json.loads(sent.stdout)['id']}").json()
