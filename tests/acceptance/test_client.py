@@ -20,9 +20,6 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
-import redis.asyncio as redis_client
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from pushgate.client import (
     AsyncPushgateClient,
@@ -35,16 +32,8 @@ from pushgate.client import (
     Retries,
     ValidationError,
 )
+from tests.acceptance.profiles import services_profile
 from tests.acceptance.test_serve_cli import Server, free_port, run_cli, serving
-from tests.conftest import (
-    POSTGRES_URL,
-    RABBITMQ_URL,
-    REDIS_URL,
-    TEST_DELAY_LEVELS,
-    TEST_SECRETS_KEY,
-    delete_rabbitmq_topology,
-    need_service,
-)
 
 T = TypeVar("T")
 FINAL = {"completed", "partially_failed", "failed", "canceled", "expired"}
@@ -95,49 +84,6 @@ def fake_webpush() -> Iterator[FakeWebPush]:
             process.stdout.close()
 
 
-@contextlib.contextmanager
-def services(tmp_path: Path) -> Iterator[dict[str, str]]:
-    """The settings of the services profile on a database, queues and keys of its own: a new
-    PostgreSQL database (migrated), a RabbitMQ and Redis prefix; all removed on exit."""
-    need_service("PostgreSQL", POSTGRES_URL, 5432)
-    need_service("RabbitMQ", RABBITMQ_URL, 5672)
-    need_service("Redis", REDIS_URL, 6379)
-    prefix = f"t{uuid.uuid4().hex[:10]}."
-    name = f"pushgate_c_{uuid.uuid4().hex[:12]}"
-    admin_url = POSTGRES_URL.replace("postgresql://", "postgresql+asyncpg://", 1)
-    env = {
-        "PUSHGATE_DATABASE__URL": f"{admin_url.rpartition('/')[0]}/{name}",
-        "PUSHGATE_BROKER__URL": RABBITMQ_URL,
-        "PUSHGATE_BROKER__PREFIX": prefix,
-        "PUSHGATE_BROKER__DELAY_LEVELS": json.dumps(TEST_DELAY_LEVELS),
-        "PUSHGATE_REDIS__URL": REDIS_URL,
-        "PUSHGATE_REDIS__PREFIX": prefix,
-        "PUSHGATE_SECRETS__KEY": TEST_SECRETS_KEY,
-    }
-
-    async def database(statement: str) -> None:
-        admin = create_async_engine(admin_url, isolation_level="AUTOCOMMIT")
-        async with admin.connect() as connection:
-            await connection.execute(text(statement))
-        await admin.dispose()
-
-    async def clean() -> None:
-        await database(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await delete_rabbitmq_topology(RABBITMQ_URL, prefix)
-        keys = redis_client.from_url(REDIS_URL)
-        async with keys:
-            async for key in keys.scan_iter(match=f"{prefix}*"):
-                await keys.delete(key)
-
-    asyncio.run(database(f'CREATE DATABASE "{name}"'))
-    try:
-        migrated = run_cli(tmp_path / "data", "migrate", env=env)
-        assert migrated.returncode == 0, migrated.stderr
-        yield env
-    finally:
-        asyncio.run(clean())
-
-
 @pytest.fixture(
     params=[
         "embedded",
@@ -146,15 +92,18 @@ def services(tmp_path: Path) -> Iterator[dict[str, str]]:
         ),
     ]
 )
-def live(
+async def live(
     request: pytest.FixtureRequest, tmp_path: Path, fake_webpush: FakeWebPush
-) -> Iterator[Server]:
+) -> AsyncIterator[Server]:
     """A `pushgate serve` that delivers Web Push to the fake, on each profile."""
-    with contextlib.ExitStack() as stack:
+    async with contextlib.AsyncExitStack() as stack:
         env = fake_webpush.env()
         if request.param == "services":
-            env |= stack.enter_context(services(tmp_path))
-        yield stack.enter_context(serving(tmp_path, env))
+            env |= await stack.enter_async_context(services_profile())
+            migrated = run_cli(tmp_path / "data", "migrate", env=env)
+            assert migrated.returncode == 0, migrated.stderr
+        with serving(tmp_path, env) as server:
+            yield server
 
 
 def make_key(server: Server, scope: str, *extra: str) -> str:
