@@ -86,11 +86,18 @@ class Retries:
     attempts: int = 3
     backoff: float = 0.5
     max_wait: float = 30.0
+    # How to wait: None is time.sleep (sync) or asyncio.sleep (async); tests record instead.
+    sleep: Callable[[float], Any] | None = None
 
 
 @dataclass(frozen=True)
 class Sleep:
     seconds: float
+
+
+@dataclass(frozen=True)
+class Finished(Generic[T]):
+    value: T
 
 
 Step = httpx.Request | Sleep
@@ -125,3 +132,11 @@ def exchange(call: Call[T], request: httpx.Request, retries: Retries) -> Exchang
         waited += delay
         yield Sleep(delay)
     raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+def advance(walk: Exchange[T], outcome: Outcome) -> Step | Finished[T]:
+    """Send `outcome` into the exchange: its next step, or its result."""
+    try:
+        return walk.send(outcome)
+    except StopIteration as stop:
+        return Finished(stop.value)

@@ -45,42 +45,35 @@ class WebPushSubscription(Model):
     expiration_time: float | None = Field(default=None, alias="expirationTime")
 
 
-class DeviceCreate(Request):
+class DeviceProfile(Model):
+    """What a device says of its user; a `subscribe` key's answers (receipts) carry only the
+    fields its request sent, hence the defaults."""
+
+    user_id: str | None = None
+    topics: list[str] | None = None
+    locale: str | None = None
+    timezone: str | None = None
+    app_version: str | None = None
+    metadata: dict[str, Any] | None = None
+
+
+class DeviceCreate(DeviceProfile, Request):
     platform: str
     token: str | None = None
     subscription: WebPushSubscription | None = None
-    user_id: str | None = None
-    topics: list[str] | None = None
-    locale: str | None = None
-    timezone: str | None = None
-    app_version: str | None = None
-    metadata: dict[str, Any] | None = None
 
 
-class DeviceUpdate(Request):
-    topics: list[str] | None = None
+class DeviceUpdate(DeviceProfile, Request):
+    """Only the fields given change; `None` clears one."""
+
     enabled: bool | None = None
-    user_id: str | None = None
-    locale: str | None = None
-    timezone: str | None = None
-    app_version: str | None = None
-    metadata: dict[str, Any] | None = None
 
 
-class Device(Model):
-    """A device; a `subscribe` key's answers (receipts) leave the profile fields it did not send
-    unset, hence the defaults."""
-
+class Device(DeviceProfile):
     id: uuid.UUID
     platform: str
     token: str | None = None
     endpoint: str | None = None
-    user_id: str | None = None
-    topics: list[str] | None = None
-    locale: str | None = None
-    timezone: str | None = None
-    app_version: str | None = None
-    metadata: dict[str, Any] | None = None
     enabled: bool
     active: bool
     status: str
@@ -170,15 +163,20 @@ class NotificationSummary(Model):
     template: TemplateUsed | None = None
 
 
-class Delivery(Model):
-    id: int
+class Outcome(Model):
+    """One device's outcome of a notification."""
+
     device_id: uuid.UUID | None = None
     platform: str
     status: str
-    attempts: int
     response_code: int | None = None
     error: str | None = None
     provider_message_id: str | None = None
+
+
+class Delivery(Outcome):
+    id: int
+    attempts: int
     created_at: datetime
     updated_at: datetime
     sent_at: datetime | None = None
@@ -202,14 +200,8 @@ class BulkResult(Model):
     results: list[BulkItemResult]
 
 
-class ImmediateDelivery(Model):
+class ImmediateDelivery(Outcome):
     delivery_id: int
-    device_id: uuid.UUID | None = None
-    platform: str
-    status: str
-    response_code: int | None = None
-    error: str | None = None
-    provider_message_id: str | None = None
 
 
 class ImmediateResult(Model):

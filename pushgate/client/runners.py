@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any, Protocol, TypeVar
 
 import httpx
 
-from pushgate.client.calls import Call, Outcome, Retries, Sleep, exchange
+from pushgate.client.calls import Call, Finished, Outcome, Retries, Sleep, Step, advance, exchange
 from pushgate.client.models import Page
 
 T = TypeVar("T")
@@ -22,28 +22,26 @@ class Runner(Protocol):
 
 
 class SyncRunner:
-    def __init__(
-        self, http: httpx.Client, retries: Retries, sleep: Callable[[float], None] = time.sleep
-    ) -> None:
-        self.http, self.retries, self.sleep = http, retries, sleep
+    def __init__(self, http: httpx.Client, retries: Retries) -> None:
+        self.http, self.retries = http, retries
+        self.sleep = retries.sleep or time.sleep
 
     def run(self, call: Call[T]) -> T:
         walk = exchange(call, call.request(self.http), self.retries)
-        step = next(walk)
-        while True:
-            outcome: Outcome = None
-            if isinstance(step, Sleep):
-                self.sleep(step.seconds)
-            else:
-                try:
-                    outcome = self.http.send(step)
-                except httpx.TransportError as exc:
-                    outcome = exc
-            try:
-                step = walk.send(outcome)
-            except StopIteration as stop:
-                result: T = stop.value
-                return result
+        step: Step | Finished[T] = next(walk)
+        while not isinstance(step, Finished):
+            step = advance(walk, self._wait(step) if isinstance(step, Sleep) else self._send(step))
+        return step.value
+
+    def _wait(self, step: Sleep) -> Outcome:
+        self.sleep(step.seconds)
+        return None  # a wait has no outcome: the exchange sends the request again
+
+    def _send(self, request: httpx.Request) -> Outcome:
+        try:
+            return self.http.send(request)
+        except httpx.TransportError as exc:
+            return exc
 
     def iterate(self, first: Call[Page[T]]) -> Iterator[T]:
         page = self.run(first)
@@ -54,31 +52,27 @@ class SyncRunner:
 
 
 class AsyncRunner:
-    def __init__(
-        self,
-        http: httpx.AsyncClient,
-        retries: Retries,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-    ) -> None:
-        self.http, self.retries, self.sleep = http, retries, sleep
+    def __init__(self, http: httpx.AsyncClient, retries: Retries) -> None:
+        self.http, self.retries = http, retries
+        self.sleep = retries.sleep or asyncio.sleep
 
     async def run(self, call: Call[T]) -> T:
         walk = exchange(call, call.request(self.http), self.retries)
-        step = next(walk)
-        while True:
-            outcome: Outcome = None
-            if isinstance(step, Sleep):
-                await self.sleep(step.seconds)
-            else:
-                try:
-                    outcome = await self.http.send(step)
-                except httpx.TransportError as exc:
-                    outcome = exc
-            try:
-                step = walk.send(outcome)
-            except StopIteration as stop:
-                result: T = stop.value
-                return result
+        step: Step | Finished[T] = next(walk)
+        while not isinstance(step, Finished):
+            outcome = await (self._wait(step) if isinstance(step, Sleep) else self._send(step))
+            step = advance(walk, outcome)
+        return step.value
+
+    async def _wait(self, step: Sleep) -> Outcome:
+        await self.sleep(step.seconds)
+        return None
+
+    async def _send(self, request: httpx.Request) -> Outcome:
+        try:
+            return await self.http.send(request)
+        except httpx.TransportError as exc:
+            return exc
 
     async def iterate(self, first: Call[Page[T]]) -> AsyncIterator[T]:
         page = await self.run(first)

@@ -304,8 +304,8 @@ def test_rate_limited_call_waits_retry_after_then_raises(server: Server) -> None
     # Given a key allowed 2 requests a minute, and a client that records its waits
     key = make_key(server, "send", "--rate-limit", "2/minute")
     waits: list[float] = []
-    retries = Retries(attempts=2, max_wait=120)
-    with PushgateClient(server.url, key, retries=retries, sleep=waits.append) as client:
+    retries = Retries(attempts=2, max_wait=120, sleep=waits.append)
+    with PushgateClient(server.url, key, retries=retries) as client:
         client.notifications.list()
         client.notifications.list()
         # When the third call is over the limit
@@ -319,8 +319,8 @@ def test_rate_limited_call_waits_retry_after_then_raises(server: Server) -> None
     assert 0 < waits[0] <= 60
     # And a client allowed less total wait than Retry-After raises at once, without waiting
     waits.clear()
-    short = Retries(attempts=3, max_wait=0.5)
-    client = PushgateClient(server.url, key, retries=short, sleep=waits.append)
+    short = Retries(attempts=3, max_wait=0.5, sleep=waits.append)
+    client = PushgateClient(server.url, key, retries=short)
     with client, pytest.raises(RateLimitedError):
         client.notifications.list()
     assert waits == []
