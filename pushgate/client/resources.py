@@ -5,6 +5,7 @@ returns its model, on `AsyncPushgateClient` an awaitable of it."""
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from datetime import datetime
@@ -40,13 +41,15 @@ class Op(Generic[P, T]):
     def __get__(self, obj: Resource[SyncRunner], owner: Any) -> Callable[P, T]: ...
     @overload
     def __get__(self, obj: Resource[AsyncRunner], owner: Any) -> Callable[P, Awaitable[T]]: ...
-    def __get__(self, obj: Resource[Any], owner: Any) -> Callable[P, Any]:
+    def __get__(self, obj: Resource[Any] | None, owner: Any) -> Any:
+        if obj is None:  # on the class (help(), inspect): the descriptor itself
+            return self
         build, runner = self.build, obj._runner
 
         def bound(*args: P.args, **kwargs: P.kwargs) -> Any:
             return runner.run(build(*args, **kwargs))
 
-        return bound
+        return functools.update_wrapper(bound, build)  # help() shows the builder's signature
 
 
 class Paged(Generic[P, T]):
@@ -59,13 +62,15 @@ class Paged(Generic[P, T]):
     def __get__(self, obj: Resource[SyncRunner], owner: Any) -> Callable[P, Iterator[T]]: ...
     @overload
     def __get__(self, obj: Resource[AsyncRunner], owner: Any) -> Callable[P, AsyncIterator[T]]: ...
-    def __get__(self, obj: Resource[Any], owner: Any) -> Callable[P, Any]:
+    def __get__(self, obj: Resource[Any] | None, owner: Any) -> Any:
+        if obj is None:
+            return self
         build, runner = self.build, obj._runner
 
         def bound(*args: P.args, **kwargs: P.kwargs) -> Any:
             return runner.iterate(build(*args, **kwargs))
 
-        return bound
+        return functools.update_wrapper(bound, build)
 
 
 def _seg(value: object) -> str:
