@@ -51,10 +51,18 @@ OPTIONS = {
 
 def send(
     app_name: AppOption,
-    user: Annotated[list[str] | None, typer.Option(help="A user id (repeat for several).")] = None,
-    topic: Annotated[list[str] | None, typer.Option(help="A topic (repeat for several).")] = None,
-    device: Annotated[list[str] | None, typer.Option(help="A device id (repeatable).")] = None,
-    broadcast: Annotated[bool, typer.Option(help="Every active device of the app.")] = False,
+    user: Annotated[
+        list[str] | None, typer.Option(metavar="USER_ID", help="A user id (repeat for several).")
+    ] = None,
+    topic: Annotated[
+        list[str] | None, typer.Option(metavar="TOPIC", help="A topic (repeat for several).")
+    ] = None,
+    device: Annotated[
+        list[str] | None, typer.Option(metavar="DEVICE_ID", help="A device id (repeatable).")
+    ] = None,
+    broadcast: Annotated[
+        bool, typer.Option("--broadcast", help="Every active device of the app.")
+    ] = False,
     title: Annotated[str | None, typer.Option()] = None,
     body: Annotated[str | None, typer.Option()] = None,
     url: Annotated[str | None, typer.Option(help="Opened on a tap.")] = None,
@@ -70,7 +78,7 @@ def send(
     ttl: Annotated[int | None, typer.Option(help="Seconds the push services keep it.")] = None,
     idempotency_key: Annotated[str | None, typer.Option(help="Send at most once per key.")] = None,
     wait: Annotated[
-        bool, typer.Option(help="Wait until it is final; print each device's outcome.")
+        bool, typer.Option("--wait", help="Wait until it is final; print each device's outcome.")
     ] = False,
     timeout: Annotated[float, typer.Option(help="Seconds --wait waits.", min=0)] = 60.0,
     config: ConfigOption = None,
