@@ -1,6 +1,6 @@
 """The `pushgate` command: one module per command group, assembled here into `app`.
 
-Groups: processes (serve, api, worker), demo, migrate, config, apps, keys, vapid, dlq and
+Groups: processes (serve, api, worker), demo, migrate, send, config, apps, keys, vapid, dlq and
 credentials; what they share is in `common`."""
 
 from __future__ import annotations
@@ -10,7 +10,18 @@ from typing import Annotated
 import typer
 
 from pushgate import __version__
-from pushgate.cli import apps, config, credentials, demo, dlq, keys, migrate, processes, vapid
+from pushgate.cli import (
+    apps,
+    config,
+    credentials,
+    demo,
+    dlq,
+    keys,
+    migrate,
+    processes,
+    send,
+    vapid,
+)
 from pushgate.cli.common import commands, out
 
 app = commands("pushgate: self-hosted push notifications.", pretty_exceptions_enable=False)
@@ -25,6 +36,7 @@ app.command()(processes.api)
 app.command()(processes.worker)
 app.command()(demo.demo)
 app.command("migrate")(migrate.migrate_command)
+app.command("send")(send.send)
 
 
 @app.callback(invoke_without_command=True)

@@ -19,11 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import orjson
 import pytest
-import redis.asyncio as redis_client
-from sqlalchemy import func, insert, select, text
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy import func, insert, select
 
 from pushgate.domain import subscription as subscriptions
 from pushgate.domain.apikeys import Scope
@@ -31,15 +28,7 @@ from pushgate.settings import load_settings
 from pushgate.store import api_keys, apps, db
 from pushgate.store.credentials import SecretBox
 from pushgate.store.tables import Delivery, Device
-from tests.conftest import (
-    POSTGRES_URL,
-    RABBITMQ_URL,
-    REDIS_URL,
-    TEST_DELAY_LEVELS,
-    TEST_SECRETS_KEY,
-    delete_rabbitmq_topology,
-    need_service,
-)
+from tests.acceptance.profiles import DATABASE_URL, services_profile
 from tests.fakes.webpush_server import FakeWebPushService
 
 pytestmark = pytest.mark.slow
@@ -292,39 +281,15 @@ async def deployment(
         finally:
             await deployment.kill_all()
         return
-    need_service("PostgreSQL", POSTGRES_URL, 5432)
-    need_service("RabbitMQ", RABBITMQ_URL, 5672)
-    need_service("Redis", REDIS_URL, 6379)
-    prefix = f"t{uuid.uuid4().hex[:10]}."
-    name = f"pushgate_d_{uuid.uuid4().hex[:12]}"
-    admin_url = POSTGRES_URL.replace("postgresql://", "postgresql+asyncpg://", 1)
-    url = f"{admin_url.rpartition('/')[0]}/{name}"
-    env |= {
-        "PUSHGATE_DATABASE__URL": url,
-        "PUSHGATE_BROKER__URL": RABBITMQ_URL,
-        "PUSHGATE_BROKER__PREFIX": prefix,
-        "PUSHGATE_BROKER__DELAY_LEVELS": orjson.dumps(TEST_DELAY_LEVELS).decode(),
-        "PUSHGATE_REDIS__URL": REDIS_URL,
-        "PUSHGATE_REDIS__PREFIX": prefix,
-        "PUSHGATE_SECRETS__KEY": TEST_SECRETS_KEY,
-    }
-    admin = create_async_engine(admin_url, isolation_level="AUTOCOMMIT")
-    async with admin.connect() as connection:
-        await connection.execute(text(f'CREATE DATABASE "{name}"'))
-    deployment = Deployment("services", env, url, tmp_path, api_url=f"http://127.0.0.1:{port}")
-    try:
-        await deployment.cli("migrate")
-        yield deployment
-    finally:
-        await deployment.kill_all()
-        async with admin.connect() as connection:
-            await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        await admin.dispose()
-        await delete_rabbitmq_topology(RABBITMQ_URL, prefix)
-        keys = redis_client.from_url(REDIS_URL)
-        async with keys:
-            async for key in keys.scan_iter(match=f"{prefix}*"):
-                await keys.delete(key)
+    async with services_profile() as services:
+        env |= services
+        url = services[DATABASE_URL]
+        deployment = Deployment("services", env, url, tmp_path, api_url=f"http://127.0.0.1:{port}")
+        try:
+            await deployment.cli("migrate")
+            yield deployment
+        finally:
+            await deployment.kill_all()
 
 
 def received_per_subscription(fake: FakeWebPushService) -> Counter[str]:

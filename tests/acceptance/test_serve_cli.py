@@ -4,6 +4,7 @@ one device per platform registered over HTTP and read back."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import socket
@@ -11,7 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -40,10 +41,12 @@ def cli_env(data_dir: Path) -> dict[str, str]:
     return env
 
 
-def run_cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    data_dir: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [*PUSHGATE, *args],
-        env=cli_env(data_dir),
+        env=cli_env(data_dir) | (env or {}),
         capture_output=True,
         text=True,
         timeout=60,
@@ -57,17 +60,25 @@ class Server:
     admin_key: str
     data_dir: Path
     output: Path
+    env: dict[str, str] = field(default_factory=dict)
 
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[Server]:
+    with serving(tmp_path) as started:
+        yield started
+
+
+@contextlib.contextmanager
+def serving(tmp_path: Path, env: dict[str, str] | None = None) -> Iterator[Server]:
+    """`pushgate serve` on embedded defaults in `tmp_path`, plus `env`; stopped on exit."""
     data_dir = tmp_path / "data"
     port = free_port()
     output = tmp_path / "serve.log"
     with output.open("w") as log:
         process = subprocess.Popen(
             [*PUSHGATE, "serve", "--port", str(port)],
-            env=cli_env(data_dir),
+            env=cli_env(data_dir) | (env or {}),
             stdout=log,
             stderr=subprocess.STDOUT,
         )
@@ -76,7 +87,7 @@ def server(tmp_path: Path) -> Iterator[Server]:
         wait_started(url, process, output)
         keys = [line for line in output.read_text().splitlines() if line.startswith("pgk_")]
         assert len(keys) == 1, output.read_text()
-        yield Server(url=url, admin_key=keys[0], data_dir=data_dir, output=output)
+        yield Server(url, keys[0], data_dir, output, env or {})
     finally:
         process.terminate()
         try:
