@@ -1,5 +1,6 @@
 """`PushgateClient` and `AsyncPushgateClient`: an httpx client with the API key, and the
-resources (`devices`, `notifications`, `templates`, `preferences`) on one runner."""
+resources (`devices`, `notifications`, `templates`, `preferences`, `webhooks`) on one
+runner."""
 
 from __future__ import annotations
 
@@ -8,7 +9,13 @@ from typing import Any, Generic, TypeVar
 import httpx
 
 from pushgate.client.calls import Retries
-from pushgate.client.resources import Devices, Notifications, PreferencesResource, Templates
+from pushgate.client.resources import (
+    Devices,
+    Notifications,
+    PreferencesResource,
+    Templates,
+    WebhooksResource,
+)
 from pushgate.client.runners import AsyncRunner, Runner, SyncRunner
 
 R = TypeVar("R", bound=Runner)
@@ -49,6 +56,7 @@ class _Client(Generic[R]):
         self.notifications = Notifications(runner)
         self.templates = Templates(runner)
         self.preferences = PreferencesResource(runner)
+        self.webhooks = WebhooksResource(runner)
 
     def _open(self, options: dict[str, Any], retries: Retries) -> R:
         raise NotImplementedError

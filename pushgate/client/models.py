@@ -281,3 +281,65 @@ class Preferences(Model):
     locale: str | None = None
     timezone: str | None = None
     updated_at: datetime | None = None
+
+
+# Webhooks
+
+
+class WebhookCreate(Request):
+    """`events`: any of `device.registered`, `device.invalidated`, `delivery.failed`,
+    `notification.completed`."""
+
+    url: str
+    events: list[str]
+
+
+class WebhookUpdate(Request):
+    """Only the fields given change; `enabled=True` re-enables a disabled webhook."""
+
+    url: str | None = None
+    events: list[str] | None = None
+    enabled: bool | None = None
+
+
+class Webhook(Model):
+    id: uuid.UUID
+    url: str
+    events: list[str]
+    enabled: bool
+    disabled_reason: str | None = None
+    failures: int = 0
+    previous_secret_until: datetime | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+class WebhookWithSecret(Webhook):
+    """A webhook as created or rotated: its `secret` (`whsec_...`) is shown this once."""
+
+    secret: str
+
+
+class Webhooks(Model):
+    items: list[Webhook]
+
+
+class WebhookDelivery(Model):
+    """An event for a webhook and its last attempt's answer."""
+
+    event_id: int
+    message_id: str
+    type: str
+    status: str
+    attempts: int
+    last_status_code: int | None = None
+    last_error: str | None = None
+    last_attempt_at: datetime | None = None
+    next_attempt_at: datetime | None = None
+    created_at: datetime | None = None
+    sent_at: datetime | None = None
+    payload: dict[str, Any] = Field(default_factory=dict)
+
+
+class WebhookDeliveries(Model):
+    items: list[WebhookDelivery]

@@ -317,3 +317,61 @@ class PreferencesResource(Resource[R]):
     get = Op(_get_prefs)
     put = Op(_put_prefs)
     delete = Op(_delete_prefs)
+
+
+# Webhooks (admin keys)
+
+
+def _webhook_path(webhook_id: Id, *rest: str) -> str:
+    return "/".join(("/v1/webhooks", _seg(webhook_id), *rest))
+
+
+def _create_webhook(webhook: m.WebhookCreate | Mapping[str, Any]) -> Call[m.WebhookWithSecret]:
+    """Add a webhook; the answer's `secret` is shown this once (so not resent on a lost
+    answer: a second webhook would be made)."""
+    json = body(webhook, m.WebhookCreate)
+    return call("POST", "/v1/webhooks", m.WebhookWithSecret, json=json, idempotent=False)
+
+
+def _list_webhooks() -> Call[m.Webhooks]:
+    return call("GET", "/v1/webhooks", m.Webhooks)
+
+
+def _get_webhook(webhook_id: Id) -> Call[m.Webhook]:
+    return call("GET", _webhook_path(webhook_id), m.Webhook)
+
+
+def _update_webhook(
+    webhook_id: Id, changes: m.WebhookUpdate | Mapping[str, Any]
+) -> Call[m.Webhook]:
+    """Change the fields given (`url`, `events`, `enabled`)."""
+    json = body(changes, m.WebhookUpdate)
+    return call("PATCH", _webhook_path(webhook_id), m.Webhook, json=json)
+
+
+def _delete_webhook(webhook_id: Id) -> Call[None]:
+    """Remove a webhook and its events."""
+    return call("DELETE", _webhook_path(webhook_id), None)
+
+
+def _rotate_secret(webhook_id: Id) -> Call[m.WebhookWithSecret]:
+    """A new secret, shown this once; the old one keeps signing for an overlap. Not resent on
+    a lost answer: a second rotation would drop the secret the first one made."""
+    path = _webhook_path(webhook_id, "rotate-secret")
+    return call("POST", path, m.WebhookWithSecret, idempotent=False)
+
+
+def _webhook_deliveries(webhook_id: Id, *, limit: int | None = None) -> Call[m.WebhookDeliveries]:
+    """The webhook's recent events, newest first, with their last answers."""
+    path = _webhook_path(webhook_id, "deliveries")
+    return call("GET", path, m.WebhookDeliveries, params={"limit": limit})
+
+
+class WebhooksResource(Resource[R]):
+    create = Op(_create_webhook)
+    list = Op(_list_webhooks)
+    get = Op(_get_webhook)
+    update = Op(_update_webhook)
+    delete = Op(_delete_webhook)
+    rotate_secret = Op(_rotate_secret)
+    deliveries = Op(_webhook_deliveries)

@@ -97,7 +97,8 @@ async def live(
 ) -> AsyncIterator[Server]:
     """A `pushgate serve` that delivers Web Push to the fake, on each profile."""
     async with contextlib.AsyncExitStack() as stack:
-        env = fake_webpush.env()
+        # Webhooks on 127.0.0.1 (nothing listens there: the round trip needs no receiver).
+        env = fake_webpush.env() | {"PUSHGATE_WEBHOOKS__ALLOW_PRIVATE_ADDRESSES": "true"}
         if request.param == "services":
             env |= await stack.enter_async_context(services_profile())
             migrated = run_cli(tmp_path / "data", "migrate", env=env)
@@ -268,6 +269,48 @@ async def round_trip(client: Client, fake: FakeWebPush) -> None:
     # Delete: the device is deactivated
     await done(client.devices.delete(bob.id))
     assert (await done(client.devices.get(bob.id))).status == "deactivated"
+
+    await webhooks_round_trip(client)
+
+
+async def webhooks_round_trip(client: Client) -> None:
+    # Create: the secret is shown this once, never in a read
+    url = f"https://127.0.0.1:{free_port()}/hooks"
+    hook = await done(client.webhooks.create({"url": url, "events": ["device.registered"]}))
+    assert hook.secret.startswith("whsec_")
+    assert hook.enabled
+    read = await done(client.webhooks.get(hook.id))
+    assert (read.url, read.events) == (url, ["device.registered"])
+    assert "secret" not in read.model_dump()
+    assert [w.id for w in (await done(client.webhooks.list())).items] == [hook.id]
+    plain_http = {"url": "http://127.0.0.1/x", "events": ["device.registered"]}
+    with pytest.raises(ValidationError) as plain:
+        await done(client.webhooks.create(plain_http))
+    assert (plain.value.status, plain.value.code) == (422, "invalid_webhook_url")
+
+    # Deliveries: a device registered now is an event for the webhook
+    carol = await done(client.devices.register({"platform": "apns", "token": "cd" * 32}))
+    events = await done(client.webhooks.deliveries(hook.id, limit=10))
+    assert [(e.type, e.payload["device_id"]) for e in events.items] == [
+        ("device.registered", str(carol.id))
+    ]
+
+    # Update (PATCH), rotate the secret, delete
+    moved = f"https://127.0.0.1:{free_port()}/other"
+    changed = await done(
+        client.webhooks.update(
+            hook.id, {"url": moved, "events": ["delivery.failed"], "enabled": False}
+        )
+    )
+    assert (changed.url, changed.events, changed.enabled) == (moved, ["delivery.failed"], False)
+    rotated = await done(client.webhooks.rotate_secret(hook.id))
+    assert rotated.secret.startswith("whsec_")
+    assert rotated.secret != hook.secret
+    assert rotated.previous_secret_until is not None
+    await done(client.webhooks.delete(hook.id))
+    assert (await done(client.webhooks.list())).items == []
+    with pytest.raises(NotFoundError):
+        await done(client.webhooks.get(hook.id))
 
 
 def test_sync_client_round_trips_every_route(live: Server, fake_webpush: FakeWebPush) -> None:
