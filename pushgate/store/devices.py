@@ -1,4 +1,5 @@
-"""Queries on devices and their topics: race-safe registration, keyset pages, soft and hard delete.
+"""Queries on devices: race-safe registration, keyset pages, topics (sets of them in
+`device_topics`), soft and hard delete.
 
 Every query filters on `app_id`; a device of another app is indistinguishable from a missing one.
 """
@@ -7,7 +8,7 @@ from __future__ import annotations
 
 import hmac
 import uuid
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -26,13 +27,12 @@ from sqlalchemy import (
     true,
 )
 from sqlalchemy import update as sql_update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pushgate.domain import ids
 from pushgate.domain.subscription import Platform, PushAddress
 from pushgate.errors import InvalidInputError, NotFoundError, PermissionDeniedError
-from pushgate.store import db, webhooks
+from pushgate.store import db, device_topics, webhooks
 from pushgate.store.tables import Device, DeviceTopic, utcnow
 
 MAX_TOPICS = 100
@@ -120,7 +120,7 @@ async def upsert(
     now = now or utcnow()
     profile = _checked(profile or {})
     new_id = ids.new_id()
-    insert = _insert_for(session)
+    insert = db.insert_for(session)
     values: dict[str, Any] = {
         "id": new_id,
         "app_id": app_id,
@@ -157,10 +157,10 @@ async def upsert(
     if keep_user and "user_id" in profile and device.user_id != profile["user_id"]:
         raise user_locked()
     if topics is not None:
-        await _replace_topics(session, app_id=app_id, device_id=device.id, topics=topics)
+        await device_topics.replace(session, app_id=app_id, device_id=device.id, topics=topics)
         kept = tuple(sorted(set(topics)))
     else:
-        kept = await _topics_of(session, app_id=app_id, device_id=device.id)
+        kept = await device_topics.of(session, app_id=app_id, device_id=device.id)
     created = device.id == new_id
     if created:  # announced in the registration's transaction, so never for a rolled-back one
         await webhooks.device_registered(session=session, device=device, now=now)
@@ -170,7 +170,7 @@ async def upsert(
 async def get(*, session: AsyncSession, app_id: uuid.UUID, device_id: uuid.UUID) -> DeviceRecord:
     """Raises: NotFoundError `device_not_found`, also for another app's device."""
     device = await _row(session, app_id=app_id, device_id=device_id)
-    return DeviceRecord(device, await _topics_of(session, app_id=app_id, device_id=device_id))
+    return DeviceRecord(device, await device_topics.of(session, app_id=app_id, device_id=device_id))
 
 
 async def list_page(
@@ -212,7 +212,7 @@ async def list_page(
     rows = list((await session.execute(query.order_by(key).limit(limit + 1))).scalars())
     more = len(rows) > limit
     rows = rows[:limit]
-    topics = await _topics_of_many(session, app_id=app_id, device_ids=[d.id for d in rows])
+    topics = await device_topics.of_many(session, app_id=app_id, device_ids=[d.id for d in rows])
     items = [DeviceRecord(d, topics.get(d.id, ())) for d in rows]
     return Page(items=items, next_after=rows[-1].id if more else None)
 
@@ -246,8 +246,10 @@ async def update(
     device.updated_at = now or utcnow()
     await session.flush()
     if topics is None:
-        return DeviceRecord(device, await _topics_of(session, app_id=app_id, device_id=device_id))
-    await _replace_topics(session, app_id=app_id, device_id=device_id, topics=topics)
+        return DeviceRecord(
+            device, await device_topics.of(session, app_id=app_id, device_id=device_id)
+        )
+    await device_topics.replace(session, app_id=app_id, device_id=device_id, topics=topics)
     return DeviceRecord(device, tuple(sorted(set(topics))))
 
 
@@ -267,13 +269,13 @@ async def add_topics(
         InvalidInputError: `too_many_topics`, the device would have more than MAX_TOPICS.
     """
     device = await _row(session, app_id=app_id, device_id=device_id, held_token=held_token)
-    existing = await _topics_of(session, app_id=app_id, device_id=device_id)
+    existing = await device_topics.of(session, app_id=app_id, device_id=device_id)
     merged = set(existing) | set(topics)
     if len(merged) > MAX_TOPICS:
         raise InvalidInputError(
             f"a device may have at most {MAX_TOPICS} topics", field="topics", code="too_many_topics"
         )
-    await _insert_topics(session, app_id=app_id, device_id=device_id, topics=set(topics))
+    await device_topics.insert(session, app_id=app_id, device_id=device_id, topics=set(topics))
     device.updated_at = now or utcnow()
     await session.flush()
     return DeviceRecord(device, tuple(sorted(merged)))
@@ -302,7 +304,7 @@ async def remove_topic(
     )
     device.updated_at = now or utcnow()
     await session.flush()
-    return DeviceRecord(device, await _topics_of(session, app_id=app_id, device_id=device_id))
+    return DeviceRecord(device, await device_topics.of(session, app_id=app_id, device_id=device_id))
 
 
 async def deactivate(
@@ -386,11 +388,6 @@ async def purge(*, session: AsyncSession, app_id: uuid.UUID, device_id: uuid.UUI
 # --- helpers ---------------------------------------------------------------------------------
 
 
-def _insert_for(session: AsyncSession) -> Any:
-    # Both dialects spell the upsert `INSERT ... ON CONFLICT`, through different constructs.
-    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-
-
 def _checked(profile: Mapping[str, Any]) -> dict[str, Any]:
     unknown = set(profile) - PROFILE_FIELDS
     if unknown:
@@ -451,52 +448,3 @@ async def _claim_user(session: AsyncSession, *, device: Device, user_id: str | N
     )
     if claimed.scalar_one_or_none() is None:
         raise user_locked()
-
-
-async def _topics_of(
-    session: AsyncSession, *, app_id: uuid.UUID, device_id: uuid.UUID
-) -> tuple[str, ...]:
-    query = (
-        select(DeviceTopic.topic)
-        .where(DeviceTopic.app_id == app_id, DeviceTopic.device_id == device_id)
-        .order_by(DeviceTopic.topic)
-    )
-    return tuple((await session.execute(query)).scalars())
-
-
-async def _topics_of_many(
-    session: AsyncSession, *, app_id: uuid.UUID, device_ids: Sequence[uuid.UUID]
-) -> dict[uuid.UUID, tuple[str, ...]]:
-    if not device_ids:
-        return {}
-    query = (
-        select(DeviceTopic.device_id, DeviceTopic.topic)
-        .where(DeviceTopic.app_id == app_id, DeviceTopic.device_id.in_(device_ids))
-        .order_by(DeviceTopic.device_id, DeviceTopic.topic)
-    )
-    found: dict[uuid.UUID, list[str]] = {}
-    for device_id, topic in await session.execute(query):
-        found.setdefault(device_id, []).append(topic)
-    return {k: tuple(v) for k, v in found.items()}
-
-
-async def _replace_topics(
-    session: AsyncSession, *, app_id: uuid.UUID, device_id: uuid.UUID, topics: Sequence[str]
-) -> None:
-    wanted = set(topics)
-    stale = delete(DeviceTopic).where(
-        DeviceTopic.app_id == app_id, DeviceTopic.device_id == device_id
-    )
-    if wanted:
-        stale = stale.where(DeviceTopic.topic.not_in(wanted))
-    await session.execute(stale)
-    await _insert_topics(session, app_id=app_id, device_id=device_id, topics=wanted)
-
-
-async def _insert_topics(
-    session: AsyncSession, *, app_id: uuid.UUID, device_id: uuid.UUID, topics: Iterable[str]
-) -> None:
-    rows = [{"device_id": device_id, "topic": t, "app_id": app_id} for t in sorted(topics)]
-    if rows:
-        statement = _insert_for(session)(DeviceTopic).values(rows).on_conflict_do_nothing()
-        await session.execute(statement)

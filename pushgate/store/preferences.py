@@ -11,11 +11,11 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pushgate.domain.preferences import Preferences, QuietHours
 from pushgate.logs import get_logger
+from pushgate.store import db
 from pushgate.store.tables import UserPreference, utcnow
 
 log = get_logger(__name__)
@@ -72,7 +72,7 @@ async def put(
         "timezone": preferences.timezone,
         "updated_at": now,
     }
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    insert = db.insert_for(session)
     statement = (
         insert(UserPreference)
         .values(app_id=app_id, user_id=user_id, **values)
