@@ -10,6 +10,7 @@ import signal
 
 from pushgate.broker import base as broker_base
 from pushgate.logs import get_logger
+from pushgate.metrics import page as metrics_page
 from pushgate.providers.webhook_client import WebhookClient
 from pushgate.runtime import Runtime, running
 from pushgate.sending import deliver, dispatch, ingress, sweeper, webhooks
@@ -30,6 +31,7 @@ class Worker:
         self._stop = asyncio.Event()
         self._sweeper: asyncio.Task[None] | None = None
         self._webhooks: asyncio.Task[None] | None = None
+        self._gauges: asyncio.Task[None] | None = None
         self._webhook_client: WebhookClient | None = None
         self._running: set[asyncio.Task[object]] = set()
 
@@ -95,6 +97,16 @@ class Worker:
             ),
             name="pushgate-webhooks",
         )
+        self._gauges = asyncio.create_task(
+            metrics_page.refresh_queues(
+                broker,
+                self.runtime.metrics,
+                lambda: [c.queue for c in self._consumers],
+                interval=self.runtime.settings.metrics.refresh_seconds,
+                stop=self._stop,
+            ),
+            name="pushgate-metrics",
+        )
         log.info("worker started", queues=[c.queue for c in self._consumers], lease=lease)
 
     async def stop(self) -> None:
@@ -117,7 +129,7 @@ class Worker:
                 grace=grace,
                 handlers=len(self._running),
             )
-            for task in (*self._running, self._sweeper, self._webhooks):
+            for task in (*self._running, self._sweeper, self._webhooks, self._gauges):
                 if task is not None:
                     task.cancel()
         await stopping
@@ -134,6 +146,9 @@ class Worker:
         if self._webhooks is not None:
             await asyncio.gather(self._webhooks, return_exceptions=True)
             self._webhooks = None
+        if self._gauges is not None:
+            await asyncio.gather(self._gauges, return_exceptions=True)
+            self._gauges = None
         if self._webhook_client is not None:
             await self._webhook_client.close()
             self._webhook_client = None
@@ -161,8 +176,12 @@ async def run(settings: Settings) -> None:
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
     async with running(settings) as runtime:
+        # The worker's own metrics page (`pushgate serve` shows them on the API's instead).
+        page = await metrics_page.serve_worker_page(settings.metrics, runtime.metrics)
         worker = Worker(runtime)
         await worker.start()
         await stop.wait()
         log.info("stopping: finishing the work in flight")
         await worker.stop()
+        if page is not None:
+            await page.cleanup()

@@ -12,13 +12,14 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from pushgate import __version__
-from pushgate.api import cors, docs, errors, ratelimit, signin
+from pushgate.api import cors, docs, errors, observe, ratelimit, signin
 from pushgate.api.fastlane import AcceptFastLane
 from pushgate.api.limits import BodySizeLimit
 from pushgate.api.routes import (
     credentials,
     devices,
     health,
+    metrics,
     notifications,
     preferences,
     templates,
@@ -67,7 +68,9 @@ def create_app(
                 current = await open_runtime(settings, serves_requests=True)
                 stack.push_async_callback(current.close)
             app.state.runtime = current
-            app.state.limiter = ratelimit.Limiter(current.settings, current.kv)
+            app.state.limiter = ratelimit.Limiter(
+                current.settings, current.kv, metrics=current.metrics
+            )
             # Accepts of concurrent requests stored together; closed (answering every request
             # still waiting) before the worker and the runtime.
             accepts = accept.group(current)
@@ -102,7 +105,10 @@ def create_app(
     app.add_middleware(ratelimit.RateLimitHeaders)
     # Outside the rate limit headers, so a page can read its 401s and 429s too.
     app.add_middleware(cors.PageCORS)
+    # Outermost of all: every answer carries X-Request-ID, every log line of it request_id.
+    app.add_middleware(observe.RequestObserver)
     app.include_router(health.router)
+    app.include_router(metrics.router)
     app.include_router(webpush.router)
     app.include_router(devices.router)
     app.include_router(notifications.router)
