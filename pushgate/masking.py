@@ -56,7 +56,11 @@ _PATTERNS: tuple[tuple[re.Pattern[str], Any], ...] = (
     ),
     (re.compile(r"pgk_[A-Za-z0-9_\-]{4,}"), lambda m: m[0][: 4 + SHOWN] + ELLIPSIS),
     (
-        re.compile(r"\b(bearer|basic|vapid t=|key=)\s*([A-Za-z0-9._~+/=\-]{6,})", re.I),
+        # Not followed by "…": a key masked by the rule above stays as it is.
+        re.compile(
+            r"\b(bearer|basic|vapid t=|key=)\s*([A-Za-z0-9._~+/=\-]{6,})(?![A-Za-z0-9._~+/=\-…])",
+            re.I,
+        ),
         lambda m: f"{m[1]} {m[2][:SHOWN]}{ELLIPSIS}",
     ),
     (

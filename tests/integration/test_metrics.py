@@ -22,7 +22,7 @@ from pushgate.settings import Settings
 from tests.conftest import TenantKeys
 from tests.fakes.webhook_receiver import FakeWebhookReceiver
 from tests.fakes.webpush_server import FakeWebPushService
-from tests.integration.conftest import Pushgate, PushgateFactory
+from tests.integration.conftest import PushgateFactory
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -111,41 +111,76 @@ async def test_metrics_count_what_went_through_the_pipeline(
 
     # Then the page counts each of them
     page, samples = await scrape(pushgate.http)
-    assert value(
-        samples, "pushgate_notifications_accepted_total", app="acme", category="promo", source="api"
-    ) == 1
-    assert value(
-        samples, "pushgate_notifications_accepted_total", app="acme", category="", source="queue"
-    ) == 1
+    assert (
+        value(
+            samples,
+            "pushgate_notifications_accepted_total",
+            app="acme",
+            category="promo",
+            source="api",
+        )
+        == 1
+    )
+    assert (
+        value(
+            samples,
+            "pushgate_notifications_accepted_total",
+            app="acme",
+            category="",
+            source="queue",
+        )
+        == 1
+    )
     # 2 + 2 sent (the invalid device is not sent to again), 1 answered 410
     assert value(samples, "pushgate_deliveries_total", **SENT) == 4
-    assert value(
-        samples, "pushgate_deliveries_total", provider="webpush", outcome="invalid", reason="4xx"
-    ) == 1
+    assert (
+        value(
+            samples,
+            "pushgate_deliveries_total",
+            provider="webpush",
+            outcome="invalid",
+            reason="4xx",
+        )
+        == 1
+    )
     assert value(samples, "pushgate_token_invalidations_total", provider="webpush") == 1
     assert value(samples, "pushgate_provider_request_seconds_count", provider="webpush") == 5
     assert value(samples, "pushgate_delivery_latency_seconds_count", provider="webpush") == 5
-    assert value(
-        samples, "pushgate_delivery_latency_seconds_bucket", provider="webpush", le="+Inf"
-    ) == 5
+    assert (
+        value(samples, "pushgate_delivery_latency_seconds_bucket", provider="webpush", le="+Inf")
+        == 5
+    )
     assert value(samples, "pushgate_sends_in_flight") == 0
-    assert value(
-        samples, "pushgate_http_requests_total", method="POST", route="/v1/devices", status="2xx"
-    ) == 3
-    assert value(
-        samples,
-        "pushgate_http_requests_total",
-        method="POST",
-        route="/v1/notifications",
-        status="2xx",
-    ) == 1
-    assert value(
-        samples,
-        "pushgate_http_requests_total",
-        method="GET",
-        route="/v1/notifications/{notification_id}",
-        status="2xx",
-    ) >= 1
+    assert (
+        value(
+            samples,
+            "pushgate_http_requests_total",
+            method="POST",
+            route="/v1/devices",
+            status="2xx",
+        )
+        == 3
+    )
+    assert (
+        value(
+            samples,
+            "pushgate_http_requests_total",
+            method="POST",
+            route="/v1/notifications",
+            status="2xx",
+        )
+        == 1
+    )
+    assert (
+        value(
+            samples,
+            "pushgate_http_requests_total",
+            method="GET",
+            route="/v1/notifications/{notification_id}",
+            status="2xx",
+        )
+        >= 1
+    )
     # The worker runs in this process (as under `pushgate serve`): its consumers are here
     for queue in ("push", "dispatch", "deliver"):
         assert value(samples, "pushgate_queue_consumers", queue=queue) == 1
@@ -194,9 +229,16 @@ async def test_an_open_circuit_shows_on_the_page(
 
     await eventually(opened)
     _, samples = await scrape(pushgate.http)
-    assert value(
-        samples, "pushgate_deliveries_total", provider="webpush", outcome="retrying", reason="5xx"
-    ) == 1
+    assert (
+        value(
+            samples,
+            "pushgate_deliveries_total",
+            provider="webpush",
+            outcome="retrying",
+            reason="5xx",
+        )
+        == 1
+    )
 
 
 async def test_rate_limit_refusals_are_counted_by_route_class(
@@ -218,9 +260,12 @@ async def test_rate_limit_refusals_are_counted_by_route_class(
 
     assert answers == [200, 429, 429]
     assert value(samples, "pushgate_rate_limit_refusals_total", route_class="read") == 2
-    assert value(
-        samples, "pushgate_http_requests_total", method="GET", route="/v1/devices", status="429"
-    ) == 2
+    assert (
+        value(
+            samples, "pushgate_http_requests_total", method="GET", route="/v1/devices", status="429"
+        )
+        == 2
+    )
 
 
 @pytest.fixture
