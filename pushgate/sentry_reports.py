@@ -5,6 +5,7 @@ masked (pushgate/masking.py) before an event leaves the process and no personal 
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from pushgate import masking
@@ -16,7 +17,6 @@ def configure(settings: SentrySettings, *, release: str) -> bool:
     if settings.dsn is None or not settings.dsn.get_secret_value():
         return False
     import sentry_sdk
-    from sentry_sdk.integrations.asyncio import AsyncioIntegration
     from sentry_sdk.integrations.fastapi import FastApiIntegration
     from sentry_sdk.integrations.starlette import StarletteIntegration
 
@@ -26,12 +26,26 @@ def configure(settings: SentrySettings, *, release: str) -> bool:
         release=f"pushgate@{release}",
         traces_sample_rate=settings.traces_sample_rate,
         send_default_pii=False,
-        integrations=[StarletteIntegration(), FastApiIntegration(), AsyncioIntegration()],
+        # The asyncio integration needs the running loop: `watch_tasks`, once it runs.
+        integrations=[StarletteIntegration(), FastApiIntegration()],
         before_send=before_send,  # type: ignore[arg-type]
         before_send_transaction=before_send,  # type: ignore[arg-type]
         before_breadcrumb=before_breadcrumb,
     )
     return True
+
+
+def watch_tasks() -> None:
+    """Report errors that end asyncio tasks too (the worker's loops): called inside the
+    running loop, since that is what Sentry's asyncio integration patches. Nothing without
+    a DSN (Sentry not even imported)."""
+    if "sentry_sdk" not in sys.modules:
+        return
+    import sentry_sdk
+    from sentry_sdk.integrations.asyncio import enable_asyncio_integration
+
+    if sentry_sdk.get_client().is_active():
+        enable_asyncio_integration()
 
 
 def before_send(event: dict[str, Any], _hint: dict[str, Any]) -> dict[str, Any]:

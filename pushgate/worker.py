@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import signal
 
+from pushgate import sentry_reports
 from pushgate.broker import base as broker_base
 from pushgate.logs import get_logger
 from pushgate.metrics import page as metrics_page
@@ -175,6 +176,7 @@ async def run(settings: Settings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
+    sentry_reports.watch_tasks()
     async with running(settings) as runtime:
         # The worker's own metrics page (`pushgate serve` shows them on the API's instead).
         page = await metrics_page.serve_worker_page(settings.metrics, runtime.metrics)

@@ -11,7 +11,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from pushgate import __version__
+from pushgate import __version__, sentry_reports
 from pushgate.api import cors, docs, errors, observe, ratelimit, signin
 from pushgate.api.fastlane import AcceptFastLane
 from pushgate.api.limits import BodySizeLimit
@@ -81,6 +81,7 @@ def create_app(
                 stack.push_async_callback(background.stop)
             stack.push_async_callback(accepts.close)
             if runtime is None:
+                sentry_reports.watch_tasks()
                 _freeze_startup_objects()
             yield
 
