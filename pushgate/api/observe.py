@@ -11,19 +11,19 @@ request).
 
 from __future__ import annotations
 
+import itertools
 import os
 import time
 
-import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from pushgate import logs
 from pushgate.metrics.registry import Metrics
 
 HEADER = b"x-request-id"
 MAX_LENGTH = 128
 # Routes without a template (no route matched): one label for them all, never the raw path.
 UNMATCHED = "unmatched"
-METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 def valid_request_id(raw: bytes) -> bool:
@@ -31,8 +31,15 @@ def valid_request_id(raw: bytes) -> bool:
     return 0 < len(raw) <= MAX_LENGTH and all(0x21 <= c <= 0x7E for c in raw)
 
 
+# Made ids: this process's random prefix and a counter (unique across processes and
+# restarts, ~5 times cheaper than 12 random bytes per request). Not a secret: nothing is
+# authorised by a request id.
+_PREFIX = os.urandom(6).hex()
+_COUNTER = itertools.count(1)
+
+
 def new_request_id() -> str:
-    return os.urandom(12).hex()
+    return f"{_PREFIX}{next(_COUNTER) & 0xFFFFFFFFFFFF:012x}"
 
 
 class RequestObserver:
@@ -63,22 +70,18 @@ class RequestObserver:
                 message["headers"] = [*message.get("headers", ()), echoed]
             await send(message)
 
-        tokens = structlog.contextvars.bind_contextvars(request_id=request_id)
+        token = logs.request_id.set(request_id)
         started = time.perf_counter()
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            structlog.contextvars.reset_contextvars(**tokens)
+            logs.request_id.reset(token)
             metrics = _metrics_of(scope)
             if metrics is not None:
                 route = scope.get("route")
                 template = getattr(route, "path", None) or scope.get("pushgate.route", UNMATCHED)
-                method = scope["method"]
                 metrics.http_request(
-                    method if method in METHODS else "other",
-                    template,
-                    status,
-                    time.perf_counter() - started,
+                    scope["method"], template, status, time.perf_counter() - started
                 )
 
 

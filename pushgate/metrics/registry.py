@@ -1,23 +1,28 @@
 """The metrics of one process: a registry of its own (several runtimes in one test process
 never share counters) and the instruments the pipeline updates.
 
-Hot paths update through the small methods here, which keep each labelled child in a dict:
-`Counter.labels` takes a lock and builds a key per call, a dict look-up does not. Label values
-are bounded by construction: app names, categories, provider names, push service origins,
-outcome kinds and HTTP status classes; never a device, token, user or raw path.
+The counters and histograms updated per request or per delivery are `families` (a dict update
+each, on the event loop); the gauges that change rarely (queues, circuits) are
+prometheus-client's. Label values are bounded by construction: app names, categories (the
+first `MAX_CATEGORIES`), provider names, push service origins, outcome kinds, route templates
+and HTTP status classes; never a device, token, user or raw path.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Gauge
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
+
+from pushgate.metrics import families
 
 # Push answers take tens of milliseconds when all is well and up to the request timeout when
 # not; end to end, a retried delivery takes seconds to a minute.
 PUSH_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+HTTP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 # pushgate_circuit_state values (docs/metrics.md).
 CIRCUIT_VALUES = {"closed": 0, "half_open": 1, "open": 2, "rate_limited": 3}
@@ -26,6 +31,7 @@ CIRCUIT_VALUES = {"closed": 0, "half_open": 1, "open": 2, "rate_limited": 3}
 # are counted as "other", so a caller cannot grow the page without end.
 MAX_CATEGORIES = 200
 OTHER = "other"
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 def status_class(code: int | None) -> str:
@@ -42,102 +48,98 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        r = self.registry
-        self.accepted = Counter(
+        self.accepted = families.Counter(
             "pushgate_notifications_accepted",
             "Notifications accepted (stored), by app, category and where they came from.",
             ["app", "category", "source"],
-            registry=r,
         )
-        self.deliveries = Counter(
+        self.deliveries = families.Counter(
             "pushgate_deliveries",
             "Delivery attempts' results: the status each led to and the provider's answer.",
             ["provider", "outcome", "reason"],
-            registry=r,
         )
-        self.provider_seconds = Histogram(
+        self.provider_seconds = families.Histogram(
             "pushgate_provider_request_seconds",
             "How long a provider took to answer one send.",
             ["provider"],
-            buckets=PUSH_BUCKETS,
-            registry=r,
+            PUSH_BUCKETS,
         )
-        self.delivery_latency = Histogram(
+        self.delivery_latency = families.Histogram(
             "pushgate_delivery_latency_seconds",
             "From a notification's acceptance (or its send time) to the provider's answer.",
             ["provider"],
-            buckets=PUSH_BUCKETS,
-            registry=r,
+            PUSH_BUCKETS,
         )
-        self.in_flight = Gauge(
-            "pushgate_sends_in_flight", "Sends waiting for a provider's answer.", registry=r
+        self.invalidations = families.Counter(
+            "pushgate_token_invalidations",
+            "Devices whose token or subscription the provider said is gone.",
+            ["provider"],
         )
+        self.webhook_attempts = families.Counter(
+            "pushgate_webhook_attempts",
+            "Webhook event posts: sent (2xx), retry (tried again later) or failed (given up).",
+            ["outcome"],
+        )
+        self.rate_limit_refusals = families.Counter(
+            "pushgate_rate_limit_refusals",
+            "API requests refused by a rate limit (429), by route class.",
+            ["route_class"],
+        )
+        self.http_requests = families.Counter(
+            "pushgate_http_requests",
+            "API requests answered, by route template and status class.",
+            ["method", "route", "status"],
+        )
+        self.http_seconds = families.Histogram(
+            "pushgate_http_request_seconds",
+            "How long the API took to answer, by route template.",
+            ["route"],
+            HTTP_BUCKETS,
+        )
+        # Sends waiting for a provider's answer (a plain number: changed twice per send).
+        self.in_flight = 0
+        self.registry.register(
+            families.Collector(
+                self.accepted,
+                self.deliveries,
+                self.provider_seconds,
+                self.delivery_latency,
+                self.invalidations,
+                self.webhook_attempts,
+                self.rate_limit_refusals,
+                self.http_requests,
+                self.http_seconds,
+            )
+        )
+        self.registry.register(_InFlight(self))
         self.queue_depth = Gauge(
             "pushgate_queue_depth",
             "Messages ready in a queue (read periodically).",
             ["queue"],
-            registry=r,
+            registry=self.registry,
         )
         self.queue_consumers = Gauge(
             "pushgate_queue_consumers",
             "This process's consumers of a queue.",
             ["queue"],
-            registry=r,
+            registry=self.registry,
         )
         self.circuit = Gauge(
             "pushgate_circuit_state",
             "Circuit breaker per provider and origin, the worst of its apps: "
             "0 closed, 1 half-open, 2 open, 3 rate limited.",
             ["provider", "origin"],
-            registry=r,
-        )
-        self.invalidations = Counter(
-            "pushgate_token_invalidations",
-            "Devices whose token or subscription the provider said is gone.",
-            ["provider"],
-            registry=r,
-        )
-        self.webhook_attempts = Counter(
-            "pushgate_webhook_attempts",
-            "Webhook event posts: sent (2xx), retry (tried again later) or failed (given up).",
-            ["outcome"],
-            registry=r,
-        )
-        self.rate_limit_refusals = Counter(
-            "pushgate_rate_limit_refusals",
-            "API requests refused by a rate limit (429), by route class.",
-            ["route_class"],
-            registry=r,
-        )
-        self.http_requests = Counter(
-            "pushgate_http_requests",
-            "API requests answered, by route template and status class.",
-            ["method", "route", "status"],
-            registry=r,
-        )
-        self.http_seconds = Histogram(
-            "pushgate_http_request_seconds",
-            "How long the API took to answer, by route template.",
-            ["route"],
-            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
-            registry=r,
+            registry=self.registry,
         )
         # App ids to names, for the `app` label: filled by sending/accept.py as it meets them.
         self.app_names: dict[Any, str] = {}
-        self._children: dict[tuple[Any, ...], Any] = {}
         self._categories: set[str] = set()
         self._circuits: dict[tuple[str, str], dict[str, int]] = {}
+        self._statuses: dict[int, str] = {}
 
     def render(self) -> bytes:
         """The page, in Prometheus' text format."""
         return generate_latest(self.registry)
-
-    def _child(self, metric: Any, *labels: str) -> Any:
-        key = (id(metric), *labels)
-        child = self._children.get(key)
-        if child is None:
-            child = self._children[key] = metric.labels(*labels)
-        return child
 
     def count_accepted(self, app: str, counts: Mapping[str | None, int], source: str) -> None:
         """`counts`: notifications stored per category (None: none given)."""
@@ -148,35 +150,53 @@ class Metrics:
                     label = OTHER
                 else:
                     self._categories.add(label)
-            self._child(self.accepted, app, label, source).inc(n)
+            self.accepted.inc((app, label, source), n)
 
     def count_deliveries(self, counts: Mapping[tuple[str, str, str], int]) -> None:
         """`counts`: deliveries per (provider, outcome, reason)."""
         for labels, n in counts.items():
-            self._child(self.deliveries, *labels).inc(n)
+            self.deliveries.inc(labels, n)
 
     def count_invalidations(self, counts: Mapping[str, int]) -> None:
         for provider, n in counts.items():
-            self._child(self.invalidations, provider).inc(n)
+            self.invalidations.inc((provider,), n)
 
     def provider_answered(self, provider: str, seconds: float) -> None:
-        self._child(self.provider_seconds, provider).observe(seconds)
+        self.provider_seconds.observe((provider,), seconds)
 
     def delivered_after(self, provider: str, seconds: float) -> None:
-        self._child(self.delivery_latency, provider).observe(seconds)
+        self.delivery_latency.observe((provider,), seconds)
 
     def webhook_attempt(self, outcome: str, n: int = 1) -> None:
-        self._child(self.webhook_attempts, outcome).inc(n)
+        self.webhook_attempts.inc((outcome,), n)
 
     def rate_limited(self, route_class: str) -> None:
-        self._child(self.rate_limit_refusals, route_class).inc()
+        self.rate_limit_refusals.inc((route_class,))
 
     def http_request(self, method: str, route: str, status: int, seconds: float) -> None:
-        self._child(self.http_requests, method, route, status_class(status)).inc()
-        self._child(self.http_seconds, route).observe(seconds)
+        status_label = self._statuses.get(status)
+        if status_label is None:
+            status_label = self._statuses[status] = status_class(status)
+        self.http_requests.inc((method if method in METHODS else "other", route, status_label))
+        self.http_seconds.observe((route,), seconds)
 
     def circuit_state(self, app: str, provider: str, origin: str, state: str) -> None:
         """A breaker changed state: the gauge shows the worst state of the origin's apps."""
         states = self._circuits.setdefault((provider, origin), {})
         states[app] = CIRCUIT_VALUES.get(state, 2)
-        self._child(self.circuit, provider, origin).set(max(states.values()))
+        self.circuit.labels(provider, origin).set(max(states.values()))
+
+
+class _InFlight:
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily(
+            "pushgate_sends_in_flight",
+            "Sends waiting for a provider's answer.",
+            value=self.metrics.in_flight,
+        )
+
+    def describe(self) -> Iterator[Metric]:
+        return self.collect()

@@ -398,7 +398,7 @@ class Deliverer:
             if message.dry_run and not route.dry_run and not (info.fcm_topic and route.topics):
                 return _dry_run(provider, target, message, credentials), False, None
             metrics = self.runtime.metrics
-            metrics.in_flight.inc()
+            metrics.in_flight += 1
             started = time.perf_counter()
             try:
                 if info.fcm_topic and route.topics:
@@ -409,7 +409,7 @@ class Deliverer:
             except Exception as exc:  # a provider bug must not lose the batch
                 return Outcome.retry_later(f"provider error: {type(exc).__name__}"), False, exc
             finally:
-                metrics.in_flight.dec()
+                metrics.in_flight -= 1
             metrics.provider_answered(delivery.platform, time.perf_counter() - started)
             return outcome, True, None
 

@@ -34,9 +34,7 @@ async def test_log_lines_of_a_request_carry_its_id() -> None:
         scope["app"] = App
         await RequestObserver(app)(scope, receive, send)
 
-    with structlog.testing.capture_logs(
-        processors=[structlog.contextvars.merge_contextvars]
-    ) as lines:
+    with structlog.testing.capture_logs(processors=[logs.add_request_id]) as lines:
         async with httpx.AsyncClient(
             transport=httpx.ASGITransport(app=asgi), base_url="http://t"
         ) as http:

@@ -33,7 +33,8 @@ def test_every_dashboard_query_names_only_exported_metrics() -> None:
     _, samples = exported()
     exprs = [t["expr"] for panel in dashboard["panels"] for t in panel["targets"]]
 
-    assert dashboard["title"] and dashboard["panels"]
+    assert dashboard["title"]
+    assert dashboard["panels"]
     assert len({p["id"] for p in dashboard["panels"]}) == len(dashboard["panels"])
     for expr in exprs:
         names = set(METRIC.findall(expr))

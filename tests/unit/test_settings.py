@@ -493,7 +493,7 @@ def test_metrics_and_sentry_settings_are_read_and_masked(
 def test_metrics_allow_refuses_what_is_not_a_network(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PUSHGATE_METRICS__ALLOW", "10.0.0.0/8,intranet")
 
-    with pytest.raises(ConfigError, match="PUSHGATE_METRICS__ALLOW.*intranet"):
+    with pytest.raises(ConfigError, match=r"PUSHGATE_METRICS__ALLOW.*intranet"):
         load_settings()
 
 
