@@ -132,6 +132,8 @@ def configure(settings: LogSettings) -> None:
         library.propagate = True
     # uvicorn's per-request access line costs as much as a small request at high rates.
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    # Python warnings (SQLAlchemy's SAWarning, deprecations) as log lines too, not bare text.
+    logging.captureWarnings(True)
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:

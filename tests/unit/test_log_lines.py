@@ -7,6 +7,7 @@ import io
 import json
 import logging
 import sys
+import warnings
 
 import httpx
 import structlog
@@ -103,8 +104,12 @@ def test_json_lines_of_structlog_and_the_standard_library_alike() -> None:
         structlog.get_logger("fresh").info("from structlog", token="device-token-123456789")
         logging.getLogger("uvicorn.error").info("from uvicorn with %s", f"Bearer {API_KEY}")
         logging.getLogger("alembic.runtime.migration").warning("from alembic")
+        with warnings.catch_warnings():
+            warnings.simplefilter("always")
+            warnings.warn("from a library's warning", UserWarning, stacklevel=1)
     finally:
         sys.stderr = real
+        logging.captureWarnings(False)
         structlog.configure(**saved)
         for handler in list(root.handlers):
             root.removeHandler(handler)
@@ -113,11 +118,13 @@ def test_json_lines_of_structlog_and_the_standard_library_alike() -> None:
         root.setLevel(level)
 
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]
-    assert [line["event"] for line in lines] == [
+    assert [line["event"] for line in lines[:3]] == [
         "from structlog",
         f"from uvicorn with Bearer {API_KEY[:8]}…",
         "from alembic",
     ]
+    assert "from a library's warning" in lines[3]["event"]
+    assert lines[3]["logger"] == "py.warnings"
     assert lines[0]["token"] == "devi…"
     assert lines[1]["logger"] == "uvicorn.error"
     assert {line["level"] for line in lines} == {"info", "warning"}
