@@ -133,6 +133,9 @@ def configure(settings: LogSettings) -> None:
     # uvicorn's per-request access line costs as much as a small request at high rates.
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
     # Python warnings (SQLAlchemy's SAWarning, deprecations) as log lines too, not bare text.
+    # Off first: captureWarnings(True) does nothing when it was on already, and whatever set
+    # `warnings.showwarning` since (a test's catch_warnings) would keep printing bare text.
+    logging.captureWarnings(False)
     logging.captureWarnings(True)
 
 

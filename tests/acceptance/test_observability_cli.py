@@ -89,6 +89,7 @@ def test_migrate_prints_only_json_lines(tmp_path: Path) -> None:
     assert any(line["event"].startswith("database at revision") for line in lines)
 
 
+@pytest.mark.timeout(180)
 async def test_a_debug_run_prints_json_only_and_no_secret_in_full(
     tmp_path: Path, fake_push: FakeWebPushService, receiver: FakeWebhookReceiver
 ) -> None:
@@ -166,6 +167,10 @@ async def _received(receiver: FakeWebhookReceiver) -> bool:
     return bool(receiver.received)
 
 
+# Five processes (migrate, apps, keys, api, worker) and a delivery: over a minute on a busy
+# machine.
+@pytest.mark.slow
+@pytest.mark.timeout(180)
 async def test_a_worker_serves_its_own_metrics_page(
     tmp_path: Path, fake_push: FakeWebPushService
 ) -> None:
