@@ -28,7 +28,7 @@ from pushgate.runtime import Runtime
 from pushgate.sending import letters
 from pushgate.store import apps
 from pushgate.store import dead_letters as stored
-from pushgate.store.tables import Notification, utcnow
+from pushgate.store.tables import DeadLetterRecord, Notification, utcnow
 
 log = get_logger(__name__)
 
@@ -165,6 +165,9 @@ async def _replay_some(
     ids: list[uuid.UUID] | None,
     chosen: LetterFilter | None,
 ) -> int:
+    # Marked and committed before the publish, not published inside the transaction: on
+    # SQLite the embedded broker's publish needs the write lock this transaction would hold.
+    # Marking first also keeps two replays running at once from publishing a letter twice.
     async with runtime.sessions() as session:
         rows = await stored.take(
             session=session,
@@ -175,14 +178,22 @@ async def _replay_some(
             now=utcnow(),
             limit=REPLAY_CHUNK,
         )
-        groups: dict[tuple[str, bytes], list[bytes]] = {}
-        for row in rows:
-            headers = orjson.dumps(row.headers or {}, option=orjson.OPT_SORT_KEYS)
-            groups.setdefault((row.queue, headers), []).append(row.body)
-        # Published before the commit: a publish that fails marks nothing replayed.
-        for (queue, headers), bodies in groups.items():
-            await runtime.broker.publish(queue, bodies, headers=orjson.loads(headers) or None)
         await session.commit()
+    groups: dict[tuple[str, bytes], list[DeadLetterRecord]] = {}
+    for row in rows:
+        headers = orjson.dumps(row.headers or {}, option=orjson.OPT_SORT_KEYS)
+        groups.setdefault((row.queue, headers), []).append(row)
+    for (queue, headers), group in groups.items():
+        try:
+            await runtime.broker.publish(
+                queue, [row.body for row in group], headers=orjson.loads(headers) or None
+            )
+        except Exception:
+            # Not on the queue after all: take the marks back, then fail the replay.
+            async with runtime.sessions() as session:
+                await stored.unmark(session=session, ids=[row.id for row in group])
+                await session.commit()
+            raise
     return len(rows)
 
 

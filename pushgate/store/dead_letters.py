@@ -9,7 +9,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Table, and_, delete, insert, or_, select, update
+from sqlalchemy import ColumnElement, Table, and_, case, delete, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pushgate.domain.dead_letters import LetterFilter
@@ -110,7 +110,7 @@ async def take(
     """Mark up to `limit` letters replayed (one more replay, at `now`) and return them: those
     with `ids` (replayed before or not), or those `chosen` not replayed yet; only letters from
     one of `queues` (a letter whose origin is unknown cannot go back). The caller publishes
-    them before it commits, so a failed publish marks nothing."""
+    them after the commit, and `unmark`s them if that fails."""
     where = _where(app_id, chosen or LetterFilter())
     where.append(LETTERS.c.queue.in_(list(queues)))
     if ids is not None:
@@ -134,6 +134,20 @@ async def take(
         .execution_options(populate_existing=True)
     )
     return list(rows.scalars())
+
+
+async def unmark(*, session: AsyncSession, ids: Collection[uuid.UUID]) -> None:
+    """Undo `take` for letters that could not be published (a letter replayed before keeps
+    its last replay time)."""
+    replays = LETTERS.c.replays - 1
+    await session.execute(
+        update(LETTERS)
+        .where(LETTERS.c.id.in_(list(ids)))
+        .values(
+            replays=replays,
+            replayed_at=case((replays <= 0, None), else_=LETTERS.c.replayed_at),
+        )
+    )
 
 
 async def purge(*, session: AsyncSession, app_id: uuid.UUID | None, chosen: LetterFilter) -> int:
