@@ -334,6 +334,8 @@ class EmbeddedBroker(Broker):
                     origin=JOBS.c.queue,
                     reason=bindparam("b_reason"),
                     run_at=now,
+                    # Its first handout from `failed` is not a redelivery.
+                    claims=0,
                     claimed_by=None,
                 ),
                 dead,

@@ -297,6 +297,9 @@ async def test_failed_can_be_consumed_with_where_and_why_each_letter_failed(
     assert (poison.letter.origin, poison.letter.reason, poison.attempts) == ("push", "not JSON", 3)
     assert job.headers == {"device": "d1"}
     assert job.id
+    # and neither is a redelivery (the recorder looks for duplicates only among those)
+    assert not job.redelivered
+    assert not poison.redelivered
     # and once acknowledged they are gone from failed
     deadline = time.monotonic() + 4.0
     while await broker.depth("failed") or await broker.dead_letters():

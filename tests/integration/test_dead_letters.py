@@ -199,3 +199,34 @@ async def test_a_bad_filter_is_a_json_error(pushgate: Pushgate, acme: TenantKeys
         "/v1/dead-letters/00000000-0000-0000-0000-000000000000", headers=acme.admin
     )
     assert response.status_code == 404
+
+
+async def test_a_replayed_letter_that_fails_again_is_a_new_letter(
+    pushgate: Pushgate, acme: TenantKeys
+) -> None:
+    # Given a poison message's letter
+    await pushgate.runtime.broker.publish(
+        broker_base.PUSH, [orjson.dumps({"app": "acme", "title": "no target"})]
+    )
+
+    async def listed() -> Any:
+        return await letters(pushgate, acme)
+
+    [first] = await eventually(listed, what="the first letter")
+    assert first["reason_code"] == "invalid_input"
+
+    # When it is replayed, and fails the same way
+    response = await pushgate.http.post(
+        f"/v1/dead-letters/{first['id']}/replay", headers=acme.admin
+    )
+    assert response.json() == {"replayed": 1}
+
+    # Then it is listed again, as a new letter, and the first is among the replayed ones
+    async def again() -> Any:
+        found = await letters(pushgate, acme)
+        return found if found and found[0]["id"] != first["id"] else None
+
+    [second] = await eventually(again, what="the letter of the replay")
+    assert (second["reason_code"], second["replays"]) == ("invalid_input", 0)
+    [replayed] = await letters(pushgate, acme, {"replayed": "true"})
+    assert (replayed["id"], replayed["replays"]) == (first["id"], 1)
