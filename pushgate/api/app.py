@@ -11,8 +11,8 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from pushgate import __version__
-from pushgate.api import cors, docs, errors, ratelimit, signin
+from pushgate import __version__, sentry_reports
+from pushgate.api import cors, docs, errors, observe, ratelimit, signin
 from pushgate.api.fastlane import AcceptFastLane
 from pushgate.api.limits import BodySizeLimit
 from pushgate.api.routes import (
@@ -20,6 +20,7 @@ from pushgate.api.routes import (
     dead_letters,
     devices,
     health,
+    metrics,
     notifications,
     preferences,
     queues,
@@ -69,7 +70,9 @@ def create_app(
                 current = await open_runtime(settings, serves_requests=True)
                 stack.push_async_callback(current.close)
             app.state.runtime = current
-            app.state.limiter = ratelimit.Limiter(current.settings, current.kv)
+            app.state.limiter = ratelimit.Limiter(
+                current.settings, current.kv, metrics=current.metrics
+            )
             # Accepts of concurrent requests stored together; closed (answering every request
             # still waiting) before the worker and the runtime.
             accepts = accept.group(current)
@@ -80,6 +83,7 @@ def create_app(
                 stack.push_async_callback(background.stop)
             stack.push_async_callback(accepts.close)
             if runtime is None:
+                sentry_reports.watch_tasks()
                 _freeze_startup_objects()
             yield
 
@@ -104,7 +108,10 @@ def create_app(
     app.add_middleware(ratelimit.RateLimitHeaders)
     # Outside the rate limit headers, so a page can read its 401s and 429s too.
     app.add_middleware(cors.PageCORS)
+    # Outermost of all: every answer carries X-Request-ID, every log line of it request_id.
+    app.add_middleware(observe.RequestObserver)
     app.include_router(health.router)
+    app.include_router(metrics.router)
     app.include_router(webpush.router)
     app.include_router(devices.router)
     app.include_router(notifications.router)

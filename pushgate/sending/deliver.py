@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import time
 import uuid
 from collections.abc import Callable
@@ -242,9 +243,18 @@ class Deliverer:
         # Retry times count from the answer, not from the claim: a slow answer must not eat
         # into a Retry-After.
         answered = utcnow()
-        errors = [error for _, _, error in sent if error is not None]
-        if errors:
-            log.error("provider raised", count=len(errors), exc_info=errors[0])
+        raised = [(g[0], error) for g, (_, _, error) in zip(going, sent, strict=True) if error]
+        if raised:
+            first, error = raised[0]
+            log.error(
+                "provider raised",
+                count=len(raised),
+                notification_id=first.notification_id,
+                delivery_id=first.id,
+                provider=first.platform,
+                exc_info=error,
+            )
+        self._observe(going, sent, answered)
         for (delivery, info, breaker, key, _), (outcome, reached, _) in zip(
             going, sent, strict=True
         ):
@@ -259,6 +269,32 @@ class Deliverer:
         await recorder.write(work, answered)
         await recorder.announce(work)
         return work.results
+
+    def _observe(
+        self,
+        going: list[_Going],
+        sent: list[tuple[Outcome, bool, Exception | None]],
+        answered: datetime,
+    ) -> None:
+        """Each answered delivery's latency, from when it was due (accepted, or its send
+        time) to the answer; a debug line per delivery when debug lines are on."""
+        metrics = self.runtime.metrics
+        at = answered.timestamp()
+        debug = log.is_enabled_for(logging.DEBUG)
+        for (delivery, info, *_), (outcome, reached, _) in zip(going, sent, strict=True):
+            if reached:
+                due = info.lifetime_ends.timestamp() - info.message.ttl
+                metrics.delivered_after(delivery.platform, at - due)
+            if debug:
+                log.debug(
+                    "delivery answered",
+                    notification_id=delivery.notification_id,
+                    delivery_id=delivery.id,
+                    provider=delivery.platform,
+                    outcome=outcome.kind.value,
+                    status_code=outcome.status_code,
+                    error=outcome.error or None,
+                )
 
     async def _credentials(self, keys: set[tuple[uuid.UUID, str]]) -> dict[Any, Any]:
         """Each (app, platform)'s credentials, or the outcome for all its deliveries when there
@@ -359,16 +395,22 @@ class Deliverer:
             )
             if ttl != message.ttl:
                 message = dataclasses.replace(message, ttl=ttl)
+            if message.dry_run and not route.dry_run and not (info.fcm_topic and route.topics):
+                return _dry_run(provider, target, message, credentials), False, None
+            metrics = self.runtime.metrics
+            metrics.in_flight += 1
+            started = time.perf_counter()
             try:
                 if info.fcm_topic and route.topics:
                     outcome = await _send_to_topic(provider, delivery, message, credentials)
-                elif message.dry_run and not route.dry_run:
-                    return _dry_run(provider, target, message, credentials), False, None
                 else:
                     # A provider with `capabilities.dry_run` reads `message.dry_run` itself.
                     outcome = await provider.send(target, message, credentials)
             except Exception as exc:  # a provider bug must not lose the batch
                 return Outcome.retry_later(f"provider error: {type(exc).__name__}"), False, exc
+            finally:
+                metrics.in_flight -= 1
+            metrics.provider_answered(delivery.platform, time.perf_counter() - started)
             return outcome, True, None
 
     async def _load_notifications(

@@ -21,6 +21,7 @@ from pushgate.domain.notification import DeliveryStatus
 from pushgate.domain.outcome import HoldScope, Outcome, OutcomeKind
 from pushgate.domain.webhooks import EventType
 from pushgate.logs import get_logger
+from pushgate.metrics.registry import status_class
 from pushgate.runtime import Runtime
 from pushgate.sending import jobs
 from pushgate.store import deliveries, devices, notification_progress, webhooks
@@ -137,6 +138,14 @@ class Recorder:
         if status is not None:
             if status is DeliveryStatus.INVALID and delivery.device_id is not None:
                 reason = outcome.error or "token invalid"
+                log.info(
+                    "device token invalid: device deactivated",
+                    notification_id=delivery.notification_id,
+                    delivery_id=delivery.id,
+                    provider=delivery.platform,
+                    device_id=delivery.device_id,
+                    reason=reason,
+                )
                 if delivery.device_id not in work.invalid_devices:  # one event per device
                     work.events.append(
                         _event(EventType.DEVICE_INVALIDATED, delivery, outcome, reason=reason)
@@ -148,6 +157,14 @@ class Recorder:
             self.finish(work, delivery, DeliveryStatus.FAILED, outcome, now)
             reason = (
                 f"{outcome.kind.value}: {outcome.error}" if outcome.error else outcome.kind.value
+            )
+            log.warning(
+                "delivery failed: attempts exhausted, dead-lettered",
+                notification_id=delivery.notification_id,
+                delivery_id=delivery.id,
+                provider=delivery.platform,
+                attempts=delivery.attempts,
+                reason=reason,
             )
             work.dead[reason, delivery.attempts].append(_dead_letter(delivery, outcome))
             work.events.append(_event(EventType.DELIVERY_FAILED, delivery, outcome, reason=reason))
@@ -254,6 +271,7 @@ class Recorder:
             if work.finished:
                 await notification_progress.add_finished(session=session, finished=work.finished)
             await session.commit()
+        self._tally(work)
         # The outcomes are committed: a publish that fails now must not fail the job (its
         # redelivery would find nothing to claim). The sweeper publishes retrying deliveries
         # whose time has passed, so a lost retry job only makes that retry late.
@@ -273,6 +291,31 @@ class Recorder:
                 # the dead-letter copy is lost.
                 log.exception("cannot dead-letter failed deliveries", deliveries=len(bodies))
 
+    def _tally(self, work: Round) -> None:
+        """Count the round's recorded results: one increment per label set, not per delivery."""
+        counts: dict[tuple[str, str, str], int] = {}
+        invalid: dict[str, int] = {}
+        for result in work.results:
+            outcome = result.outcome
+            status = result.status.value
+            if outcome is None:
+                # Decided here: deferred (a circuit, a hold, pacing), or final before sending.
+                reason = "not_sent"
+                if result.status is DeliveryStatus.RETRYING:
+                    status = "deferred"
+            elif outcome.status_code is not None:
+                reason = status_class(outcome.status_code)
+            else:
+                reason = "no_answer" if outcome.kind is OutcomeKind.RETRY_LATER else "local"
+            key = (result.platform, status, reason)
+            counts[key] = counts.get(key, 0) + 1
+            if result.status is DeliveryStatus.INVALID:
+                invalid[result.platform] = invalid.get(result.platform, 0) + 1
+        metrics = self.runtime.metrics
+        metrics.count_deliveries(counts)
+        if invalid:
+            metrics.count_invalidations(invalid)
+
     async def announce(self, work: Round) -> None:
         """Log each circuit that changed state (once, not per delivery), and share the
         not-closed ones with the API processes through the key-value store."""
@@ -284,6 +327,7 @@ class Recorder:
             if state is not breaker.noted:
                 changed = True
                 _log_transition(key, breaker.noted, state, work.last_error.get(key))
+                self.runtime.metrics.circuit_state(*key, state.value)
                 breaker.noted = state
             mine[key] = (
                 None
