@@ -16,6 +16,7 @@ from pushgate.api import cors, docs, errors, ratelimit, signin
 from pushgate.api.fastlane import AcceptFastLane
 from pushgate.api.limits import BodySizeLimit
 from pushgate.api.routes import (
+    analytics,
     credentials,
     devices,
     health,
@@ -111,6 +112,7 @@ def create_app(
     app.include_router(preferences.router)
     app.include_router(templates.router)
     app.include_router(webhooks.router)
+    app.include_router(analytics.router)
     # Static pages for people: the Web Push test page and its service worker.
     app.mount("/web", StaticFiles(directory=WEB, html=True), name="web")
     docs.install(app)

@@ -13,12 +13,15 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Column,
     DateTime,
     ForeignKey,
     Index,
     Integer,
     MetaData,
+    SmallInteger,
     String,
+    Table,
     Text,
     TypeDecorator,
     UniqueConstraint,
@@ -149,6 +152,14 @@ class Device(Base):
         Index("ix_devices_app_user", "app_id", "user_id"),
         # Broadcast fan-out streams an app's devices in id order.
         Index("ix_devices_app_id", "app_id", "id"),
+        # Analytics' active devices per platform: an index-only count of the live ones (0012).
+        Index(
+            "ix_devices_active",
+            "app_id",
+            "platform",
+            postgresql_where=text("invalidated_at IS NULL"),
+            sqlite_where=text("invalidated_at IS NULL"),
+        ),
     )
 
 
@@ -441,3 +452,46 @@ class WebhookEvent(Base):
         # "Is an earlier event for this key still unsent?" and a webhook's deliveries.
         Index("ix_webhook_events_webhook_key", "webhook_id", "ordering_key", "id"),
     )
+
+
+# --- analytics rollups (store/rollups.py writes them, store/analytics.py reads them) ---------
+# Counts kept as deliveries finish, devices come and go and notifications are dispatched, so
+# the analytics API never scans the raw rows (and survives their deletion). Each key has a
+# `shard` (a small per-process number): concurrent writers add to different rows instead of
+# queueing on one. `category` '' stands for none (a key column cannot be NULL).
+
+LATENCY_COLUMNS = tuple(f"lat_{k:02d}" for k in range(41))  # domain.latency.BUCKETS
+
+
+def _rollup(name: str, *key: Column[Any], counts: tuple[str, ...]) -> Table:
+    return Table(
+        name,
+        Base.metadata,
+        Column("app_id", Uuid, ForeignKey("apps.id", ondelete="CASCADE"), primary_key=True),
+        *key,
+        Column("shard", SmallInteger, primary_key=True),
+        *(Column(c, BigInteger, nullable=False, server_default="0") for c in counts),
+    )
+
+
+DELIVERY_ROLLUPS = _rollup(
+    "delivery_rollups",
+    Column("hour", UTCDateTime, primary_key=True),
+    Column("provider", String(16), primary_key=True),
+    Column("category", String(100), primary_key=True),
+    Column("outcome", String(16), primary_key=True),
+    # `count` deliveries reached `outcome`; the sent ones are also counted per latency bucket.
+    counts=("count", *LATENCY_COLUMNS),
+)
+DEVICE_ROLLUPS = _rollup(
+    "device_rollups",
+    Column("day", UTCDateTime, primary_key=True),
+    Column("platform", String(16), primary_key=True),
+    counts=("new", "invalidated", "expired", "deleted"),
+)
+NOTIFICATION_ROLLUPS = _rollup(
+    "notification_rollups",
+    Column("day", UTCDateTime, primary_key=True),
+    Column("category", String(100), primary_key=True),
+    counts=("notifications",),
+)

@@ -1,0 +1,145 @@
+"""Reading the analytics rollups (store/rollups.py writes them): sums per time bucket,
+provider, category and outcome, new and gone devices per day, notifications per day and
+category, and the live devices per platform. Each query reads one app's rollup rows in a
+time range through the primary key; none reads deliveries (docs/analytics.md has the plans)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, Table, func, literal_column, select, type_coerce
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pushgate.domain.analytics import Interval, Stats
+from pushgate.store import rollups
+from pushgate.store.tables import (
+    DELIVERY_ROLLUPS,
+    DEVICE_ROLLUPS,
+    LATENCY_COLUMNS,
+    NOTIFICATION_ROLLUPS,
+    Device,
+    UTCDateTime,
+)
+
+DeliveryGroup = str  # "time" | "provider" | "category"
+
+
+def _bucket(session: AsyncSession, column: Any, interval: Interval) -> ColumnElement[Any]:
+    """The start of the bucket holding `column` (an hour or day column in UTC)."""
+    if interval is Interval.HOUR:
+        return column  # type: ignore[no-any-return]
+    if session.get_bind().dialect.name == "postgresql":
+        # In UTC whatever the session's time zone. Literals, not parameters: the GROUP BY
+        # must repeat the select's expression exactly.
+        return func.date_trunc(
+            literal_column("'day'"), column, literal_column("'UTC'"), type_=UTCDateTime()
+        )
+    # SQLite stores 'YYYY-MM-DD HH:MM:SS.ffffff' in UTC.
+    day = func.substr(column, 1, 10).op("||")(literal_column("' 00:00:00.000000'"))
+    return type_coerce(day, UTCDateTime())
+
+
+def _category_out(value: str) -> str | None:
+    return None if value == rollups.NO_CATEGORY else value
+
+
+async def delivery_stats(
+    *,
+    session: AsyncSession,
+    app_id: uuid.UUID,
+    since: datetime,
+    until: datetime,
+    group: DeliveryGroup,
+    interval: Interval = Interval.HOUR,
+    provider: str | None = None,
+    category: str | None = None,
+) -> dict[Any, Stats]:
+    """The app's deliveries that reached a final status in [since, until), by `group`: the
+    bucket start (`time`, by `interval`), the `provider`, or the `category` (None: none)."""
+    t: Table = DELIVERY_ROLLUPS
+    if group == "time":
+        key: ColumnElement[Any] = _bucket(session, t.c.hour, interval)
+    else:
+        key = t.c[group]
+    sums = [func.sum(t.c["count"]), *(func.sum(t.c[c]) for c in LATENCY_COLUMNS)]
+    query = (
+        select(key.label("key"), t.c.outcome, *sums)
+        .where(t.c.app_id == app_id, t.c.hour >= since, t.c.hour < until)
+        .group_by(key, t.c.outcome)
+    )
+    if provider is not None:
+        query = query.where(t.c.provider == provider)
+    if category is not None:
+        query = query.where(t.c.category == rollups.category_key(category))
+    found: dict[Any, Stats] = {}
+    for row in await session.execute(query):
+        name = row[0]
+        if group == "category":
+            name = _category_out(name)
+        found.setdefault(name, Stats()).add(row[1], row[2], row[3:])
+    return found
+
+
+async def device_days(
+    *,
+    session: AsyncSession,
+    app_id: uuid.UUID,
+    since: datetime,
+    until: datetime,
+    platform: str | None = None,
+) -> dict[tuple[datetime, str], dict[str, int]]:
+    """(day, platform) -> new, invalidated, expired and deleted devices, for days in
+    [since, until)."""
+    t: Table = DEVICE_ROLLUPS
+    query = (
+        select(t.c.day, t.c.platform, *(func.sum(t.c[c]) for c in rollups.DEVICE_COUNTS))
+        .where(t.c.app_id == app_id, t.c.day >= since, t.c.day < until)
+        .group_by(t.c.day, t.c.platform)
+    )
+    if platform is not None:
+        query = query.where(t.c.platform == platform)
+    return {
+        (row[0], row[1]): dict(zip(rollups.DEVICE_COUNTS, map(int, row[2:]), strict=True))
+        for row in await session.execute(query)
+    }
+
+
+async def active_devices(
+    *, session: AsyncSession, app_id: uuid.UUID, platform: str | None = None
+) -> dict[str, int]:
+    """Live devices (neither deleted nor invalidated) per platform, now: an index-only count
+    on `ix_devices_active`."""
+    query = (
+        select(Device.platform, func.count())
+        .where(Device.app_id == app_id, Device.invalidated_at.is_(None))
+        .group_by(Device.platform)
+    )
+    if platform is not None:
+        query = query.where(Device.platform == platform)
+    return {row[0]: int(row[1]) for row in await session.execute(query)}
+
+
+async def notification_counts(
+    *,
+    session: AsyncSession,
+    app_id: uuid.UUID,
+    since: datetime,
+    until: datetime,
+    by: Sequence[str],
+) -> dict[Any, int]:
+    """Notifications accepted on days in [since, until), by `day` and/or `category`."""
+    t: Table = NOTIFICATION_ROLLUPS
+    keys = [t.c[name] for name in by]
+    query = (
+        select(*keys, func.sum(t.c.notifications))
+        .where(t.c.app_id == app_id, t.c.day >= since, t.c.day < until)
+        .group_by(*keys)
+    )
+    found: dict[Any, int] = {}
+    for row in await session.execute(query):
+        values = [_category_out(v) if n == "category" else v for n, v in zip(by, row, strict=False)]
+        found[values[0] if len(values) == 1 else tuple(values)] = int(row[-1])
+    return found

@@ -1,0 +1,179 @@
+"""Writing the analytics rollups: counts added with one `INSERT ... ON CONFLICT DO UPDATE` per
+batch, in the transaction of the change they count (a delivery's outcome, a device registered,
+invalidated or deleted, a notification dispatched), so they are never off by a rolled-back
+batch and survive the deletion of the raw rows.
+
+Callers add rollups last in their transaction: the rollup rows are the only rows writers of
+unrelated batches share, so holding their locks only until the commit keeps waits short and
+the lock order (own rows first, rollups after) free of cycles. `SHARD` spreads the processes of
+a deployment over different rows of the same key.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Table
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pushgate.domain import latency
+from pushgate.store import db
+from pushgate.store.tables import (
+    DELIVERY_ROLLUPS,
+    DEVICE_ROLLUPS,
+    LATENCY_COLUMNS,
+    NOTIFICATION_ROLLUPS,
+)
+
+SHARDS = 8
+# One per process: the API and worker processes of a deployment mostly differ in it.
+SHARD = os.getpid() % SHARDS
+# Rows per statement at most (SQLite binds at most 32766 parameters; a delivery row has 48).
+_CHUNK = 200
+NO_CATEGORY = ""  # a key column cannot be NULL; categories are never empty (domain.preferences)
+
+DEVICE_COUNTS = ("new", "invalidated", "expired", "deleted")
+DeliveryKey = tuple[uuid.UUID, datetime, str, str, str]  # app, hour, provider, category, outcome
+
+
+def hour_of(moment: datetime) -> datetime:
+    return moment.replace(minute=0, second=0, microsecond=0)
+
+
+def day_of(moment: datetime) -> datetime:
+    return moment.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def category_key(category: str | None) -> str:
+    return NO_CATEGORY if category is None else category
+
+
+@dataclass
+class DeliveryTally:
+    """The final outcomes of one batch of deliveries, counted per rollup key."""
+
+    counts: dict[DeliveryKey, list[int]] = field(default_factory=dict)
+
+    def add(
+        self,
+        *,
+        app_id: uuid.UUID,
+        at: datetime,
+        provider: str,
+        category: str | None,
+        outcome: str,
+        latency_ms: float | None = None,
+    ) -> None:
+        """Count one delivery that reached `outcome` at `at`; `latency_ms` (a sent one's,
+        from its notification's start to the provider's answer) also counts in its bucket."""
+        key = (app_id, hour_of(at), provider, category_key(category), outcome)
+        row = self.counts.get(key)
+        if row is None:
+            row = self.counts[key] = [0] * (1 + latency.BUCKETS)
+        row[0] += 1
+        if latency_ms is not None:
+            row[1 + latency.bucket_of(latency_ms)] += 1
+
+    def __bool__(self) -> bool:
+        return bool(self.counts)
+
+
+async def add_deliveries(*, session: AsyncSession, tally: DeliveryTally) -> None:
+    """Add a batch's outcomes to `delivery_rollups`: one statement for the batch."""
+    rows = [
+        {
+            "app_id": app_id,
+            "hour": hour,
+            "provider": provider,
+            "category": category,
+            "outcome": outcome,
+            "shard": SHARD,
+            "count": counts[0],
+            **dict(zip(LATENCY_COLUMNS, counts[1:], strict=True)),
+        }
+        for (app_id, hour, provider, category, outcome), counts in sorted(
+            tally.counts.items(), key=_sort_key
+        )
+    ]
+    await _upsert(session, DELIVERY_ROLLUPS, rows, ("count", *LATENCY_COLUMNS))
+
+
+def _sort_key(item: tuple[DeliveryKey, list[int]]) -> tuple[str, datetime, str, str, str]:
+    # One order for every writer, so two batches never wait on each other's rows in a cycle.
+    app_id, hour, provider, category, outcome = item[0]
+    return str(app_id), hour, provider, category, outcome
+
+
+DeviceKey = tuple[uuid.UUID, str]  # app, platform
+
+
+async def add_devices(
+    *, session: AsyncSession, at: datetime, counts: Mapping[DeviceKey, Mapping[str, int]]
+) -> None:
+    """Add to `device_rollups` on `at`'s day: per (app, platform), counts named in
+    `DEVICE_COUNTS`. One statement."""
+    day = day_of(at)
+    rows = [
+        {
+            "app_id": app_id,
+            "day": day,
+            "platform": platform,
+            "shard": SHARD,
+            **{name: int(counts[app_id, platform].get(name, 0)) for name in DEVICE_COUNTS},
+        }
+        for app_id, platform in sorted(counts, key=lambda k: (str(k[0]), k[1]))
+    ]
+    await _upsert(session, DEVICE_ROLLUPS, rows, DEVICE_COUNTS)
+
+
+async def add_device(
+    *, session: AsyncSession, app_id: uuid.UUID, platform: str, at: datetime, what: str
+) -> None:
+    """Count one device event (`what` of `DEVICE_COUNTS`)."""
+    await add_devices(session=session, at=at, counts={(app_id, platform): {what: 1}})
+
+
+def invalidation_kind(reason: str | None) -> str:
+    """Which device count a deactivation adds to: `expired` when its reason says so (device
+    expiry itself comes later), else `invalidated`."""
+    return "expired" if reason and "expired" in reason.lower() else "invalidated"
+
+
+async def add_notification(
+    *, session: AsyncSession, app_id: uuid.UUID, category: str | None, accepted_at: datetime
+) -> None:
+    """Count one notification on the day it was accepted."""
+    row = {
+        "app_id": app_id,
+        "day": day_of(accepted_at),
+        "category": category_key(category),
+        "shard": SHARD,
+        "notifications": 1,
+    }
+    await _upsert(session, NOTIFICATION_ROLLUPS, [row], ("notifications",))
+
+
+async def _upsert(
+    session: AsyncSession, table: Table, rows: Sequence[dict[str, Any]], added: Sequence[str]
+) -> None:
+    """INSERT the rows, or add their counts to the rows already there."""
+    insert = db.insert_for(session)
+    keys = [c.name for c in table.primary_key.columns]
+    for start in range(0, len(rows), _CHUNK):
+        statement = insert(table).values(list(rows[start : start + _CHUNK]))
+        statement = statement.on_conflict_do_update(
+            index_elements=keys,
+            set_={name: table.c[name] + statement.excluded[name] for name in added},
+        )
+        await session.execute(statement)
+
+
+def device_counts() -> defaultdict[DeviceKey, defaultdict[str, int]]:
+    """An empty tally for `add_devices`."""
+    return defaultdict(lambda: defaultdict(int))
