@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, func, literal_column, select, type_coerce
+from sqlalchemy import Table, func, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pushgate.domain.analytics import Interval, Stats
@@ -21,25 +21,9 @@ from pushgate.store.tables import (
     LATENCY_COLUMNS,
     NOTIFICATION_ROLLUPS,
     Device,
-    UTCDateTime,
 )
 
 DeliveryGroup = str  # "time" | "provider" | "category"
-
-
-def _bucket(session: AsyncSession, column: Any, interval: Interval) -> ColumnElement[Any]:
-    """The start of the bucket holding `column` (an hour or day column in UTC)."""
-    if interval is Interval.HOUR:
-        return column  # type: ignore[no-any-return]
-    if session.get_bind().dialect.name == "postgresql":
-        # In UTC whatever the session's time zone. Literals, not parameters: the GROUP BY
-        # must repeat the select's expression exactly.
-        return func.date_trunc(
-            literal_column("'day'"), column, literal_column("'UTC'"), type_=UTCDateTime()
-        )
-    # SQLite stores 'YYYY-MM-DD HH:MM:SS.ffffff' in UTC.
-    day = func.substr(column, 1, 10).op("||")(literal_column("' 00:00:00.000000'"))
-    return type_coerce(day, UTCDateTime())
 
 
 def _category_out(value: str) -> str | None:
@@ -53,21 +37,24 @@ async def delivery_stats(
     since: datetime,
     until: datetime,
     group: DeliveryGroup,
-    interval: Interval = Interval.HOUR,
+    interval: Interval = Interval.DAY,
     provider: str | None = None,
     category: str | None = None,
 ) -> dict[Any, Stats]:
     """The app's deliveries that reached a final status in [since, until), by `group`: the
     bucket start (`time`, by `interval`), the `provider`, or the `category` (None: none)."""
     t: Table = DELIVERY_ROLLUPS
-    if group == "time":
-        key: ColumnElement[Any] = _bucket(session, t.c.hour, interval)
-    else:
-        key = t.c[group]
+    key = t.c.start if group == "time" else t.c[group]
     sums = [func.sum(t.c["count"]), *(func.sum(t.c[c]) for c in LATENCY_COLUMNS)]
     query = (
-        select(key.label("key"), t.c.outcome, *sums)
-        .where(t.c.app_id == app_id, t.c.hour >= since, t.c.hour < until)
+        select(key, t.c.outcome, *sums)
+        .where(
+            t.c.app_id == app_id,
+            # Whole days read the day rows (a 30th of the hour rows).
+            t.c.period == literal_column(f"'{interval.value}'"),
+            t.c.start >= since,
+            t.c.start < until,
+        )
         .group_by(key, t.c.outcome)
     )
     if provider is not None:

@@ -85,11 +85,25 @@ class DeliveryTally:
 
 
 async def add_deliveries(*, session: AsyncSession, tally: DeliveryTally) -> None:
-    """Add a batch's outcomes to `delivery_rollups`: one statement for the batch."""
+    """Add a batch's outcomes to `delivery_rollups`, in their hour and in their day: one
+    statement for the batch."""
+    periods: dict[tuple[str, str, datetime, str, str, str], list[int]] = {}
+    for (app_id, hour, provider, category, outcome), counts in tally.counts.items():
+        for period, start in (("hour", hour), ("day", day_of(hour))):
+            # Sorted by this key: one order for every writer, so two batches never wait on
+            # each other's rows in a cycle.
+            key = (str(app_id), period, start, provider, category, outcome)
+            summed = periods.get(key)
+            if summed is None:
+                periods[key] = list(counts)
+            else:
+                for k, n in enumerate(counts):
+                    summed[k] += n
     rows = [
         {
-            "app_id": app_id,
-            "hour": hour,
+            "app_id": uuid.UUID(app_id),
+            "period": period,
+            "start": start,
             "provider": provider,
             "category": category,
             "outcome": outcome,
@@ -97,17 +111,9 @@ async def add_deliveries(*, session: AsyncSession, tally: DeliveryTally) -> None
             "count": counts[0],
             **dict(zip(LATENCY_COLUMNS, counts[1:], strict=True)),
         }
-        for (app_id, hour, provider, category, outcome), counts in sorted(
-            tally.counts.items(), key=_sort_key
-        )
+        for (app_id, period, start, provider, category, outcome), counts in sorted(periods.items())
     ]
     await _upsert(session, DELIVERY_ROLLUPS, rows, ("count", *LATENCY_COLUMNS))
-
-
-def _sort_key(item: tuple[DeliveryKey, list[int]]) -> tuple[str, datetime, str, str, str]:
-    # One order for every writer, so two batches never wait on each other's rows in a cycle.
-    app_id, hour, provider, category, outcome = item[0]
-    return str(app_id), hour, provider, category, outcome
 
 
 DeviceKey = tuple[uuid.UUID, str]  # app, platform

@@ -476,7 +476,10 @@ def _rollup(name: str, *key: Column[Any], counts: tuple[str, ...]) -> Table:
 
 DELIVERY_ROLLUPS = _rollup(
     "delivery_rollups",
-    Column("hour", UTCDateTime, primary_key=True),
+    # Each outcome is counted twice: in its hour (`period` 'hour') and in its day ('day'), so
+    # a month by the day reads 30 rows per key, not 720.
+    Column("period", String(4), primary_key=True),
+    Column("start", UTCDateTime, primary_key=True),
     Column("provider", String(16), primary_key=True),
     Column("category", String(100), primary_key=True),
     Column("outcome", String(16), primary_key=True),

@@ -39,7 +39,8 @@ def upgrade() -> None:
     _rollup(
         "delivery_rollups",
         [
-            sa.Column("hour", TIMESTAMP, nullable=False),
+            sa.Column("period", sa.String(length=4), nullable=False),
+            sa.Column("start", TIMESTAMP, nullable=False),
             sa.Column("provider", sa.String(length=16), nullable=False),
             sa.Column("category", sa.String(length=100), nullable=False),
             sa.Column("outcome", sa.String(length=16), nullable=False),
