@@ -5,7 +5,7 @@ batch and survive the deletion of the raw rows.
 
 Callers add rollups last in their transaction: the rollup rows are the only rows writers of
 unrelated batches share, so holding their locks only until the commit keeps waits short and
-the lock order (own rows first, rollups after) free of cycles. `SHARD` spreads the processes of
+the lock order (own rows first, rollups after) free of cycles. `shard()` spreads the processes of
 a deployment over different rows of the same key.
 """
 
@@ -32,8 +32,14 @@ from pushgate.store.tables import (
 )
 
 SHARDS = 8
-# One per process: the API and worker processes of a deployment mostly differ in it.
-SHARD = os.getpid() % SHARDS
+
+
+def shard() -> int:
+    """This process's shard: processes of a deployment mostly differ in it. Asked each time,
+    not at import, so a forked process gets its own."""
+    return os.getpid() % SHARDS
+
+
 # Rows per statement at most (SQLite binds at most 32766 parameters; a delivery row has 48).
 _CHUNK = 200
 NO_CATEGORY = ""  # a key column cannot be NULL; categories are never empty (domain.preferences)
@@ -107,7 +113,7 @@ async def add_deliveries(*, session: AsyncSession, tally: DeliveryTally) -> None
             "provider": provider,
             "category": category,
             "outcome": outcome,
-            "shard": SHARD,
+            "shard": shard(),
             "count": counts[0],
             **dict(zip(LATENCY_COLUMNS, counts[1:], strict=True)),
         }
@@ -130,7 +136,7 @@ async def add_devices(
             "app_id": app_id,
             "day": day,
             "platform": platform,
-            "shard": SHARD,
+            "shard": shard(),
             **{name: int(counts[app_id, platform].get(name, 0)) for name in DEVICE_COUNTS},
         }
         for app_id, platform in sorted(counts, key=lambda k: (str(k[0]), k[1]))
@@ -159,7 +165,7 @@ async def add_notification(
         "app_id": app_id,
         "day": day_of(accepted_at),
         "category": category_key(category),
-        "shard": SHARD,
+        "shard": shard(),
         "notifications": 1,
     }
     await _upsert(session, NOTIFICATION_ROLLUPS, [row], ("notifications",))
