@@ -96,6 +96,9 @@ FILL = [
     " date_trunc('day', invalidated_at, 'UTC'), platform, 0,"
     " (invalidation_reason NOT LIKE '%expired%')::int, (invalidation_reason LIKE '%expired%')::int"
     " FROM devices WHERE invalidated_at IS NOT NULL) AS events GROUP BY 1, 2, 3",
+    "INSERT INTO device_counts (app_id, platform, shard, active) SELECT app_id, platform,"
+    " abs(hashtext(id::text)) % 4, count(*) FROM devices WHERE invalidated_at IS NULL"
+    " GROUP BY 1, 2, 3",
     "DROP TABLE explain_notes",
 ]
 

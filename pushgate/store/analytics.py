@@ -19,8 +19,8 @@ from pushgate.store.tables import (
     DELIVERY_ROLLUPS,
     DEVICE_ROLLUPS,
     LATENCY_COLUMNS,
+    LIVE_DEVICES,
     NOTIFICATION_ROLLUPS,
-    Device,
 )
 
 DeliveryGroup = str  # "time" | "provider" | "category"
@@ -97,15 +97,16 @@ async def device_days(
 async def active_devices(
     *, session: AsyncSession, app_id: uuid.UUID, platform: str | None = None
 ) -> dict[str, int]:
-    """Live devices (neither deleted nor invalidated) per platform, now: an index-only count
-    on `ix_devices_active`."""
+    """Live devices (neither deleted nor invalidated) per platform, now: the counters in
+    `device_counts` (a row per platform and shard)."""
+    t: Table = LIVE_DEVICES
     query = (
-        select(Device.platform, func.count())
-        .where(Device.app_id == app_id, Device.invalidated_at.is_(None))
-        .group_by(Device.platform)
+        select(t.c.platform, func.sum(t.c.active))
+        .where(t.c.app_id == app_id)
+        .group_by(t.c.platform)
     )
     if platform is not None:
-        query = query.where(Device.platform == platform)
+        query = query.where(t.c.platform == platform)
     return {row[0]: int(row[1]) for row in await session.execute(query)}
 
 

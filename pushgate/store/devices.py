@@ -10,7 +10,7 @@ import hmac
 import uuid
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, cast
 
@@ -18,6 +18,7 @@ from sqlalchemy import (
     ColumnElement,
     Table,
     and_,
+    case,
     delete,
     false,
     func,
@@ -140,8 +141,13 @@ async def upsert(
     if keep_user and "user_id" in changes:
         # Decided in the statement, so two registrations racing cannot both move the device.
         changes["user_id"] = func.coalesce(Device.__table__.c.user_id, changes["user_id"])
+    # A deactivated device registered again is live again: its `updated_at` comes back one
+    # microsecond early, which tells the live-device counter so in the same statement (the
+    # RETURNING clause sees only the new row).
+    revived_at = now - timedelta(microseconds=1)
+    table = cast(Table, Device.__table__)
     changes |= {
-        "updated_at": now,
+        "updated_at": case((table.c.invalidated_at.is_(None), now), else_=revived_at),
         "last_seen_at": now,
         "invalidated_at": None,
         "invalidation_reason": None,
@@ -165,6 +171,10 @@ async def upsert(
         await webhooks.device_registered(session=session, device=device, now=now)
         await rollups.add_device(
             session=session, app_id=app_id, platform=device.platform, at=now, what="new"
+        )
+    elif device.updated_at == revived_at:
+        await rollups.add_device(
+            session=session, app_id=app_id, platform=device.platform, at=now, what="revived"
         )
     return Registration(DeviceRecord(device, kept), created=created)
 

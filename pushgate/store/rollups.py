@@ -28,6 +28,7 @@ from pushgate.store.tables import (
     DELIVERY_ROLLUPS,
     DEVICE_ROLLUPS,
     LATENCY_COLUMNS,
+    LIVE_DEVICES,
     NOTIFICATION_ROLLUPS,
 )
 
@@ -129,9 +130,11 @@ async def add_devices(
     *, session: AsyncSession, at: datetime, counts: Mapping[DeviceKey, Mapping[str, int]]
 ) -> None:
     """Add to `device_rollups` on `at`'s day: per (app, platform), counts named in
-    `DEVICE_COUNTS`. One statement."""
+    `DEVICE_COUNTS` (and `revived`: a deactivated device registered again, live again but not
+    new), and the change they make to the live devices to `device_counts`. Two statements."""
     day = day_of(at)
-    rows = [
+    keys = sorted(counts, key=lambda k: (str(k[0]), k[1]))
+    days = [
         {
             "app_id": app_id,
             "day": day,
@@ -139,15 +142,27 @@ async def add_devices(
             "shard": shard(),
             **{name: int(counts[app_id, platform].get(name, 0)) for name in DEVICE_COUNTS},
         }
-        for app_id, platform in sorted(counts, key=lambda k: (str(k[0]), k[1]))
+        for app_id, platform in keys
     ]
-    await _upsert(session, DEVICE_ROLLUPS, rows, DEVICE_COUNTS)
+    days = [row for row in days if any(row[name] for name in DEVICE_COUNTS)]
+    await _upsert(session, DEVICE_ROLLUPS, days, DEVICE_COUNTS)
+    live = [
+        {"app_id": app_id, "platform": platform, "shard": shard(), "active": change}
+        for app_id, platform in keys
+        if (change := _live(counts[app_id, platform]))
+    ]
+    await _upsert(session, LIVE_DEVICES, live, ("active",))
+
+
+def _live(counts: Mapping[str, int]) -> int:
+    gone = sum(counts.get(name, 0) for name in ("invalidated", "expired", "deleted"))
+    return counts.get("new", 0) + counts.get("revived", 0) - gone
 
 
 async def add_device(
     *, session: AsyncSession, app_id: uuid.UUID, platform: str, at: datetime, what: str
 ) -> None:
-    """Count one device event (`what` of `DEVICE_COUNTS`)."""
+    """Count one device event (`what` of `DEVICE_COUNTS`, or `revived`)."""
     await add_devices(session=session, at=at, counts={(app_id, platform): {what: 1}})
 
 

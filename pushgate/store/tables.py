@@ -152,14 +152,6 @@ class Device(Base):
         Index("ix_devices_app_user", "app_id", "user_id"),
         # Broadcast fan-out streams an app's devices in id order.
         Index("ix_devices_app_id", "app_id", "id"),
-        # Analytics' active devices per platform: an index-only count of the live ones (0012).
-        Index(
-            "ix_devices_active",
-            "app_id",
-            "platform",
-            postgresql_where=text("invalidated_at IS NULL"),
-            sqlite_where=text("invalidated_at IS NULL"),
-        ),
     )
 
 
@@ -491,6 +483,14 @@ DEVICE_ROLLUPS = _rollup(
     Column("day", UTCDateTime, primary_key=True),
     Column("platform", String(16), primary_key=True),
     counts=("new", "invalidated", "expired", "deleted"),
+)
+# Live devices per platform now: changed by the same writes as `device_rollups` (+1 new or
+# revived, -1 deactivated or purged while live); counting the rows instead took 100-250 ms at
+# a million devices.
+LIVE_DEVICES = _rollup(
+    "device_counts",
+    Column("platform", String(16), primary_key=True),
+    counts=("active",),
 )
 NOTIFICATION_ROLLUPS = _rollup(
     "notification_rollups",

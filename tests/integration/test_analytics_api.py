@@ -220,6 +220,18 @@ async def test_device_and_notification_analytics(scenario: Scenario) -> None:
         (today, "webpush"): (3, 0, 1, 0),
     }
     assert len(body["days"]) in (3 * 30, 3 * 31)
+    # When the deleted device registers again, Then it is live again, not new
+    again = await pushgate.http.post(
+        "/v1/devices",
+        json={"platform": "fcm", "token": scenario.alive_fcm, "user_id": "u1"},
+        headers=tenant.subscribe,
+    )
+    assert again.status_code == 200, again.text
+    assert again.json()["status"] == "active"
+    back = await get(pushgate, tenant, "/v1/analytics/devices")
+    assert back["active"] == {"fcm": 2, "apns": 0, "webpush": 2}
+    fcm_today = next(d for d in back["days"] if (d["day"], d["platform"]) == (today, "fcm"))
+    assert fcm_today["new"] == 3
     # and a platform filter keeps that platform only
     webpush = await get(pushgate, tenant, "/v1/analytics/devices", platform="webpush")
     assert webpush["active"] == {"webpush": 2}

@@ -1,10 +1,10 @@
-"""delivery_rollups, device_rollups, notification_rollups and ix_devices_active: analytics
+"""delivery_rollups, device_rollups, device_counts, notification_rollups: analytics
 
 Revision ID: 0012
 Revises: 0011
 
-Three new tables of counts (store/rollups.py keeps them, docs/analytics.md explains them) and a
-partial index on the live devices for counting them per platform. `apps` is not altered.
+Four new tables of counts (store/rollups.py keeps them, docs/analytics.md explains them);
+`device_counts` starts from the devices live at migration. `apps` is not altered.
 """
 
 from __future__ import annotations
@@ -63,18 +63,19 @@ def upgrade() -> None:
         ],
         ["notifications"],
     )
-    live = sa.text("invalidated_at IS NULL")
-    op.create_index(
-        "ix_devices_active",
-        "devices",
-        ["app_id", "platform"],
-        postgresql_where=live,
-        sqlite_where=live,
+    _rollup(
+        "device_counts", [sa.Column("platform", sa.String(length=16), nullable=False)], ["active"]
+    )
+    # The devices live now, so the counter starts right (the day counts start empty).
+    op.execute(
+        "INSERT INTO device_counts (app_id, platform, shard, active)"
+        " SELECT app_id, platform, 0, count(*) FROM devices WHERE invalidated_at IS NULL"
+        " GROUP BY app_id, platform"
     )
 
 
 def downgrade() -> None:
-    op.drop_index("ix_devices_active", table_name="devices")
+    op.drop_table("device_counts")
     op.drop_table("notification_rollups")
     op.drop_table("device_rollups")
     op.drop_table("delivery_rollups")
