@@ -16,11 +16,11 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import text
+from sqlalchemy import insert
 
 from pushgate.domain.ids import new_id
 from pushgate.store import db, deliveries, migrate, rollups
-from pushgate.store.tables import utcnow
+from pushgate.store.tables import App, Notification, utcnow
 
 BATCH = 250
 ROUNDS = 200
@@ -61,19 +61,26 @@ async def statement_costs(url: str) -> tuple[float, float]:
         now = utcnow()
         async with sessions() as session:
             await session.execute(
-                text(
-                    "INSERT INTO apps (id, name, created_at, vapid_public_key, vapid_private_key)"
-                    " VALUES (:id, :name, :now, 'x', 'x')"
-                ),
-                {"id": app, "name": f"cost-{app.hex[:8]}", "now": now},
+                insert(App).values(
+                    id=app,
+                    name=f"cost-{app.hex[:8]}",
+                    created_at=now,
+                    vapid_public_key="x",
+                    vapid_private_key="x",
+                )
             )
             await session.execute(
-                text(
-                    "INSERT INTO notifications (id, app_id, status, target, message, metadata,"
-                    " expires_at, total, finished, created_at, updated_at) VALUES (:id, :app,"
-                    " 'dispatching', '{}', '{}', '{}', :later, 0, 0, :now, :now)"
-                ),
-                {"id": note, "app": app, "now": now, "later": now + timedelta(days=1)},
+                insert(Notification).values(
+                    id=note,
+                    app_id=app,
+                    status="dispatching",
+                    target={},
+                    message={},
+                    meta={},
+                    expires_at=now + timedelta(days=1),
+                    created_at=now,
+                    updated_at=now,
+                )
             )
             await session.commit()
         updates, upserts = [], []

@@ -11,6 +11,7 @@ a deployment over different rows of the same key.
 
 from __future__ import annotations
 
+import functools
 import os
 import uuid
 from collections import defaultdict
@@ -19,17 +20,18 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table
+from sqlalchemy import BigInteger, SmallInteger, String, Table, TextClause, Uuid, text
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pushgate.domain import latency
-from pushgate.store import db
 from pushgate.store.tables import (
     DELIVERY_ROLLUPS,
     DEVICE_ROLLUPS,
     LATENCY_COLUMNS,
     LIVE_DEVICES,
     NOTIFICATION_ROLLUPS,
+    UTCDateTime,
 )
 
 SHARDS = 8
@@ -41,8 +43,6 @@ def shard() -> int:
     return os.getpid() % SHARDS
 
 
-# Rows per statement at most (SQLite binds at most 32766 parameters; a delivery row has 48).
-_CHUNK = 200
 NO_CATEGORY = ""  # a key column cannot be NULL; categories are never empty (domain.preferences)
 
 DEVICE_COUNTS = ("new", "invalidated", "expired", "deleted")
@@ -66,6 +66,9 @@ class DeliveryTally:
     """The final outcomes of one batch of deliveries, counted per rollup key."""
 
     counts: dict[DeliveryKey, list[int]] = field(default_factory=dict)
+    # The hour of the last `at` seen: a batch's outcomes share one time.
+    _at: datetime | None = None
+    _hour: datetime | None = None
 
     def add(
         self,
@@ -79,10 +82,12 @@ class DeliveryTally:
     ) -> None:
         """Count one delivery that reached `outcome` at `at`; `latency_ms` (a sent one's,
         from its notification's start to the provider's answer) also counts in its bucket."""
-        key = (app_id, hour_of(at), provider, category_key(category), outcome)
-        row = self.counts.get(key)
+        if at is not self._at:
+            self._at, self._hour = at, hour_of(at)
+        key = (app_id, self._hour, provider, NO_CATEGORY if category is None else category, outcome)
+        row = self.counts.get(key)  # type: ignore[arg-type]
         if row is None:
-            row = self.counts[key] = [0] * (1 + latency.BUCKETS)
+            row = self.counts[key] = [0] * (1 + latency.BUCKETS)  # type: ignore[index]
         row[0] += 1
         if latency_ms is not None:
             row[1 + latency.bucket_of(latency_ms)] += 1
@@ -189,16 +194,54 @@ async def add_notification(
 async def _upsert(
     session: AsyncSession, table: Table, rows: Sequence[dict[str, Any]], added: Sequence[str]
 ) -> None:
-    """INSERT the rows, or add their counts to the rows already there."""
-    insert = db.insert_for(session)
+    """INSERT the rows, or add their counts to the rows already there: one statement, built
+    once per table. On PostgreSQL the rows go as one array per column (`unnest`), so the
+    statement is prepared once whatever the row count; elsewhere as an executemany of a cached
+    statement. (A multi-row VALUES was compiled anew for every batch: 25-35 ms for 12 rows.)"""
+    if not rows:
+        return
+    if session.get_bind().dialect.name == "postgresql":
+        columns = [c.name for c in table.columns]
+        arrays = {name: [row[name] for row in rows] for name in columns}
+        await session.execute(_unnest_upsert(table, tuple(added)), arrays)
+    else:
+        await session.execute(_sqlite_upsert(table, tuple(added)), list(rows))
+
+
+def _pg_array_type(column: Any) -> str:
+    kinds: tuple[tuple[type, str], ...] = (
+        (UTCDateTime, "timestamptz[]"),
+        (Uuid, "uuid[]"),
+        (SmallInteger, "smallint[]"),
+        (BigInteger, "bigint[]"),
+        (String, "varchar[]"),
+    )
+    for kind, array in kinds:
+        if isinstance(column.type, kind):
+            return array
+    raise TypeError(f"no array type for {column}")
+
+
+@functools.lru_cache(maxsize=8)
+def _unnest_upsert(table: Table, added: tuple[str, ...]) -> TextClause:
+    columns = [c.name for c in table.columns]
     keys = [c.name for c in table.primary_key.columns]
-    for start in range(0, len(rows), _CHUNK):
-        statement = insert(table).values(list(rows[start : start + _CHUNK]))
-        statement = statement.on_conflict_do_update(
-            index_elements=keys,
-            set_={name: table.c[name] + statement.excluded[name] for name in added},
-        )
-        await session.execute(statement)
+    arrays = ", ".join(f"CAST(:{c.name} AS {_pg_array_type(c)})" for c in table.columns)
+    sums = ", ".join(f"{name} = {table.name}.{name} + excluded.{name}" for name in added)
+    return text(
+        f"INSERT INTO {table.name} ({', '.join(columns)}) "  # noqa: S608 (names from the table)
+        f"SELECT * FROM unnest({arrays}) "
+        f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {sums}"
+    )
+
+
+@functools.lru_cache(maxsize=8)
+def _sqlite_upsert(table: Table, added: tuple[str, ...]) -> Any:
+    statement = sqlite.insert(table)
+    return statement.on_conflict_do_update(
+        index_elements=[c.name for c in table.primary_key.columns],
+        set_={name: table.c[name] + statement.excluded[name] for name in added},
+    )
 
 
 def device_counts() -> defaultdict[DeviceKey, defaultdict[str, int]]:
