@@ -131,7 +131,8 @@ async def sizes(engine: AsyncEngine) -> None:
     query = text(
         "SELECT relname, reltuples::bigint, pg_size_pretty(pg_total_relation_size(oid))"
         " FROM pg_class WHERE relname IN ('deliveries', 'notifications', 'devices',"
-        " 'delivery_rollups', 'device_rollups', 'device_counts', 'notification_rollups') ORDER BY relname"
+        " 'delivery_rollups', 'device_rollups', 'device_counts', 'notification_rollups')"
+        " ORDER BY relname"
     )
     async with engine.connect() as connection:
         for name, rows, size in await connection.execute(query):
