@@ -16,6 +16,7 @@ from pushgate.api import cors, docs, errors, observe, ratelimit, signin
 from pushgate.api.fastlane import AcceptFastLane
 from pushgate.api.limits import BodySizeLimit
 from pushgate.api.routes import (
+    analytics,
     credentials,
     dead_letters,
     devices,
@@ -122,6 +123,7 @@ def create_app(
     app.include_router(webhooks.router)
     app.include_router(dead_letters.router)
     app.include_router(queues.router)
+    app.include_router(analytics.router)
     # Static pages for people: the Web Push test page and its service worker.
     app.mount("/web", StaticFiles(directory=WEB, html=True), name="web")
     docs.install(app)

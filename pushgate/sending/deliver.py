@@ -89,6 +89,13 @@ class _Cached:
     # `send_at_local`'s wall-clock time: each delivery's lifetime counts from its own local
     # time (see `own`), not from the notification's first zone's.
     local: datetime | None = None
+    category: str | None = None
+
+    @property
+    def due(self) -> datetime:
+        """When it was due (accepted, or its `send_at`): a sent delivery's latency counts from
+        then."""
+        return self.lifetime_ends - timedelta(seconds=self.message.ttl)
 
     def own(self, at: datetime | None) -> _Cached:
         """The notification as one local-time delivery due `at` sees it: its TTL counts from
@@ -191,7 +198,7 @@ class Deliverer:
             await session.commit()
         if not claimed:
             return []
-        work = Round()
+        work = Round(about={i: (c.category, c.due) for i, c in cached.items()})
         recorder = self.recorder
         routes = self._routes
         going: list[_Going] = []
@@ -199,6 +206,7 @@ class Deliverer:
             info = cached.get(delivery.notification_id)
             if local and info is not None and info.local is not None:
                 info = info.own(local.get(delivery.id))
+                work.local[delivery.id] = info.due
             final = DeliveryStatus.CANCELED if info is None else _unsendable(info, delivery, now)
             if info is None or final is not None:
                 recorder.finish(work, delivery, final or DeliveryStatus.CANCELED, None, now)
@@ -483,6 +491,7 @@ def _cache(row: Sending, loaded: float) -> _Cached:
         else None,
         fcm_topic=notification_rules.is_fcm_topic(row.target),
         local=_wall_time(row.options),
+        category=row.category,
     )
 
 

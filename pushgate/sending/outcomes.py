@@ -24,7 +24,7 @@ from pushgate.logs import get_logger
 from pushgate.metrics.registry import status_class
 from pushgate.runtime import Runtime
 from pushgate.sending import jobs
-from pushgate.store import deliveries, devices, notification_progress, webhooks
+from pushgate.store import deliveries, devices, notification_progress, rollups, webhooks
 from pushgate.store.deliveries import Claimed
 
 log = get_logger(__name__)
@@ -68,6 +68,12 @@ class Round:
     last_error: dict[BreakerKey, str] = field(default_factory=dict)
     # Webhook events of this round (rare outcomes only: a sent delivery makes none).
     events: list[webhooks.Event] = field(default_factory=list)
+    # For analytics: each notification's category and when it was due (a sent delivery's
+    # latency counts from then), a local-time delivery's own due time, and the final outcomes
+    # counted per rollup key (store/rollups.py).
+    about: dict[uuid.UUID, tuple[str | None, datetime]] = field(default_factory=dict)
+    local: dict[int, datetime] = field(default_factory=dict)
+    tally: rollups.DeliveryTally = field(default_factory=rollups.DeliveryTally)
 
 
 class Recorder:
@@ -206,6 +212,19 @@ class Recorder:
             change["sent_at"] = now if status is DeliveryStatus.SENT else None
         work.changes.append(change)
         work.finished[delivery.notification_id] += 1
+        about = work.about.get(delivery.notification_id)
+        latency_ms = None
+        if status is DeliveryStatus.SENT and about is not None:
+            start = work.local.get(delivery.id, about[1])
+            latency_ms = (now - start).total_seconds() * 1000.0
+        work.tally.add(
+            app_id=delivery.app_id,
+            at=now,
+            provider=delivery.platform,
+            category=about[0] if about is not None else None,
+            outcome=status.value,
+            latency_ms=latency_ms,
+        )
         work.results.append(
             Result(delivery.id, delivery.device_id, delivery.platform, status, outcome)
         )
@@ -262,14 +281,25 @@ class Recorder:
             await deliveries.record(session=session, changes=work.changes)
             # Before the devices change: a device deactivated already is not announced again.
             events = await webhooks.wanted(session=session, events=work.events)
+            gone: list[devices.Invalidated] = []
             if work.invalid_devices:
-                await devices.invalidate_many(
+                gone = await devices.invalidate_many(
                     session=session, reasons=work.invalid_devices, now=now
                 )
             if events:
                 await webhooks.emit(session=session, events=events, now=now)
             if work.finished:
                 await notification_progress.add_finished(session=session, finished=work.finished)
+            # Last: the rollup rows are shared with other batches (see store/rollups.py).
+            if work.tally:
+                await rollups.add_deliveries(session=session, tally=work.tally)
+            if gone:
+                counts = rollups.device_counts()
+                for device in gone:
+                    counts[device.app_id, device.platform][
+                        rollups.invalidation_kind(device.reason)
+                    ] += 1
+                await rollups.add_devices(session=session, at=now, counts=counts)
             await session.commit()
         self._tally(work)
         # The outcomes are committed: a publish that fails now must not fail the job (its
