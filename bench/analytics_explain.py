@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from pushgate.api.routes import analytics as routes
 from pushgate.domain.analytics import Interval
 from pushgate.store import db, migrate
-from pushgate.store.tables import LATENCY_COLUMNS
+from pushgate.store.rollup_tables import LATENCY_COLUMNS
 
 ACME = uuid.UUID("00000000-0000-7000-8000-00000000ac3e")
 OTHER = uuid.UUID("00000000-0000-7000-8000-0000000001be")

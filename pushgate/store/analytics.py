@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pushgate.domain.analytics import Interval, Stats
 from pushgate.store import rollups
-from pushgate.store.tables import (
+from pushgate.store.rollup_tables import (
     DELIVERY_ROLLUPS,
     DEVICE_ROLLUPS,
     LATENCY_COLUMNS,

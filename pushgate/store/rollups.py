@@ -25,14 +25,14 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pushgate.domain import latency
-from pushgate.store.tables import (
+from pushgate.store.rollup_tables import (
     DELIVERY_ROLLUPS,
     DEVICE_ROLLUPS,
     LATENCY_COLUMNS,
     LIVE_DEVICES,
     NOTIFICATION_ROLLUPS,
-    UTCDateTime,
 )
+from pushgate.store.tables import UTCDateTime
 
 SHARDS = 8
 
