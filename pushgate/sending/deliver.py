@@ -21,7 +21,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -31,24 +31,22 @@ from pushgate.domain import message as messages
 from pushgate.domain import notification as notification_rules
 from pushgate.domain.circuit import CircuitBreaker
 from pushgate.domain.message import Message
-from pushgate.domain.notification import DeliveryStatus, NotificationStatus
+from pushgate.domain.notification import DeliveryStatus
 from pushgate.domain.outcome import Outcome, OutcomeKind
-from pushgate.domain.request import MIN_DELIVERY_WINDOW_SECONDS
 from pushgate.logs import get_logger
 from pushgate.providers.base import DeliveryProvider, Target
 from pushgate.runtime import Runtime
-from pushgate.sending import jobs, timing
+from pushgate.sending import jobs, notification_cache
 from pushgate.sending.credentials import MissingCredentialsError
+from pushgate.sending.notification_cache import Cached
 from pushgate.sending.outcomes import BreakerKey, Recorder, Result, Round
 from pushgate.sending.pacing import Pacer
 from pushgate.store import deliveries, devices, notification_progress
 from pushgate.store.deliveries import Claimed
-from pushgate.store.notification_progress import Sending
 from pushgate.store.tables import utcnow
 
 log = get_logger(__name__)
 
-NOTIFICATION_CACHE_SECONDS = 2.0
 DRY_RUN_MESSAGE_ID = "dry-run"
 
 
@@ -70,51 +68,8 @@ class _Route:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class _Cached:
-    status: str
-    app_id: uuid.UUID
-    expires_at: datetime
-    # When the message's own `ttl` runs out (send time + ttl). `expires_at` may be later: the
-    # first attempt gets a minimum window (see domain.request), but a retry after the ttl
-    # would show the message late, so retries stop here.
-    lifetime_ends: datetime
-    message: Message
-    loaded: float
-    # A template's other variants by locale (`Notification.renders`), decoded once.
-    renders: dict[str, Message] | None = None
-    # One message to an FCM topic or condition (`fcm_topic`): the delivery's token is FCM's
-    # destination, not a registration token.
-    fcm_topic: bool = False
-    # `send_at_local`'s wall-clock time: each delivery's lifetime counts from its own local
-    # time (see `own`), not from the notification's first zone's.
-    local: datetime | None = None
-    category: str | None = None
-
-    @property
-    def due(self) -> datetime:
-        """When it was due (accepted, or its `send_at`): a sent delivery's latency counts from
-        then."""
-        return self.lifetime_ends - timedelta(seconds=self.message.ttl)
-
-    def own(self, at: datetime | None) -> _Cached:
-        """The notification as one local-time delivery due `at` sees it: its TTL counts from
-        then (or from the notification's start, for a time already past when it was sent),
-        and it expires within the notification's lifetime, which covers every zone."""
-        ttl = self.message.ttl
-        start = self.lifetime_ends - timedelta(seconds=ttl)
-        if at is not None and at > start:
-            start = at
-        window = timedelta(seconds=max(ttl, MIN_DELIVERY_WINDOW_SECONDS))
-        return dataclasses.replace(
-            self,
-            expires_at=min(self.expires_at, start + window),
-            lifetime_ends=start + timedelta(seconds=ttl),
-        )
-
-
 # (delivery, its notification, its breaker and breaker key, its provider's route or None)
-_Going = tuple[Claimed, _Cached, CircuitBreaker, BreakerKey, _Route | None]
+_Going = tuple[Claimed, Cached, CircuitBreaker, BreakerKey, _Route | None]
 
 
 class Deliverer:
@@ -146,7 +101,7 @@ class Deliverer:
         self.recorder = Recorder(runtime, clock)
         self.lease = lease or max(60.0, 3 * runtime.settings.delivery.request_timeout_seconds)
         self._slots = asyncio.Semaphore(concurrency or runtime.settings.worker.concurrency)
-        self._notifications: dict[uuid.UUID, _Cached] = {}
+        self._notifications: dict[uuid.UUID, Cached] = {}
         self._clock = clock
         self._routes = {name: _Route.of(p) for name, p in runtime.providers.items()}
         self._registration_time = {
@@ -194,7 +149,7 @@ class Deliverer:
             claimed = await deliveries.claim(session=session, ids=ids, now=now, lease=self.lease)
             # Read in the same transaction: one connection checkout for both.
             cached = await self._load_notifications(session, {d.notification_id for d in claimed})
-            local = await _local_starts(session, claimed, cached)
+            local = await notification_cache.local_starts(session, claimed, cached)
             await session.commit()
         if not claimed:
             return []
@@ -207,7 +162,11 @@ class Deliverer:
             if local and info is not None and info.local is not None:
                 info = info.own(local.get(delivery.id))
                 work.local[delivery.id] = info.due
-            final = DeliveryStatus.CANCELED if info is None else _unsendable(info, delivery, now)
+            final = (
+                DeliveryStatus.CANCELED
+                if info is None
+                else notification_cache.unsendable(info, delivery, now)
+            )
             if info is None or final is not None:
                 recorder.finish(work, delivery, final or DeliveryStatus.CANCELED, None, now)
                 continue
@@ -367,7 +326,7 @@ class Deliverer:
     async def _send(
         self,
         delivery: Claimed,
-        info: _Cached,
+        info: Cached,
         route: _Route | None,
         credentials: Any,
         registered_at: datetime | None = None,
@@ -423,18 +382,19 @@ class Deliverer:
 
     async def _load_notifications(
         self, session: AsyncSession, ids: set[uuid.UUID]
-    ) -> dict[uuid.UUID, _Cached]:
+    ) -> dict[uuid.UUID, Cached]:
         now = self._clock()
         fresh = {
             i: c
             for i in ids
-            if (c := self._notifications.get(i)) and now - c.loaded < NOTIFICATION_CACHE_SECONDS
+            if (c := self._notifications.get(i))
+            and now - c.loaded < notification_cache.NOTIFICATION_CACHE_SECONDS
         }
         missing = ids - fresh.keys()
         if missing:
             rows = await notification_progress.get_many(session=session, ids=missing)
             for row in rows:
-                fresh[row.id] = self._notifications[row.id] = _cache(row, now)
+                fresh[row.id] = self._notifications[row.id] = notification_cache.cache(row, now)
         if len(self._notifications) > 10_000:
             self._notifications = dict(fresh)
         return fresh
@@ -464,59 +424,3 @@ async def _send_to_topic(
     if outcome.kind is OutcomeKind.TOKEN_INVALID:
         return Outcome.rejected(outcome.error, status_code=outcome.status_code)
     return outcome
-
-
-def _unsendable(info: _Cached, delivery: Claimed, now: datetime) -> DeliveryStatus | None:
-    if info.status == NotificationStatus.CANCELED:
-        return DeliveryStatus.CANCELED
-    if now >= info.expires_at:
-        return DeliveryStatus.EXPIRED  # never sent late
-    # `attempts` already counts this claim: above 1, an earlier attempt reached the provider.
-    if delivery.attempts > 1 and now >= info.lifetime_ends:
-        return DeliveryStatus.EXPIRED
-    return None
-
-
-def _cache(row: Sending, loaded: float) -> _Cached:
-    return _Cached(
-        status=row.status,
-        app_id=row.app_id,
-        expires_at=row.expires_at,
-        lifetime_ends=max(row.send_at or row.created_at, row.created_at)
-        + timedelta(seconds=int(row.message["ttl"])),
-        message=jobs.decode_message(row.message),
-        loaded=loaded,
-        renders={k: jobs.decode_message(v) for k, v in row.renders.items()}
-        if row.renders
-        else None,
-        fcm_topic=notification_rules.is_fcm_topic(row.target),
-        local=_wall_time(row.options),
-        category=row.category,
-    )
-
-
-def _wall_time(options: dict[str, Any] | None) -> datetime | None:
-    wall = options.get("send_at_local") if options else None
-    return None if wall is None else datetime.fromisoformat(wall)
-
-
-async def _local_starts(
-    session: AsyncSession, claimed: list[Claimed], cached: dict[uuid.UUID, _Cached]
-) -> dict[int, datetime]:
-    """When each claimed local-time delivery was due: its wall-clock time in its zone, found
-    as dispatch found it. One lookup per local-time notification in the batch; none for others."""
-    if all(info.local is None for info in cached.values()):
-        return {}  # the usual batch: nothing per delivery
-    by_notification: dict[tuple[uuid.UUID, datetime], list[Claimed]] = {}
-    for delivery in claimed:
-        info = cached.get(delivery.notification_id)
-        if info is not None and info.local is not None:
-            by_notification.setdefault((delivery.notification_id, info.local), []).append(delivery)
-    due: dict[int, datetime] = {}
-    for (_, wall), group in by_notification.items():
-        starts, no_device = await timing.local_starts(
-            session, wall, group[0].app_id, {d.device_id for d in group if d.device_id}
-        )
-        for delivery in group:
-            due[delivery.id] = starts.get(delivery.device_id, no_device)  # type: ignore[arg-type]
-    return due

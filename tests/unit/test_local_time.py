@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from pushgate.domain import localtime
 from pushgate.domain.message import MAX_TTL_SECONDS
 from pushgate.domain.request import NotificationCreate
-from pushgate.sending import deliver, timing
+from pushgate.sending import notification_cache, timing
 
 PARIS = localtime.zone("Europe/Paris")
 
@@ -133,7 +133,7 @@ def test_a_throttle_ends_after_its_audience_at_its_rate() -> None:
 
 
 def cached(*, ttl: int, start: datetime, expires_at: datetime) -> Any:
-    return deliver._Cached(
+    return notification_cache.Cached(
         status="dispatching",
         app_id=uuid.uuid4(),
         expires_at=expires_at,
