@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from pushgate.domain import endpoint
 from pushgate.errors import InvalidInputError, UnsafeEndpointError
-from pushgate.settings import WebPushSettings
+from pushgate.provider_settings import WebPushSettings
 
 DNS_TIMEOUT_SECONDS = 5.0
 

@@ -18,8 +18,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from pushgate.errors import InvalidInputError
+from pushgate.provider_settings import APNSSettings
 from pushgate.providers.base import StoredCredentials
-from pushgate.settings import APNSSettings, Settings
+from pushgate.settings import Settings
 
 APNSEnvironment = Literal["production", "sandbox"]
 

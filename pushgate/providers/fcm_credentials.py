@@ -18,8 +18,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from pushgate.errors import InvalidInputError
+from pushgate.provider_settings import FCMSettings
 from pushgate.providers.base import StoredCredentials
-from pushgate.settings import FCMSettings, Settings
+from pushgate.settings import Settings
 
 GOOGLE_TOKEN_URI = "https://oauth2.googleapis.com/token"  # noqa: S105 (a URL, not a secret)
 # Where Google's service-account keys send the JWT-bearer grant (older keys name the second).

@@ -42,10 +42,11 @@ from pushgate.domain.outcome import HoldScope, Outcome
 from pushgate.domain.vapid import VapidCredentials as VapidCredentials  # re-exported
 from pushgate.domain.vapid import VapidKeyPair, b64url_encode
 from pushgate.errors import InvalidInputError, PayloadTooLargeError, PushgateError
+from pushgate.provider_settings import WebPushSettings
 from pushgate.providers import answers, http1
 from pushgate.providers.base import Capabilities, DeliveryProvider, Target
 from pushgate.providers.tls import LazyContext
-from pushgate.settings import DeliverySettings, WebPushSettings
+from pushgate.settings import DeliverySettings
 
 # --- encryption (RFC 8291 on RFC 8188 aes128gcm) ---------------------------------------------
 

@@ -14,8 +14,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from pushgate.api.app import create_app
+from pushgate.provider_settings import WebPushSettings
 from pushgate.runtime import Runtime, running
-from pushgate.settings import Settings, WebPushSettings
+from pushgate.settings import Settings
 from pushgate.store import api_keys
 from tests.conftest import TenantKeys
 

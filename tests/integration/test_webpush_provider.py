@@ -13,9 +13,10 @@ import pytest
 from pushgate.domain.message import Message, Priority
 from pushgate.domain.outcome import OutcomeKind
 from pushgate.domain.vapid import VapidKeyPair, generate_key_pair
+from pushgate.provider_settings import WebPushSettings
 from pushgate.providers.base import Target
 from pushgate.providers.webpush import VapidCredentials, WebPushProvider
-from pushgate.settings import DeliverySettings, WebPushSettings
+from pushgate.settings import DeliverySettings
 from tests.fakes.webpush_server import FakeWebPushService
 
 MakeProvider = Callable[..., WebPushProvider]

@@ -14,7 +14,7 @@ import pytest
 from pushgate import netguard
 from pushgate.domain import endpoint
 from pushgate.errors import InvalidInputError, UnsafeEndpointError
-from pushgate.settings import WebPushSettings
+from pushgate.provider_settings import WebPushSettings
 
 DEFAULT = WebPushSettings()
 OPEN = WebPushSettings(extra_hosts=["*"])
