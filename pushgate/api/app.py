@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from pushgate import __version__
-from pushgate.api import cors, docs, errors, ratelimit, signin
+from pushgate.api import cors, dashboard, docs, errors, pageheaders, ratelimit, signin
 from pushgate.api.fastlane import AcceptFastLane
 from pushgate.api.limits import BodySizeLimit
 from pushgate.api.routes import (
@@ -102,6 +102,8 @@ def create_app(
     app.add_middleware(ratelimit.RateLimitHeaders)
     # Outside the rate limit headers, so a page can read its 401s and 429s too.
     app.add_middleware(cors.PageCORS)
+    # Only on /dashboard and /web: the pages' Content-Security-Policy and frame denial.
+    app.add_middleware(pageheaders.PageSecurityHeaders)
     app.include_router(health.router)
     app.include_router(webpush.router)
     app.include_router(devices.router)
@@ -114,4 +116,6 @@ def create_app(
     # Static pages for people: the Web Push test page and its service worker.
     app.mount("/web", StaticFiles(directory=WEB, html=True), name="web")
     docs.install(app)
+    # The operators' dashboard: an HTML shell and its own scripts, reading /v1 with a key.
+    dashboard.install(app)
     return app
