@@ -67,8 +67,9 @@ export function ms(value) {
   return value >= 1000 ? (value / 1000).toFixed(2) + " s" : Math.round(value) + " ms";
 }
 
+/** An id cut to its end: UUIDv7s made close together share their first (time) digits. */
 export function shortId(id) {
-  return id ? String(id).slice(0, 8) : "—";
+  return id ? "…" + String(id).slice(-10) : "—";
 }
 
 export function json(value) {
