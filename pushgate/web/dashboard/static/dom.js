@@ -85,7 +85,8 @@ export function table(columns, rows, { empty = "Nothing here.", rowClass } = {})
   if (!rows.length) return note("empty", empty);
   return h("div", { class: "table-wrap" },
     h("table", {},
-      h("thead", {}, h("tr", {}, columns.map((c) => h("th", { class: c.class }, c.label)))),
+      h("thead", {}, h("tr", {}, columns.map((c) => h("th", {
+        class: c.class && c.class.includes("num") ? "num" : null }, c.label)))),
       h("tbody", {}, rows.map((row) => h("tr", { class: rowClass ? rowClass(row) : null },
         columns.map((c) => h("td", { class: c.class }, c.cell(row))))))));
 }

@@ -32,8 +32,11 @@ export function filterForm(fields, params, go) {
   const inputs = fields.map((f) => {
     const value = params.get(f.name) ?? "";
     const control = f.options
-      ? h("select", { name: f.name }, f.options.map((o) => h("option", {
-        value: o, selected: o === value }, o || "any")))
+      ? h("select", { name: f.name }, f.options.map((o) => {
+        // An option is a value shown as itself ("" as "any"), or a [value, label] pair.
+        const [option, label] = Array.isArray(o) ? o : [o, o || "any"];
+        return h("option", { value: option, selected: option === value }, label);
+      }))
       : h("input", { name: f.name, type: f.type || "text", value, placeholder: f.placeholder,
         autocomplete: "off" });
     return h("label", {}, h("span", {}, f.label), control);

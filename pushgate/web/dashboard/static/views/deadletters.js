@@ -4,7 +4,7 @@
 
 import { api } from "../api.js";
 import { facts, h, json, link, note, number, panel, shortId, table, time } from "../dom.js";
-import { failure, fill, filterForm, pager } from "./common.js";
+import { failure, fill, filterForm, instant, pager } from "./common.js";
 
 function replayButton(item, status) {
   return h("button", {
@@ -47,27 +47,33 @@ function showDetail(item, target) {
 }
 
 export function render(view, { params, go }) {
-  const results = panel("Messages that ran out of attempts", { wide: true, id: "dead-letters" });
+  const title = params.get("replayed") === "true" ? "Messages already replayed"
+    : "Messages that ran out of attempts (not replayed yet)";
+  const results = panel(title, { wide: true, id: "dead-letters" });
   const status = h("div", { class: "status-line", "aria-live": "polite" });
   const detail = h("div", { class: "detail", id: "dead-letter-detail" });
   view.append(
     h("div", { class: "page-head" }, h("h1", {}, "Dead letters")),
     filterForm([
-      { name: "reason", label: "Reason", placeholder: "any" },
+      { name: "reason", label: "Reason code", placeholder: "e.g. retry_later" },
       { name: "provider", label: "Provider", options: ["", "fcm", "apns", "webpush"] },
       { name: "queue", label: "Queue", placeholder: "any" },
+      { name: "since", label: "Failed since", type: "datetime-local" },
+      { name: "until", label: "Failed before", type: "datetime-local" },
+      { name: "replayed", label: "Show", options: [["", "not replayed"], ["true", "replayed"]] },
     ], params, go),
     status, results.card, detail);
   fill(results, async () => {
     const page = await api("/v1/dead-letters", { params: {
       reason: params.get("reason"), provider: params.get("provider"), queue: params.get("queue"),
-      cursor: params.get("cursor"), limit: 50,
+      since: instant(params.get("since")), until: instant(params.get("until")),
+      replayed: params.get("replayed"), cursor: params.get("cursor"), limit: 50,
     } });
     return [table([
       { label: "Failed at", cell: (d) => time(d.failed_at) },
       { label: "Id", cell: (d) => h("button", { type: "button", class: "linkish mono", onclick: showDetail(d, detail) }, shortId(d.id)) },
       { label: "Queue", cell: (d) => d.queue },
-      { label: "Reason", cell: (d) => d.reason },
+      { label: "Reason", cell: (d) => [d.reason, " ", h("code", {}, d.reason_code)] },
       { label: "Provider", cell: (d) => d.provider || "—" },
       { label: "Notification", cell: (d) => (d.notification_id ? link(`/notifications/${d.notification_id}`, shortId(d.notification_id)) : "—"), class: "mono" },
       { label: "Attempts", cell: (d) => number(d.attempts), class: "num" },

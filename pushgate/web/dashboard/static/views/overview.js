@@ -90,6 +90,15 @@ async function deliveries(range, panels) {
     { label: "Success", cell: (r) => percent(r.success_rate), class: "num" },
     { label: "p95", cell: (r) => ms(r.latency_ms && r.latency_ms.p95), class: "num" },
   ], data.by_provider || [], { empty: "No deliveries in this period." }),
+  h("h3", {}, "By category"),
+  table([
+    { label: "Category", cell: (r) => r.category || "(none)" },
+    { label: "Deliveries", cell: (r) => number(r.total), class: "num" },
+    { label: "Failed or refused", class: "num", cell: (r) => number(
+      ["failed", "invalid", "rejected", "expired"].reduce((n, o) => n + ((r.by_outcome || {})[o] || 0), 0)) },
+    { label: "Success", cell: (r) => percent(r.success_rate), class: "num" },
+    { label: "p95", cell: (r) => ms(r.latency_ms && r.latency_ms.p95), class: "num" },
+  ], data.by_category || [], { empty: "No deliveries in this period." }),
   h("p", { class: "hint" }, "Deliveries that ran out of attempts are in ",
     link("/dead-letters", "the dead-letter queue"), "."));
 }
@@ -105,7 +114,8 @@ async function queues() {
       { label: "Depth", cell: (q) => number(q.depth), class: "num" },
       { label: "Consumers", cell: (q) => number(q.consumers), class: "num" },
       { label: "In flight", cell: (q) => number(q.in_flight), class: "num" },
-      { label: "Per second", cell: (q) => (q.rate_per_second ?? "—"), class: "num" },
+      { label: "Per second", cell: (q) => (q.rate_per_second === null || q.rate_per_second === undefined
+        ? "—" : Number(q.rate_per_second).toFixed(2)), class: "num" },
     ], items, { empty: "No queues." }),
   ];
 }
@@ -118,7 +128,7 @@ async function circuits() {
     { label: "Provider", cell: (c) => c.provider },
     { label: "Origin", cell: (c) => c.origin || "—" },
     { label: "State", cell: (c) => badge(c.state) },
-    { label: "Retry in", cell: (c) => (c.retry_in === null || c.retry_in === undefined ? "—"
+    { label: "Retry in", cell: (c) => (c.state === "closed" || !c.retry_in ? "—"
       : `${Math.ceil(c.retry_in)} s`), class: "num" },
   ], items);
 }
