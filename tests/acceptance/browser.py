@@ -4,6 +4,7 @@ it here. Also where screenshots go (PUSHGATE_TEST_ARTIFACTS, default .artifacts/
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from collections.abc import Iterator
@@ -13,21 +14,18 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    ConsoleMessage,
+    Page,
+    Playwright,
+    Route,
+    sync_playwright,
+)
+from playwright.sync_api import Error as PlaywrightError
 
 from tests.acceptance.test_docs_browser import chromium
-
-try:
-    from playwright.sync_api import (
-        Browser,
-        BrowserContext,
-        ConsoleMessage,
-        Page,
-        Playwright,
-        Route,
-        sync_playwright,
-    )
-except ImportError:  # the test extras not installed: the tests say so
-    sync_playwright = None  # type: ignore[assignment]
 
 REPO = Path(__file__).resolve().parents[2]
 LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
@@ -73,8 +71,6 @@ class Tab:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    if sync_playwright is None:
-        pytest.fail("playwright is not installed: make .venv/.test-deps")
     executable = chromium()
     with sync_playwright() as driver:
         launched = _launch(driver, executable)
@@ -118,7 +114,7 @@ def tab(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Tab]:
     try:
         yield opened
     finally:
-        try:
+        # A page that crashed cannot be photographed: the test's own failure says why.
+        with contextlib.suppress(PlaywrightError):
             screenshot(page, request.node.name)
-        finally:
-            context.close()
+        context.close()
