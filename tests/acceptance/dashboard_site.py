@@ -1,7 +1,8 @@
 """A `pushgate serve` with something to show: Web Push devices registered against the fake push
 service (run in a thread of this process, so a test can script its answers), and notifications
 sent to them with mixed outcomes (sent, token invalid, rejected, and one that runs out of
-attempts into the dead-letter queue). Shared by the browser tests of one module."""
+attempts into the dead-letter queue); a template, and a webhook on a closed loopback port whose
+attempts fail. Shared by the browser tests of one module."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
-from tests.acceptance.test_serve_cli import Server, serving
+from tests.acceptance.test_serve_cli import Server, free_port, serving
 from tests.fakes.webpush_server import FakeWebPushService
 
 T = TypeVar("T")
@@ -63,6 +64,7 @@ class Site:
     notifications: dict[str, str] = field(default_factory=dict)
     subscriptions: dict[str, dict[str, Any]] = field(default_factory=dict)
     devices: dict[str, str] = field(default_factory=dict)
+    webhook: dict[str, Any] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
@@ -119,6 +121,8 @@ def env(fake: FakeWebPushService) -> dict[str, str]:
         "PUSHGATE_DELIVERY__MAX_ATTEMPTS": str(MAX_ATTEMPTS),
         "PUSHGATE_DELIVERY__BACKOFF_BASE_SECONDS": "0.2",
         "PUSHGATE_DELIVERY__BACKOFF_MAX_SECONDS": "0.5",
+        # The webhook's receiver is on 127.0.0.1 (nothing listens there: its attempts fail).
+        "PUSHGATE_WEBHOOKS__ALLOW_PRIVATE_ADDRESSES": "true",
     }
 
 
@@ -126,6 +130,24 @@ def produce(site: Site) -> None:
     """The data the tests look for, each notification finished before the next is sent (the
     push service's 500s hold its whole origin for a while)."""
     fake = site.push.fake
+    made = site.http.post(
+        "/v1/templates",
+        json={
+            "code": "order_shipped",
+            "default_locale": "en",
+            "variants": {
+                "en": {"title": "Order {{ order }} shipped", "body": "It arrives {{ day }}."},
+                "fr": {"title": "Commande {{ order }} expédiée", "body": "Elle arrive {{ day }}."},
+            },
+        },
+    )
+    assert made.status_code == 201, made.text
+    hooked = site.http.post(
+        "/v1/webhooks",
+        json={"url": f"https://127.0.0.1:{free_port()}/hooks", "events": ["device.registered"]},
+    )
+    assert hooked.status_code == 201, hooked.text
+    site.webhook = hooked.json()
     for name in ("alice", "bob", "carol", "gone", "picky", "later"):
         site.register(name)
     site.push.call(lambda: fake.script(410, subscription=site.subscriptions["gone"], times=None))

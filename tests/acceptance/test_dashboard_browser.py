@@ -185,6 +185,30 @@ def test_every_section_loads_under_the_policy_without_a_violation(tab: Tab, site
     assert all(call.startswith(site.url) for call in tab.api_calls())
 
 
+def test_templates_and_webhooks_with_their_recent_attempts(tab: Tab, site: Site) -> None:
+    # Given the app's template, on its page
+    sign_in(tab, site, "/dashboard/templates")
+    tab.page.wait_for_selector("#templates:not([aria-busy])")
+    template = tab.page.inner_text("#templates tbody tr")
+    assert "order_shipped" in template
+    assert "en, fr" in template
+
+    # When the webhooks page opens the webhook's recent attempts
+    tab.page.click('#nav a[data-section="webhooks"]')
+    webhook_id = site.webhook["id"]
+    hook = tab.page.locator(f'article.webhook[data-id="{webhook_id}"]')
+    assert site.webhook["url"] in hook.inner_text()
+    hook.locator("summary", has_text="Recent attempts").click()
+    hook.locator(".attempts table").wait_for()
+    screenshot(tab.page, "dashboard-webhooks")
+
+    # Then each device registration is an event there, as the API lists them
+    attempts = site.http.get(f"/v1/webhooks/{webhook_id}/deliveries").json()["items"]
+    rows = hook.locator(".attempts tbody tr")
+    assert rows.count() == len(attempts) == 6
+    assert all("device.registered" in row.inner_text() for row in rows.all())
+
+
 def test_a_refused_key_returns_to_sign_in_and_sign_out_forgets_the_key(
     tab: Tab, site: Site
 ) -> None:

@@ -6,7 +6,7 @@
 import { api } from "../api.js";
 import { hbars, lines, stackedBars } from "../charts.js";
 import { badge, h, link, ms, note, number, panel, percent, table } from "../dom.js";
-import { fill } from "./common.js";
+import { failure, fill } from "./common.js";
 
 const OUTCOMES = ["sent", "failed", "invalid", "expired", "rejected", "skipped", "canceled"];
 const RANGES = {
@@ -183,13 +183,9 @@ export function render(view, { params, go }) {
         h("button", { type: "button", class: "quiet", onclick: () => go(params) }, "Refresh"))),
     h("div", { class: "grid" }, Object.values(panels).map((p) => p.card),
       queuesPanel.card, circuitsPanel.card, devicesPanel.card));
-  fill({ show: () => {} }, async () => {
-    try {
-      await deliveries(range, panels);
-    } catch (error) {
-      for (const p of Object.values(panels)) await fill(p, () => Promise.reject(error));
-    }
-    return [];
+  // One call fills five panels: its failure is shown in each.
+  deliveries(range, panels).catch((error) => {
+    for (const p of Object.values(panels)) p.show(failure(error));
   });
   fill(queuesPanel, () => queues());
   fill(circuitsPanel, () => circuits());
