@@ -170,7 +170,14 @@ def test_every_section_loads_under_the_policy_without_a_violation(tab: Tab, site
     tab.page.click("#sign-in button[type=submit]")
 
     # When every section is opened in turn
-    for section in ("overview", "notifications", "devices", "templates", "webhooks"):
+    for section in (
+        "overview",
+        "notifications",
+        "devices",
+        "templates",
+        "webhooks",
+        "dead-letters",
+    ):
         tab.page.click(f'#nav a[data-section="{section}"]')
         tab.page.wait_for_selector(".panel:not([aria-busy])")
         tab.page.wait_for_load_state("networkidle")

@@ -32,7 +32,7 @@ function attempts(webhook) {
 }
 
 export function render(view) {
-  const results = panel("Webhooks", { wide: true, id: "webhooks" });
+  const results = panel("Each webhook, the events it gets and its recent attempts", { wide: true, id: "webhooks" });
   view.append(h("div", { class: "page-head" }, h("h1", {}, "Webhooks")), results.card);
   fill(results, async () => {
     const data = await api("/v1/webhooks");
