@@ -8,7 +8,8 @@ PushgateError                  base: code, message, details, HTTP status
 ├── ConflictError              409 the resource exists, or is busy (Retry-After)
 ├── PayloadTooLargeError       413 request body or payload over its limit
 ├── InvalidInputError          422 a field is wrong; `details` names it
-│   └── UnsafeEndpointError    422 a Web Push endpoint we refuse to call (SSRF guard)
+│   ├── UnsafeEndpointError    422 a Web Push endpoint we refuse to call (SSRF guard)
+│   └── FilterRequiredError    400 a bulk replay or purge with no filter and no `all`
 ├── RateLimitedError           429 too many requests (Retry-After)
 └── UnavailableError           503 a backend is unreachable
 """
@@ -80,6 +81,13 @@ class InvalidInputError(PushgateError):
 
 class UnsafeEndpointError(InvalidInputError):
     code = "unsafe_endpoint"
+
+
+class FilterRequiredError(InvalidInputError):
+    """Nobody replays or purges every dead letter by accident: that takes `all` said aloud."""
+
+    status_code = 400
+    code = "filter_required"
 
 
 class RateLimitedError(PushgateError):

@@ -1,4 +1,5 @@
-"""The worker: consumers for the ingress, dispatch and deliver queues, and the sweeper loop.
+"""The worker: consumers for the ingress, dispatch and deliver queues, the dead-letter recorder
+on `failed`, the sweeper loop, and the heartbeat with its queue counts.
 Runs alone (`pushgate worker`) or inside `pushgate serve`; stops gracefully, finishing the work
 in flight and recording its outcomes before the process exits."""
 
@@ -8,11 +9,12 @@ import asyncio
 import contextlib
 import signal
 
+from pushgate import queue_stats
 from pushgate.broker import base as broker_base
 from pushgate.logs import get_logger
 from pushgate.providers.webhook_client import WebhookClient
 from pushgate.runtime import Runtime, running
-from pushgate.sending import deliver, dispatch, ingress, sweeper, webhooks
+from pushgate.sending import dead_letters, deliver, dispatch, ingress, sweeper, webhooks
 from pushgate.settings import Settings
 
 log = get_logger(__name__)
@@ -32,6 +34,8 @@ class Worker:
         self._webhooks: asyncio.Task[None] | None = None
         self._webhook_client: WebhookClient | None = None
         self._running: set[asyncio.Task[object]] = set()
+        self.counters = queue_stats.QueueCounters()
+        self._heartbeat: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         settings = self.runtime.settings.worker
@@ -49,7 +53,9 @@ class Worker:
         self._consumers.append(
             await broker.consume(
                 broker_base.DELIVER,
-                self._tracked(deliver.Deliverer(self.runtime, lease=lease).handle),
+                self._tracked(
+                    broker_base.DELIVER, deliver.Deliverer(self.runtime, lease=lease).handle
+                ),
                 prefetch=jobs_in_flight,
                 max_batch=max(1, jobs_in_flight // 3),
                 max_wait=0.01,
@@ -59,9 +65,10 @@ class Worker:
             await broker.consume(
                 broker_base.DISPATCH,
                 self._tracked(
+                    broker_base.DISPATCH,
                     dispatch.Dispatcher(
                         self.runtime, page_size=settings.dispatch_page_size, job_size=job_size
-                    ).handle
+                    ).handle,
                 ),
                 prefetch=4,
                 max_batch=1,
@@ -72,7 +79,7 @@ class Worker:
             self._consumers.append(
                 await broker.consume(
                     broker_base.PUSH,
-                    self._tracked(ingress.Ingress(self.runtime).handle),
+                    self._tracked(broker_base.PUSH, ingress.Ingress(self.runtime).handle),
                     prefetch=settings.prefetch_count,
                     max_batch=100,
                     max_wait=0.05,
@@ -94,6 +101,22 @@ class Worker:
                 webhooks.WebhookSender(self.runtime, self._webhook_client), stop=self._stop
             ),
             name="pushgate-webhooks",
+        )
+        # Letters stay in `failed` only until recorded in `dead_letters`, where they are listed
+        # and replayed per app (sending/dead_letters.py).
+        self._consumers.append(
+            await broker.consume(
+                broker_base.FAILED,
+                self._tracked(broker_base.FAILED, dead_letters.Recorder(self.runtime).handle),
+                prefetch=100,
+                max_batch=50,
+                max_wait=0.05,
+            )
+        )
+        for consumer in self._consumers:
+            self.counters.consumer_started(consumer.queue)
+        self._heartbeat = asyncio.create_task(
+            self.counters.run(self.runtime.kv, stop=self._stop), name="pushgate-heartbeat"
         )
         log.info("worker started", queues=[c.queue for c in self._consumers], lease=lease)
 
@@ -117,7 +140,7 @@ class Worker:
                 grace=grace,
                 handlers=len(self._running),
             )
-            for task in (*self._running, self._sweeper, self._webhooks):
+            for task in (*self._running, self._sweeper, self._webhooks, self._heartbeat):
                 if task is not None:
                     task.cancel()
         await stopping
@@ -134,12 +157,17 @@ class Worker:
         if self._webhooks is not None:
             await asyncio.gather(self._webhooks, return_exceptions=True)
             self._webhooks = None
+        if self._heartbeat is not None:
+            await asyncio.gather(self._heartbeat, return_exceptions=True)
+            self._heartbeat = None
         if self._webhook_client is not None:
             await self._webhook_client.close()
             self._webhook_client = None
 
-    def _tracked(self, handler: broker_base.Handler) -> broker_base.Handler:
-        """`handler`, with the task running each batch known to `stop`, which may cancel it."""
+    def _tracked(self, queue: str, handler: broker_base.Handler) -> broker_base.Handler:
+        """`handler`, with the task running each batch known to `stop`, which may cancel it,
+        and its messages counted for the queue statistics."""
+        handler = self.counters.track(queue, handler)
 
         async def run(batch: list[broker_base.IncomingMessage]) -> None:
             task = asyncio.current_task()

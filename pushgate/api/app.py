@@ -17,10 +17,12 @@ from pushgate.api.fastlane import AcceptFastLane
 from pushgate.api.limits import BodySizeLimit
 from pushgate.api.routes import (
     credentials,
+    dead_letters,
     devices,
     health,
     notifications,
     preferences,
+    queues,
     templates,
     webhooks,
     webpush,
@@ -113,6 +115,8 @@ def create_app(
     app.include_router(preferences.router)
     app.include_router(templates.router)
     app.include_router(webhooks.router)
+    app.include_router(dead_letters.router)
+    app.include_router(queues.router)
     # Static pages for people: the Web Push test page and its service worker.
     app.mount("/web", StaticFiles(directory=WEB, html=True), name="web")
     docs.install(app)

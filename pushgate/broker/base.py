@@ -31,6 +31,16 @@ class Settlement(Enum):
     DEAD_LETTER = "dead_letter"
 
 
+@dataclass(frozen=True, slots=True)
+class LetterInfo:
+    """What the broker knows of a message consumed from `failed`: the queue it was dead-lettered
+    from, why, and when (None when the broker did not keep the time)."""
+
+    origin: str
+    reason: str
+    failed_at: datetime | None
+
+
 @dataclass(eq=False, slots=True)
 class IncomingMessage:
     """One job handed to a handler. Settling only records the decision: the consumer applies
@@ -46,6 +56,7 @@ class IncomingMessage:
             consumer does not count (see `redelivered`).
         redelivered: it was handed out before and not settled (a consumer died or raised).
         receipt: implementation-private handle for settling; callers never touch it.
+        letter: for a message consumed from `failed`, where it came from and why.
     """
 
     id: str
@@ -58,6 +69,7 @@ class IncomingMessage:
     settlement: Settlement | None = None
     delay: float = 0.0
     reason: str = ""
+    letter: LetterInfo | None = None
 
     @property
     def settled(self) -> bool:
@@ -154,6 +166,10 @@ class Broker(Protocol):
         max_wait: float = 0.05,
     ) -> Consumer:
         """Start handing batches of messages to `handler` until the consumer is stopped.
+
+        `failed` may be consumed too (the dead-letter recorder does): its messages carry
+        `letter`, and their handler must `ack` them (retrying or dead-lettering a dead letter
+        is not supported).
 
         The handler gets up to `max_batch` messages; a smaller batch is handed over once
         `max_wait` seconds passed since its first message (or at once, if nothing else is

@@ -30,6 +30,7 @@ from pushgate.broker.base import (
     DeadLetter,
     Handler,
     IncomingMessage,
+    LetterInfo,
     Settlement,
     check_headers,
     check_queue,
@@ -162,7 +163,7 @@ class EmbeddedBroker(Broker):
         max_batch: int = 100,
         max_wait: float = 0.05,
     ) -> Consumer:
-        check_queue(queue)
+        check_queue(queue, QUEUES)
         if prefetch < 1 or max_batch < 1:
             raise ValueError("prefetch and max_batch must be >= 1")
         consumer = EmbeddedConsumer(self, queue, handler, prefetch=prefetch, max_batch=max_batch)
@@ -262,7 +263,15 @@ class EmbeddedBroker(Broker):
             update(JOBS)
             .where(JOBS.c.id.in_(ready))
             .values(run_at=now + self._lease, claimed_by=token, claims=JOBS.c.claims + 1)
-            .returning(JOBS.c.id, JOBS.c.body, JOBS.c.headers, JOBS.c.attempts, JOBS.c.claims)
+            .returning(
+                JOBS.c.id,
+                JOBS.c.body,
+                JOBS.c.headers,
+                JOBS.c.attempts,
+                JOBS.c.claims,
+                JOBS.c.origin,
+                JOBS.c.reason,
+            )
         )
         async with self._engine.begin() as connection:
             return (await connection.execute(claim)).all()
@@ -325,6 +334,8 @@ class EmbeddedBroker(Broker):
                     origin=JOBS.c.queue,
                     reason=bindparam("b_reason"),
                     run_at=now,
+                    # Its first handout from `failed` is not a redelivery.
+                    claims=0,
                     claimed_by=None,
                 ),
                 dead,
@@ -427,6 +438,11 @@ class EmbeddedConsumer(Consumer):
                 attempts=row.attempts,
                 redelivered=row.claims > 1,
                 receipt=row.id,
+                # The time it failed is not kept (`run_at` is the lease now): the recorder
+                # takes it as the time it reads the letter, a moment later.
+                letter=LetterInfo(row.origin or "", row.reason or "", None)
+                if self._queue == FAILED
+                else None,
             )
             for row in rows
         ]

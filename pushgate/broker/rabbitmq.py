@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from datetime import datetime
 
 import aio_pika
 import aiormq
@@ -34,14 +33,13 @@ from pushgate.broker.base import (
 from pushgate.broker.rabbitmq_consumer import RabbitMQConsumer
 from pushgate.broker.rabbitmq_topology import (
     DEFAULT_DELAY_LEVELS,
-    FAILED_AT,
     ORIGIN,
-    REASON,
     Outgoing,
     Topology,
     check_levels,
     dead_letter_headers,
     delay_level,
+    letter_info,
     parse_attempts,
     persistent_message,
 )
@@ -206,7 +204,7 @@ class RabbitMQBroker(Broker):
         max_batch: int = 100,
         max_wait: float = 0.05,
     ) -> Consumer:
-        check_queue(queue)
+        check_queue(queue, QUEUES)
         if prefetch < 1 or max_batch < 1:
             raise ValueError("prefetch and max_batch must be >= 1")
         consumer = RabbitMQConsumer(
@@ -280,15 +278,15 @@ class RabbitMQBroker(Broker):
 
 def _dead_letter_view(message: AbstractIncomingMessage) -> DeadLetter:
     headers = message.headers or {}
-    failed_at = headers.get(FAILED_AT)
+    info = letter_info(headers)
     return DeadLetter(
         id=message.message_id or "",
-        queue=str(headers.get(ORIGIN, "")),
+        queue=info.origin,
         body=message.body,
         headers=public_headers(headers),
         attempts=parse_attempts(headers),
-        reason=str(headers.get(REASON, "")),
-        failed_at=datetime.fromisoformat(failed_at) if isinstance(failed_at, str) else None,
+        reason=info.reason,
+        failed_at=info.failed_at,
     )
 
 

@@ -27,6 +27,7 @@ from pushgate.broker.rabbitmq_topology import (
     REASON,
     Outgoing,
     dead_letter_headers,
+    letter_info,
     parse_attempts,
     persistent_message,
 )
@@ -166,6 +167,7 @@ class RabbitMQConsumer(Consumer):
                     attempts=parse_attempts(headers),
                     redelivered=bool(raw.redelivered),
                     receipt=raw,
+                    letter=letter_info(headers) if self.logical == FAILED else None,
                 )
             )
         return taken

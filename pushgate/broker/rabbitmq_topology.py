@@ -22,7 +22,7 @@ from typing import Any
 
 import aio_pika
 
-from pushgate.broker.base import QUEUES, WORK_QUEUES
+from pushgate.broker.base import QUEUES, WORK_QUEUES, LetterInfo
 
 EXCHANGE = "notifications.direct"
 DEFAULT_DELAY_LEVELS = (1.0, 5.0, 30.0, 120.0, 600.0, 3600.0)
@@ -139,6 +139,16 @@ def persistent_message(
         delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
         message_id=message_id or uuid.uuid4().hex,
         timestamp=datetime.now(UTC),
+    )
+
+
+def letter_info(headers: Mapping[str, Any]) -> LetterInfo:
+    """Where a message in `failed` came from, why and when, from the headers it was moved with."""
+    failed_at = headers.get(FAILED_AT)
+    return LetterInfo(
+        origin=str(headers.get(ORIGIN, "")),
+        reason=str(headers.get(REASON, "")),
+        failed_at=datetime.fromisoformat(failed_at) if isinstance(failed_at, str) else None,
     )
 
 

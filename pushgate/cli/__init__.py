@@ -1,7 +1,7 @@
 """The `pushgate` command: one module per command group, assembled here into `app`.
 
-Groups: processes (serve, api, worker), demo, migrate, send, config, apps, keys, vapid, dlq and
-credentials; what they share is in `common`."""
+Groups: processes (serve, api, worker), demo, migrate, send, config, apps, keys, vapid, dlq,
+queues and credentials; what they share is in `common`."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from pushgate.cli import (
     keys,
     migrate,
     processes,
+    queues,
     send,
     vapid,
 )
@@ -37,6 +38,7 @@ app.command()(processes.worker)
 app.command()(demo.demo)
 app.command("migrate")(migrate.migrate_command)
 app.command("send")(send.send)
+app.command("queues")(queues.queues)
 
 
 @app.callback(invoke_without_command=True)

@@ -72,6 +72,11 @@ class KeyValueStore(Protocol):
 
     async def delete(self, key: str) -> None: ...
 
+    async def scan(self, prefix: str) -> dict[str, bytes]:
+        """Every live key that starts with `prefix`, with its value. For small families of
+        keys that each process writes its own of (the workers' heartbeats), not for hot paths."""
+        ...
+
     async def incr(self, key: str, *, ttl: float) -> int:
         """Add one and return the new count; the expiry is set when the key is created."""
         ...

@@ -58,6 +58,14 @@ class MemoryKeyValueStore(KeyValueStore):
     async def delete(self, key: str) -> None:
         self._data.pop(key, None)
 
+    async def scan(self, prefix: str) -> dict[str, bytes]:
+        found = {}
+        for key in [k for k in self._data if k.startswith(prefix)]:
+            value = self._live(key)
+            if value is not None:
+                found[key] = value
+        return found
+
     async def incr(self, key: str, *, ttl: float) -> int:
         current = self._live(key)
         if current is None:

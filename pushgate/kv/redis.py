@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Sequence
 from typing import Any, cast
 
@@ -139,6 +140,20 @@ class RedisKeyValueStore(KeyValueStore):
 
     async def delete(self, key: str) -> None:
         await self._redis.delete(self._k(key))
+
+    async def scan(self, prefix: str) -> dict[str, bytes]:
+        # SCAN matches a glob: the prefix's own glob characters are escaped.
+        pattern = re.sub(r"([\\*?\[\]])", r"\\\1", self._k(prefix)) + "*"
+        keys = [key async for key in self._redis.scan_iter(match=pattern, count=500)]
+        if not keys:
+            return {}
+        values = cast(list[bytes | None], await self._redis.mget(keys))
+        start = len(self._prefix)
+        return {
+            key.decode()[start:]: value
+            for key, value in zip(keys, values, strict=True)
+            if value is not None
+        }
 
     async def incr(self, key: str, *, ttl: float) -> int:
         result: Any = await self._incr(keys=[self._k(key)], args=[_ms(ttl) or 1])

@@ -441,3 +441,39 @@ class WebhookEvent(Base):
         # "Is an earlier event for this key still unsent?" and a webhook's deliveries.
         Index("ix_webhook_events_webhook_key", "webhook_id", "ordering_key", "id"),
     )
+
+
+class DeadLetterRecord(Base):
+    """A message that failed for good, moved out of the broker's `failed` queue by the worker's
+    recorder (sending/dead_letters.py) so it can be listed per app, filtered, replayed and purged.
+
+    `app_id` is the app the letter is about; None only for a letter whose app is unknown while
+    no `default` app exists. `replayed_at` set: put back on its queue (and out of the list)."""
+
+    __tablename__ = "dead_letters"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    app_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"))
+    # The broker's id of the letter: the recorder looks it up to skip a redelivered letter.
+    message_id: Mapped[str] = mapped_column(String(255))
+    queue: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str] = mapped_column(Text)
+    # A bounded word for filters (an outcome kind, an error code, `bad_job`), never free text.
+    reason_code: Mapped[str] = mapped_column(String(64))
+    provider: Mapped[str | None] = mapped_column(String(32))
+    notification_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    delivery_id: Mapped[int | None] = mapped_column(BigInteger)
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    failed_at: Mapped[datetime]
+    body: Mapped[bytes]
+    headers: Mapped[dict[str, Any] | None] = mapped_column(NullableJSON)
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    replays: Mapped[int] = mapped_column(Integer, default=0)
+    replayed_at: Mapped[datetime | None]
+    recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (
+        Index("ix_dead_letters_app_id_failed_at", "app_id", "failed_at", "id"),
+        Index("ix_dead_letters_message_id", "message_id"),
+    )

@@ -268,6 +268,45 @@ async def test_dead_letter_keeps_reason_body_headers_and_attempts_and_can_be_req
     assert await broker.dead_letters() == []
 
 
+async def test_failed_can_be_consumed_with_where_and_why_each_letter_failed(
+    backend: Backend,
+) -> None:
+    # Given a message a handler dead-lettered, and one put straight into failed
+    broker = await backend.broker()
+    await broker.consume(
+        "deliver",
+        Recorder(lambda m: m.dead_letter("retry_later: HTTP 500")),
+        prefetch=10,
+        max_batch=10,
+        max_wait=0.01,
+    )
+    await broker.publish("deliver", [b"job"], headers={"device": "d1"})
+    await broker.dead_letter("push", [b"{not json"], reason="not JSON", attempts=3)
+
+    # When failed is consumed (as the worker's dead-letter recorder does)
+    letters = Recorder()
+    await broker.consume("failed", letters, prefetch=10, max_batch=10, max_wait=0.01)
+    await eventually(lambda: len(letters.messages) == 2)
+
+    # Then each letter says the queue it failed on, why, and how many attempts it had
+    seen = {m.body: m for m in letters.messages}
+    job, poison = seen[b"job"], seen[b"{not json"]
+    assert job.letter is not None
+    assert poison.letter is not None
+    assert (job.letter.origin, job.letter.reason) == ("deliver", "retry_later: HTTP 500")
+    assert (poison.letter.origin, poison.letter.reason, poison.attempts) == ("push", "not JSON", 3)
+    assert job.headers == {"device": "d1"}
+    assert job.id
+    # and neither is a redelivery (the recorder looks for duplicates only among those)
+    assert not job.redelivered
+    assert not poison.redelivered
+    # and once acknowledged they are gone from failed
+    deadline = time.monotonic() + 4.0
+    while await broker.depth("failed") or await broker.dead_letters():
+        assert time.monotonic() < deadline, "acknowledged letters still in failed"
+        await asyncio.sleep(0.02)
+
+
 async def test_requeue_moves_only_the_chosen_dead_letters(backend: Backend) -> None:
     broker = await backend.broker()
     await broker.dead_letter("dispatch", bodies(3, "dead"), reason="invalid", attempts=3)

@@ -122,6 +122,24 @@ async def test_delete_removes_and_tolerates_absent_keys(harness: Harness) -> Non
     assert await harness.kv.get("k") is None
 
 
+async def test_scan_finds_live_keys_by_prefix_only(harness: Harness) -> None:
+    # Given two heartbeats, one that expires, and a key of another family
+    await harness.kv.set("workers/a", b"1")
+    await harness.kv.set("workers/b", b"2", ttl=harness.ttl)
+    await harness.kv.set("workers*/glob", b"3")
+    await harness.kv.set("circuits", b"4")
+    assert await harness.kv.scan("workers/") == {"workers/a": b"1", "workers/b": b"2"}
+
+    # When one expires, and one is deleted
+    await harness.elapse(harness.ttl * 2)
+    await _poll_until_gone(harness.kv, "workers/b")
+    await harness.kv.delete("workers/a")
+
+    # Then neither is found; a prefix with a glob character matches itself only
+    assert await harness.kv.scan("workers/") == {}
+    assert await harness.kv.scan("workers*") == {"workers*/glob": b"3"}
+
+
 async def test_set_with_ttl_expires(harness: Harness) -> None:
     # Given
     await harness.kv.set("session", b"v", ttl=harness.ttl)

@@ -12,8 +12,10 @@ from typing import Any
 import orjson
 
 from pushgate.broker import base as broker_base
-from pushgate.broker.base import DeadLetter
+from pushgate.domain.dead_letters import LetterFilter
+from pushgate.store import dead_letters as stored_letters
 from pushgate.store import notifications
+from pushgate.store.tables import DeadLetterRecord
 from tests.conftest import TenantKeys
 from tests.fakes.webpush_server import FakeWebPushService
 from tests.integration.conftest import Pushgate
@@ -31,10 +33,20 @@ async def publish(pushgate: Pushgate, *messages: dict[str, Any] | bytes) -> None
     await pushgate.runtime.broker.publish(broker_base.PUSH, bodies)
 
 
-async def dead_letters(pushgate: Pushgate, count: int, within: float = 15) -> list[DeadLetter]:
+async def recorded_letters(pushgate: Pushgate) -> list[DeadLetterRecord]:
+    """Every app's dead letters, as the worker's recorder moved them out of `failed`."""
+    async with pushgate.runtime.sessions() as session:
+        return await stored_letters.page(
+            session=session, app_id=stored_letters.EVERY_APP, chosen=LetterFilter(), limit=1000
+        )
+
+
+async def dead_letters(
+    pushgate: Pushgate, count: int, within: float = 15
+) -> list[DeadLetterRecord]:
     deadline = time.monotonic() + within
     while True:
-        letters = await pushgate.runtime.broker.dead_letters()
+        letters = await recorded_letters(pushgate)
         if len(letters) >= count:
             return letters
         assert time.monotonic() < deadline, f"{len(letters)} dead letters, not {count}"
@@ -146,6 +158,7 @@ async def test_same_request_id_twice_delivers_once(
 
     # Then the user got it once, and no copy was dead-lettered
     assert len(fake_push.received_for(browser)) == 1
+    assert await recorded_letters(pushgate) == []
     assert await pushgate.runtime.broker.dead_letters() == []
 
 

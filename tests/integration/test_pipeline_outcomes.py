@@ -20,6 +20,7 @@ from pushgate.runtime import open_runtime
 from tests.conftest import TenantKeys
 from tests.fakes.webpush_server import FakeWebPushService
 from tests.integration.conftest import Pushgate, PushgateFactory
+from tests.integration.test_ingress import recorded_letters
 
 T = TypeVar("T")
 
@@ -146,7 +147,7 @@ async def test_lasting_server_error_fails_into_dead_letter_queue(
 
     # And the dead-letter queue holds the delivery with the last answer
     async def dead() -> Any:
-        for letter in await pushgate.runtime.broker.dead_letters():
+        for letter in await recorded_letters(pushgate):
             body = orjson.loads(letter.body)
             if body.get("delivery_id") == delivery["id"]:
                 return letter, body
