@@ -21,6 +21,7 @@ from pushgate.domain.retry import RetryPolicy
 from pushgate.kv.base import KeyValueStore
 from pushgate.kv.memory import MemoryKeyValueStore
 from pushgate.kv.redis import RedisKeyValueStore
+from pushgate.metrics.registry import Metrics
 from pushgate.providers import registry
 from pushgate.providers.base import DeliveryProvider
 from pushgate.sending.credentials import Credentials
@@ -44,6 +45,9 @@ class Runtime:
     circuits: CircuitBoard
     retry_policy: RetryPolicy
     checks: dict[str, Callable[[], Awaitable[None]]] = field(default_factory=dict)
+    # This process's instruments (one registry per runtime: `pushgate serve` shows the API's
+    # and the worker's together, since they share the runtime).
+    metrics: Metrics = field(default_factory=Metrics)
 
     async def health(self) -> dict[str, str]:
         """Each backend's state: 'ok' or the reason it is not reachable."""

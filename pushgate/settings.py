@@ -8,6 +8,7 @@ broker, in-memory key-value store), so `pushgate serve` runs with nothing config
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import re
@@ -131,6 +132,46 @@ class LogSettings(BaseModel):
     @classmethod
     def _upper(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
+
+
+class MetricsSettings(BaseModel):
+    """Prometheus metrics (`/metrics` on the API; its own port in `pushgate worker`)."""
+
+    enabled: bool = True
+    # When set, a scrape must send `Authorization: Bearer <token>`.
+    token: SecretStr | None = None
+    # Client networks (CIDRs) allowed to scrape; empty: any client.
+    allow: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # `pushgate worker` serves its page here (`pushgate serve` has one page, on the API).
+    # 0: no page. A port in use is logged and the worker runs without one.
+    worker_host: str = "127.0.0.1"
+    worker_port: int = Field(default=9464, ge=0, le=65535)
+    # How often the queue depth and consumer gauges are read from the broker.
+    refresh_seconds: float = Field(default=10.0, ge=1, le=3600)
+
+    @field_validator("allow", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        return _split_list(value)
+
+    @field_validator("allow")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not a network (e.g. 10.0.0.0/8)") from None
+        return value
+
+
+class SentrySettings(BaseModel):
+    """Error reporting to Sentry, when a DSN is set."""
+
+    dsn: SecretStr | None = None
+    environment: str | None = None
+    # Share of requests traced for performance monitoring (0: errors only).
+    traces_sample_rate: float = Field(default=0.0, ge=0, le=1)
 
 
 class DeliverySettings(BaseModel):
@@ -338,6 +379,8 @@ class Settings(BaseSettings):
     secrets: SecretsSettings = Field(default_factory=SecretsSettings)
     rate_limits: RateLimitSettings = Field(default_factory=RateLimitSettings)
     pacing: PacingSettings = Field(default_factory=PacingSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    sentry: SentrySettings = Field(default_factory=SentrySettings)
 
     @classmethod
     def settings_customise_sources(

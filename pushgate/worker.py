@@ -9,9 +9,10 @@ import asyncio
 import contextlib
 import signal
 
-from pushgate import queue_stats
+from pushgate import queue_stats, sentry_reports
 from pushgate.broker import base as broker_base
 from pushgate.logs import get_logger
+from pushgate.metrics import page as metrics_page
 from pushgate.providers.webhook_client import WebhookClient
 from pushgate.runtime import Runtime, running
 from pushgate.sending import dead_letters, deliver, dispatch, ingress, sweeper, webhooks
@@ -32,6 +33,7 @@ class Worker:
         self._stop = asyncio.Event()
         self._sweeper: asyncio.Task[None] | None = None
         self._webhooks: asyncio.Task[None] | None = None
+        self._gauges: asyncio.Task[None] | None = None
         self._webhook_client: WebhookClient | None = None
         self._running: set[asyncio.Task[object]] = set()
         self.counters = queue_stats.QueueCounters()
@@ -118,6 +120,16 @@ class Worker:
         self._heartbeat = asyncio.create_task(
             self.counters.run(self.runtime.kv, stop=self._stop), name="pushgate-heartbeat"
         )
+        self._gauges = asyncio.create_task(
+            metrics_page.refresh_queues(
+                broker,
+                self.runtime.metrics,
+                lambda: [c.queue for c in self._consumers],
+                interval=self.runtime.settings.metrics.refresh_seconds,
+                stop=self._stop,
+            ),
+            name="pushgate-metrics",
+        )
         log.info("worker started", queues=[c.queue for c in self._consumers], lease=lease)
 
     async def stop(self) -> None:
@@ -140,7 +152,13 @@ class Worker:
                 grace=grace,
                 handlers=len(self._running),
             )
-            for task in (*self._running, self._sweeper, self._webhooks, self._heartbeat):
+            for task in (
+                *self._running,
+                self._sweeper,
+                self._webhooks,
+                self._gauges,
+                self._heartbeat,
+            ):
                 if task is not None:
                     task.cancel()
         await stopping
@@ -157,6 +175,9 @@ class Worker:
         if self._webhooks is not None:
             await asyncio.gather(self._webhooks, return_exceptions=True)
             self._webhooks = None
+        if self._gauges is not None:
+            await asyncio.gather(self._gauges, return_exceptions=True)
+            self._gauges = None
         if self._heartbeat is not None:
             await asyncio.gather(self._heartbeat, return_exceptions=True)
             self._heartbeat = None
@@ -188,9 +209,14 @@ async def run(settings: Settings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
+    sentry_reports.watch_tasks()
     async with running(settings) as runtime:
+        # The worker's own metrics page (`pushgate serve` shows them on the API's instead).
+        page = await metrics_page.serve_worker_page(settings.metrics, runtime.metrics)
         worker = Worker(runtime)
         await worker.start()
         await stop.wait()
         log.info("stopping: finishing the work in flight")
         await worker.stop()
+        if page is not None:
+            await page.cleanup()

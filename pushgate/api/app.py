@@ -11,15 +11,17 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from pushgate import __version__
-from pushgate.api import cors, dashboard, docs, errors, pageheaders, ratelimit, signin
+from pushgate import __version__, sentry_reports
+from pushgate.api import cors, dashboard, docs, errors, observe, pageheaders, ratelimit, signin
 from pushgate.api.fastlane import AcceptFastLane
 from pushgate.api.limits import BodySizeLimit
 from pushgate.api.routes import (
+    analytics,
     credentials,
     dead_letters,
     devices,
     health,
+    metrics,
     notifications,
     preferences,
     queues,
@@ -69,7 +71,9 @@ def create_app(
                 current = await open_runtime(settings, serves_requests=True)
                 stack.push_async_callback(current.close)
             app.state.runtime = current
-            app.state.limiter = ratelimit.Limiter(current.settings, current.kv)
+            app.state.limiter = ratelimit.Limiter(
+                current.settings, current.kv, metrics=current.metrics
+            )
             # Accepts of concurrent requests stored together; closed (answering every request
             # still waiting) before the worker and the runtime.
             accepts = accept.group(current)
@@ -80,6 +84,7 @@ def create_app(
                 stack.push_async_callback(background.stop)
             stack.push_async_callback(accepts.close)
             if runtime is None:
+                sentry_reports.watch_tasks()
                 _freeze_startup_objects()
             yield
 
@@ -106,7 +111,10 @@ def create_app(
     app.add_middleware(cors.PageCORS)
     # Only on /dashboard and /web: the pages' Content-Security-Policy and frame denial.
     app.add_middleware(pageheaders.PageSecurityHeaders)
+    # Outermost of all: every answer carries X-Request-ID, every log line of it request_id.
+    app.add_middleware(observe.RequestObserver)
     app.include_router(health.router)
+    app.include_router(metrics.router)
     app.include_router(webpush.router)
     app.include_router(devices.router)
     app.include_router(notifications.router)
@@ -117,6 +125,7 @@ def create_app(
     app.include_router(webhooks.router)
     app.include_router(dead_letters.router)
     app.include_router(queues.router)
+    app.include_router(analytics.router)
     # Static pages for people: the Web Push test page and its service worker.
     app.mount("/web", StaticFiles(directory=WEB, html=True), name="web")
     docs.install(app)

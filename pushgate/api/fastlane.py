@@ -37,6 +37,7 @@ from pushgate.domain.request import NotificationCreate
 from pushgate.errors import PushgateError
 
 PATH = "/v1/notifications"
+ROUTE_KEY = "pushgate.route"
 
 
 class AcceptFastLane:
@@ -66,6 +67,7 @@ class AcceptFastLane:
         if request is None:
             await self.app(scope, replay, send)
             return
+        scope[ROUTE_KEY] = PATH  # the route template of the request metrics (api/observe.py)
         state = scope["app"].state
         try:
             caller = await deps.caller_of(headers.api_key, state, scope, RouteClass.SEND)

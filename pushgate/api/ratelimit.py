@@ -30,6 +30,7 @@ from pushgate.domain.rates import OwnLimits, Quota, Rate, RouteClass
 from pushgate.errors import RateLimitedError
 from pushgate.kv.base import Bucket, KeyValueStore
 from pushgate.logs import get_logger
+from pushgate.metrics.registry import Metrics
 from pushgate.settings import Settings
 
 log = get_logger(__name__)
@@ -88,11 +89,18 @@ class Limiter:
 
     Args:
         clock: wall-clock seconds; every API process sharing the buckets must agree on it.
+        metrics: where refusals are counted (`pushgate_rate_limit_refusals_total`).
     """
 
     def __init__(
-        self, settings: Settings, kv: KeyValueStore, *, clock: Callable[[], float] = time.time
+        self,
+        settings: Settings,
+        kv: KeyValueStore,
+        *,
+        clock: Callable[[], float] = time.time,
+        metrics: Metrics | None = None,
     ) -> None:
+        self._metrics = metrics
         limits = settings.rate_limits
         self.enabled = limits.enabled
         legacy = settings.server.rate_limit_per_minute
@@ -191,6 +199,8 @@ class Limiter:
         # The empty bucket that refills last says when to come back.
         quota, (who, rate) = max(zip(quotas, found, strict=True), key=lambda q: q[0].retry_after)
         holder = "API key" if who == "key" else "app"
+        if self._metrics is not None:
+            self._metrics.rate_limited(route.value)
         raise RateLimitedError(
             f"this {holder} may make {rate.count} {route.value} requests per"
             f" {str(rate).partition('/')[2]}; try again in {quota.retry_after} s",

@@ -16,6 +16,7 @@ import orjson
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -67,6 +68,17 @@ def refused_input() -> Iterator[None]:
         yield
     except PushgateError as exc:
         raise fail(exc.message, 2) from None
+
+
+def say(settings: Settings, text: str, **fields: Any) -> None:
+    """A command's status line: printed for people, or a JSON log line (the markup dropped)
+    with `log.format = json`, so such a process prints nothing but JSON."""
+    if settings.log.format == "json":
+        from pushgate.logs import get_logger
+
+        get_logger("pushgate.cli").info(Text.from_markup(text).plain, **fields)
+    else:
+        out.print(text, highlight=False)
 
 
 def settings_from(config: Path | None, **overrides: Any) -> Settings:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from pushgate.cli.common import ConfigOption, out, run, settings_from
+from pushgate import logs
+from pushgate.cli.common import ConfigOption, run, say, settings_from
 from pushgate.runtime import running
 from pushgate.store import migrate
 
@@ -10,6 +11,7 @@ from pushgate.store import migrate
 def migrate_command(config: ConfigOption = None) -> None:
     """Create or upgrade the database schema to the latest revision."""
     settings = settings_from(config)
+    logs.configure(settings.log)
 
     async def work() -> str | None:
         # Not `with_runtime`: its schema check refuses exactly the database this command is
@@ -19,4 +21,4 @@ def migrate_command(config: ConfigOption = None) -> None:
             return await migrate.current_revision(runtime.engine)
 
     revision = run(work())
-    out.print(f"database at revision {revision}", highlight=False)
+    say(settings, f"database at revision {revision}", revision=revision)

@@ -9,8 +9,8 @@ from typing import Annotated
 
 import typer
 
-from pushgate import __version__, bootstrap, logs
-from pushgate.cli.common import ConfigOption, out, run, settings_from, with_runtime
+from pushgate import __version__, bootstrap, logs, sentry_reports
+from pushgate.cli.common import ConfigOption, run, say, settings_from, with_runtime
 from pushgate.runtime import Runtime, running
 from pushgate.settings import Settings
 from pushgate.store import migrate
@@ -39,6 +39,7 @@ def worker(config: ConfigOption = None) -> None:
 
     settings = settings_from(config)
     logs.configure(settings.log)
+    sentry_reports.configure(settings.sentry, release=__version__)
     run(with_runtime(settings, _nothing))
     run(worker_module.run(settings))
 
@@ -47,6 +48,7 @@ def _server_settings(config: Path | None, host: str | None, port: int | None) ->
     server = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
     settings = settings_from(config, **({"server": server} if server else {}))
     logs.configure(settings.log)
+    sentry_reports.configure(settings.sentry, release=__version__)
     return settings
 
 
@@ -55,11 +57,14 @@ async def _prepare_single_node(settings: Settings) -> None:
         await migrate.upgrade(runtime.engine, secrets=runtime.credentials.box)
         created = await bootstrap.ensure_default_app(runtime)
     if created is not None:
-        out.print(
+        say(
+            settings,
             f"[bold]Created app '{created.app_name}' and its admin API key "
-            "(shown once, keep it):[/bold]"
+            "(shown once, keep it):[/bold]",
+            app=created.app_name,
         )
-        # Printed bare on its own line so scripts can pick it up.
+        # Printed bare on its own line so scripts can pick it up (in JSON mode too: it is the
+        # command's output, not a log line).
         print(created.admin_key, flush=True)
 
 
@@ -68,11 +73,8 @@ async def _nothing(_runtime: Runtime) -> None:
 
 
 def _serve_http(settings: Settings, *, with_worker: bool = False) -> None:
-    out.print(
-        f"pushgate {__version__} listening on http://{settings.server.host}:{settings.server.port}"
-        f"  (docs: /docs)",
-        highlight=False,
-    )
+    url = f"http://{settings.server.host}:{settings.server.port}"
+    say(settings, f"pushgate {__version__} listening on {url}  (docs: /docs)", url=url)
     # uvicorn re-raises SIGTERM once its graceful shutdown is done, so the process would end
     # as killed by the signal. A graceful stop (the worker finished its work in flight) is a
     # clean exit: the handler uvicorn restores and re-raises into is this no-op, and the
@@ -96,6 +98,8 @@ def _run_uvicorn(settings: Settings, *, with_worker: bool) -> None:
         loop=_uvicorn_loop(),
         http="httptools",
         log_level=settings.log.level.lower(),
+        # Its loggers propagate to the root handler pushgate.logs set up, in `log.format`.
+        log_config=None,
         access_log=False,
         proxy_headers=True,
         server_header=False,

@@ -12,6 +12,7 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import orjson
 from sqlalchemy.exc import (
@@ -40,7 +41,7 @@ from pushgate.logs import get_logger
 from pushgate.runtime import Runtime
 from pushgate.sending import addresses, jobs, templates
 from pushgate.sending.group_commit import GroupCommit
-from pushgate.store import db, notifications
+from pushgate.store import apps, db, notifications
 from pushgate.store.held import HeldConnection
 from pushgate.store.tables import Notification, utcnow
 
@@ -144,6 +145,7 @@ async def accept_many(
     publish: bool = True,
     session: AsyncSession | None = None,
     group: Group | None = None,
+    source: str = "api",
 ) -> list[Accepted | PushgateError]:
     """Accept a batch; one result per request, in order. Bad items do not sink good ones.
 
@@ -157,6 +159,7 @@ async def accept_many(
             one, sessions are opened as needed.
         group: store through this group commit (see `group`), joined with the accepts of
             other requests in flight; `session` is then used only for idempotency reads.
+        source: where the requests came from (`api` or `queue`), for the metrics.
 
     Raises:
         UnavailableError: the group's flush failed for a reason other than this request's
@@ -198,10 +201,10 @@ async def accept_many(
             ]
             created = await _stored_once(runtime, items, session, group, publish)
             for (index, *_), outcome in zip(valid, created, strict=True):
-                if isinstance(outcome, PushgateError):
-                    results[index] = outcome
-                else:
-                    results[index] = Accepted(outcome)
+                results[index] = (
+                    outcome if isinstance(outcome, PushgateError) else Accepted(outcome)
+                )
+            await _count(runtime, app_id, valid, created, source)
     finally:
         # Released only after the commit, so a retry either finds the row or takes the lock.
         await _unlock(runtime, locks)
@@ -321,6 +324,34 @@ async def _through(group: Group, items: list[notifications.NewNotification]) -> 
             code="store_unavailable",
             headers={"Retry-After": "1"},
         ) from exc
+
+
+async def _count(
+    runtime: Runtime,
+    app_id: uuid.UUID,
+    valid: Sequence[tuple[Any, NotificationCreate, Any, Any]],
+    created: Sequence[Stored],
+    source: str,
+) -> None:
+    """Count the notifications stored now (not replays) by app name (read once per app and
+    process) and category."""
+    counts: dict[str | None, int] = {}
+    for (_, request, *_), outcome in zip(valid, created, strict=True):
+        if isinstance(outcome, notifications.Created) and not outcome.replayed:
+            counts[request.category] = counts.get(request.category, 0) + 1
+    if not counts:
+        return
+    metrics = runtime.metrics
+    name = metrics.app_names.get(app_id)
+    if name is None:
+        try:
+            async with runtime.sessions() as session:
+                name = (await apps.get(session=session, app_id=app_id)).name
+        except Exception:  # counted under the id this time; the name is read again next time
+            name = str(app_id)
+        else:
+            metrics.app_names[app_id] = name
+    metrics.count_accepted(name, counts, source)
 
 
 def _new(

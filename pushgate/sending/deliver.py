@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import time
 import uuid
 from collections.abc import Callable
@@ -88,6 +89,13 @@ class _Cached:
     # `send_at_local`'s wall-clock time: each delivery's lifetime counts from its own local
     # time (see `own`), not from the notification's first zone's.
     local: datetime | None = None
+    category: str | None = None
+
+    @property
+    def due(self) -> datetime:
+        """When it was due (accepted, or its `send_at`): a sent delivery's latency counts from
+        then."""
+        return self.lifetime_ends - timedelta(seconds=self.message.ttl)
 
     def own(self, at: datetime | None) -> _Cached:
         """The notification as one local-time delivery due `at` sees it: its TTL counts from
@@ -190,7 +198,7 @@ class Deliverer:
             await session.commit()
         if not claimed:
             return []
-        work = Round()
+        work = Round(about={i: (c.category, c.due) for i, c in cached.items()})
         recorder = self.recorder
         routes = self._routes
         going: list[_Going] = []
@@ -198,6 +206,7 @@ class Deliverer:
             info = cached.get(delivery.notification_id)
             if local and info is not None and info.local is not None:
                 info = info.own(local.get(delivery.id))
+                work.local[delivery.id] = info.due
             final = DeliveryStatus.CANCELED if info is None else _unsendable(info, delivery, now)
             if info is None or final is not None:
                 recorder.finish(work, delivery, final or DeliveryStatus.CANCELED, None, now)
@@ -242,9 +251,18 @@ class Deliverer:
         # Retry times count from the answer, not from the claim: a slow answer must not eat
         # into a Retry-After.
         answered = utcnow()
-        errors = [error for _, _, error in sent if error is not None]
-        if errors:
-            log.error("provider raised", count=len(errors), exc_info=errors[0])
+        raised = [(g[0], error) for g, (_, _, error) in zip(going, sent, strict=True) if error]
+        if raised:
+            first, error = raised[0]
+            log.error(
+                "provider raised",
+                count=len(raised),
+                notification_id=first.notification_id,
+                delivery_id=first.id,
+                provider=first.platform,
+                exc_info=error,
+            )
+        self._observe(going, sent, answered)
         for (delivery, info, breaker, key, _), (outcome, reached, _) in zip(
             going, sent, strict=True
         ):
@@ -259,6 +277,32 @@ class Deliverer:
         await recorder.write(work, answered)
         await recorder.announce(work)
         return work.results
+
+    def _observe(
+        self,
+        going: list[_Going],
+        sent: list[tuple[Outcome, bool, Exception | None]],
+        answered: datetime,
+    ) -> None:
+        """Each answered delivery's latency, from when it was due (accepted, or its send
+        time) to the answer; a debug line per delivery when debug lines are on."""
+        metrics = self.runtime.metrics
+        at = answered.timestamp()
+        debug = log.is_enabled_for(logging.DEBUG)
+        for (delivery, info, *_), (outcome, reached, _) in zip(going, sent, strict=True):
+            if reached:
+                due = info.lifetime_ends.timestamp() - info.message.ttl
+                metrics.delivered_after(delivery.platform, at - due)
+            if debug:
+                log.debug(
+                    "delivery answered",
+                    notification_id=delivery.notification_id,
+                    delivery_id=delivery.id,
+                    provider=delivery.platform,
+                    outcome=outcome.kind.value,
+                    status_code=outcome.status_code,
+                    error=outcome.error or None,
+                )
 
     async def _credentials(self, keys: set[tuple[uuid.UUID, str]]) -> dict[Any, Any]:
         """Each (app, platform)'s credentials, or the outcome for all its deliveries when there
@@ -359,16 +403,22 @@ class Deliverer:
             )
             if ttl != message.ttl:
                 message = dataclasses.replace(message, ttl=ttl)
+            if message.dry_run and not route.dry_run and not (info.fcm_topic and route.topics):
+                return _dry_run(provider, target, message, credentials), False, None
+            metrics = self.runtime.metrics
+            metrics.in_flight += 1
+            started = time.perf_counter()
             try:
                 if info.fcm_topic and route.topics:
                     outcome = await _send_to_topic(provider, delivery, message, credentials)
-                elif message.dry_run and not route.dry_run:
-                    return _dry_run(provider, target, message, credentials), False, None
                 else:
                     # A provider with `capabilities.dry_run` reads `message.dry_run` itself.
                     outcome = await provider.send(target, message, credentials)
             except Exception as exc:  # a provider bug must not lose the batch
                 return Outcome.retry_later(f"provider error: {type(exc).__name__}"), False, exc
+            finally:
+                metrics.in_flight -= 1
+            metrics.provider_answered(delivery.platform, time.perf_counter() - started)
             return outcome, True, None
 
     async def _load_notifications(
@@ -441,6 +491,7 @@ def _cache(row: Sending, loaded: float) -> _Cached:
         else None,
         fcm_topic=notification_rules.is_fcm_topic(row.target),
         local=_wall_time(row.options),
+        category=row.category,
     )
 
 

@@ -19,7 +19,7 @@ from pushgate.logs import get_logger
 from pushgate.providers.base import DeliveryProvider
 from pushgate.runtime import Runtime
 from pushgate.sending import addresses, jobs, planning
-from pushgate.store import audience, deliveries, notification_progress
+from pushgate.store import audience, deliveries, notification_progress, rollups
 from pushgate.store.tables import utcnow
 
 log = get_logger(__name__)
@@ -106,6 +106,10 @@ class Dispatcher:
                         return []
                     cursor = row.dispatch_cursor
                     offset = row.total
+                    # Counted in the transaction that moves the cursor off None: once.
+                    counted = cursor is not None
+                else:
+                    counted = True
                 page, next_cursor = await self._page(session, row, cursor, now, offset)
                 cursor = str(next_cursor) if next_cursor else DONE
                 # The ids to send now: not the deferred ones, nor those final already.
@@ -125,6 +129,16 @@ class Dispatcher:
                     lease_until=now + timedelta(seconds=self.lease),
                     last=cursor == DONE,
                 )
+                # Last: the rollup rows are shared with other writers (see store/rollups.py).
+                if not counted:
+                    await rollups.add_notification(
+                        session=session,
+                        app_id=row.app_id,
+                        category=row.category,
+                        accepted_at=row.created_at,
+                    )
+                if len(ids) < len(page):
+                    await _count_final(session, row, page, now)
                 await session.commit()
                 offset += len(page)
             if not publish:
@@ -179,6 +193,27 @@ class Dispatcher:
             for r in recipients
         ]
         return page, next_cursor
+
+
+async def _count_final(
+    session: AsyncSession,
+    row: notification_progress.Dispatching,
+    page: list[deliveries.NewDelivery],
+    now: datetime,
+) -> None:
+    """Add the deliveries planning made final at once (skipped, expired) to the rollups."""
+    tally = rollups.DeliveryTally()
+    for item in page:
+        if item.status in notification_rules.FINAL_DELIVERY:
+            tally.add(
+                app_id=row.app_id,
+                at=now,
+                provider=item.platform,
+                category=row.category,
+                outcome=item.status.value,
+            )
+    if tally:
+        await rollups.add_deliveries(session=session, tally=tally)
 
 
 def _fcm_topic(target: dict[str, Any]) -> deliveries.NewDelivery:

@@ -56,7 +56,7 @@ class Ingress:
     ) -> None:
         try:
             results = await accept.accept_many(
-                self.runtime, app_id=app_id, requests=[r for _, r in items]
+                self.runtime, app_id=app_id, requests=[r for _, r in items], source="queue"
             )
         except Exception as exc:  # the store refused the batch, or is unreachable
             if len(items) > 1:

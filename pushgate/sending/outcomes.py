@@ -21,9 +21,10 @@ from pushgate.domain.notification import DeliveryStatus
 from pushgate.domain.outcome import HoldScope, Outcome, OutcomeKind
 from pushgate.domain.webhooks import EventType
 from pushgate.logs import get_logger
+from pushgate.metrics.registry import status_class
 from pushgate.runtime import Runtime
 from pushgate.sending import jobs
-from pushgate.store import deliveries, devices, notification_progress, webhooks
+from pushgate.store import deliveries, devices, notification_progress, rollups, webhooks
 from pushgate.store.deliveries import Claimed
 
 log = get_logger(__name__)
@@ -67,6 +68,12 @@ class Round:
     last_error: dict[BreakerKey, str] = field(default_factory=dict)
     # Webhook events of this round (rare outcomes only: a sent delivery makes none).
     events: list[webhooks.Event] = field(default_factory=list)
+    # For analytics: each notification's category and when it was due (a sent delivery's
+    # latency counts from then), a local-time delivery's own due time, and the final outcomes
+    # counted per rollup key (store/rollups.py).
+    about: dict[uuid.UUID, tuple[str | None, datetime]] = field(default_factory=dict)
+    local: dict[int, datetime] = field(default_factory=dict)
+    tally: rollups.DeliveryTally = field(default_factory=rollups.DeliveryTally)
 
 
 class Recorder:
@@ -137,6 +144,14 @@ class Recorder:
         if status is not None:
             if status is DeliveryStatus.INVALID and delivery.device_id is not None:
                 reason = outcome.error or "token invalid"
+                log.info(
+                    "device token invalid: device deactivated",
+                    notification_id=delivery.notification_id,
+                    delivery_id=delivery.id,
+                    provider=delivery.platform,
+                    device_id=delivery.device_id,
+                    reason=reason,
+                )
                 if delivery.device_id not in work.invalid_devices:  # one event per device
                     work.events.append(
                         _event(EventType.DEVICE_INVALIDATED, delivery, outcome, reason=reason)
@@ -148,6 +163,14 @@ class Recorder:
             self.finish(work, delivery, DeliveryStatus.FAILED, outcome, now)
             reason = (
                 f"{outcome.kind.value}: {outcome.error}" if outcome.error else outcome.kind.value
+            )
+            log.warning(
+                "delivery failed: attempts exhausted, dead-lettered",
+                notification_id=delivery.notification_id,
+                delivery_id=delivery.id,
+                provider=delivery.platform,
+                attempts=delivery.attempts,
+                reason=reason,
             )
             work.dead[reason, delivery.attempts].append(_dead_letter(delivery, outcome))
             work.events.append(_event(EventType.DELIVERY_FAILED, delivery, outcome, reason=reason))
@@ -189,6 +212,19 @@ class Recorder:
             change["sent_at"] = now if status is DeliveryStatus.SENT else None
         work.changes.append(change)
         work.finished[delivery.notification_id] += 1
+        about = work.about.get(delivery.notification_id)
+        latency_ms = None
+        if status is DeliveryStatus.SENT and about is not None:
+            start = work.local.get(delivery.id, about[1])
+            latency_ms = (now - start).total_seconds() * 1000.0
+        work.tally.add(
+            app_id=delivery.app_id,
+            at=now,
+            provider=delivery.platform,
+            category=about[0] if about is not None else None,
+            outcome=status.value,
+            latency_ms=latency_ms,
+        )
         work.results.append(
             Result(delivery.id, delivery.device_id, delivery.platform, status, outcome)
         )
@@ -245,15 +281,27 @@ class Recorder:
             await deliveries.record(session=session, changes=work.changes)
             # Before the devices change: a device deactivated already is not announced again.
             events = await webhooks.wanted(session=session, events=work.events)
+            gone: list[devices.Invalidated] = []
             if work.invalid_devices:
-                await devices.invalidate_many(
+                gone = await devices.invalidate_many(
                     session=session, reasons=work.invalid_devices, now=now
                 )
             if events:
                 await webhooks.emit(session=session, events=events, now=now)
             if work.finished:
                 await notification_progress.add_finished(session=session, finished=work.finished)
+            # Last: the rollup rows are shared with other batches (see store/rollups.py).
+            if work.tally:
+                await rollups.add_deliveries(session=session, tally=work.tally)
+            if gone:
+                counts = rollups.device_counts()
+                for device in gone:
+                    counts[device.app_id, device.platform][
+                        rollups.invalidation_kind(device.reason)
+                    ] += 1
+                await rollups.add_devices(session=session, at=now, counts=counts)
             await session.commit()
+        self._tally(work)
         # The outcomes are committed: a publish that fails now must not fail the job (its
         # redelivery would find nothing to claim). The sweeper publishes retrying deliveries
         # whose time has passed, so a lost retry job only makes that retry late.
@@ -273,6 +321,31 @@ class Recorder:
                 # the dead-letter copy is lost.
                 log.exception("cannot dead-letter failed deliveries", deliveries=len(bodies))
 
+    def _tally(self, work: Round) -> None:
+        """Count the round's recorded results: one increment per label set, not per delivery."""
+        counts: dict[tuple[str, str, str], int] = {}
+        invalid: dict[str, int] = {}
+        for result in work.results:
+            outcome = result.outcome
+            status = result.status.value
+            if outcome is None:
+                # Decided here: deferred (a circuit, a hold, pacing), or final before sending.
+                reason = "not_sent"
+                if result.status is DeliveryStatus.RETRYING:
+                    status = "deferred"
+            elif outcome.status_code is not None:
+                reason = status_class(outcome.status_code)
+            else:
+                reason = "no_answer" if outcome.kind is OutcomeKind.RETRY_LATER else "local"
+            key = (result.platform, status, reason)
+            counts[key] = counts.get(key, 0) + 1
+            if result.status is DeliveryStatus.INVALID:
+                invalid[result.platform] = invalid.get(result.platform, 0) + 1
+        metrics = self.runtime.metrics
+        metrics.count_deliveries(counts)
+        if invalid:
+            metrics.count_invalidations(invalid)
+
     async def announce(self, work: Round) -> None:
         """Log each circuit that changed state (once, not per delivery), and share the
         not-closed ones with the API processes through the key-value store."""
@@ -284,6 +357,7 @@ class Recorder:
             if state is not breaker.noted:
                 changed = True
                 _log_transition(key, breaker.noted, state, work.last_error.get(key))
+                self.runtime.metrics.circuit_state(*key, state.value)
                 breaker.noted = state
             mine[key] = (
                 None

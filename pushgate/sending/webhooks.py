@@ -63,9 +63,12 @@ class WebhookSender:
         if not due:
             return 0
         answers = await asyncio.gather(*(self._attempt(event, now) for event in due))
+        counts = {"sent": 0, "retry": 0, "failed": 0}
         async with self.runtime.sessions() as session:
             for event, (code, error) in zip(due, answers, strict=True):
                 ok = code is not None and 200 <= code < 300
+                next_attempt_at = None if ok else self._next_attempt(event, now)
+                counts["sent" if ok else "retry" if next_attempt_at else "failed"] += 1
                 await stored.record(
                     session=session,
                     due=event,
@@ -73,10 +76,13 @@ class WebhookSender:
                     status_code=code,
                     error=error,
                     ok=ok,
-                    next_attempt_at=None if ok else self._next_attempt(event, now),
+                    next_attempt_at=next_attempt_at,
                     disable_after=self.settings.disable_after_failures,
                 )
             await session.commit()
+        for outcome, n in counts.items():
+            if n:
+                self.runtime.metrics.webhook_attempt(outcome, n)
         return len(due)
 
     async def _attempt(self, event: stored.Due, now: datetime) -> tuple[int | None, str | None]:

@@ -10,7 +10,7 @@ import hmac
 import uuid
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, cast
 
@@ -18,7 +18,7 @@ from sqlalchemy import (
     ColumnElement,
     Table,
     and_,
-    bindparam,
+    case,
     delete,
     false,
     func,
@@ -32,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from pushgate.domain import ids
 from pushgate.domain.subscription import Platform, PushAddress
 from pushgate.errors import InvalidInputError, NotFoundError, PermissionDeniedError
-from pushgate.store import db, device_topics, webhooks
+from pushgate.store import db, device_topics, rollups, webhooks
 from pushgate.store.tables import Device, DeviceTopic, utcnow
 
 MAX_TOPICS = 100
@@ -141,8 +141,13 @@ async def upsert(
     if keep_user and "user_id" in changes:
         # Decided in the statement, so two registrations racing cannot both move the device.
         changes["user_id"] = func.coalesce(Device.__table__.c.user_id, changes["user_id"])
+    # A deactivated device registered again is live again: its `updated_at` comes back one
+    # microsecond early, which tells the live-device counter so in the same statement (the
+    # RETURNING clause sees only the new row).
+    revived_at = now - timedelta(microseconds=1)
+    table = cast(Table, Device.__table__)
     changes |= {
-        "updated_at": now,
+        "updated_at": case((table.c.invalidated_at.is_(None), now), else_=revived_at),
         "last_seen_at": now,
         "invalidated_at": None,
         "invalidation_reason": None,
@@ -164,6 +169,13 @@ async def upsert(
     created = device.id == new_id
     if created:  # announced in the registration's transaction, so never for a rolled-back one
         await webhooks.device_registered(session=session, device=device, now=now)
+        await rollups.add_device(
+            session=session, app_id=app_id, platform=device.platform, at=now, what="new"
+        )
+    elif device.updated_at == revived_at:
+        await rollups.add_device(
+            session=session, app_id=app_id, platform=device.platform, at=now, what="revived"
+        )
     return Registration(DeviceRecord(device, kept), created=created)
 
 
@@ -328,32 +340,45 @@ async def deactivate(
         device.invalidation_reason = reason
         device.updated_at = now
         await session.flush()
+        what = "deleted" if reason == DELETED else rollups.invalidation_kind(reason)
+        await rollups.add_device(
+            session=session, app_id=app_id, platform=device.platform, at=now, what=what
+        )
     return device
+
+
+@dataclass(frozen=True, slots=True)
+class Invalidated:
+    """A device `invalidate_many` deactivated (for the analytics rollups)."""
+
+    app_id: uuid.UUID
+    platform: str
+    reason: str
 
 
 async def invalidate_many(
     *, session: AsyncSession, reasons: Mapping[uuid.UUID, str], now: datetime
-) -> None:
-    """Deactivate devices a provider declared gone (`token invalid`), in one executemany.
-    Devices already deactivated keep their first time and reason."""
-    if not reasons:
-        return
-    rows = [
-        {"device_id": device_id, "reason": reason[:255], "now": now}
-        for device_id, reason in reasons.items()
-    ]
+) -> list[Invalidated]:
+    """Deactivate devices a provider declared gone (`token invalid`): one UPDATE per distinct
+    reason (a batch mostly has one). Devices already deactivated keep their first time and
+    reason, and are not returned; the ones deactivated now are."""
+    by_reason: dict[str, list[uuid.UUID]] = {}
+    for device_id, reason in reasons.items():
+        by_reason.setdefault(reason[:255], []).append(device_id)
     table = cast(Table, Device.__table__)
-    # Core UPDATE, so executemany applies with the extra WHERE clause.
-    statement = (
-        sql_update(table)
-        .where(table.c.id == bindparam("device_id"), table.c.invalidated_at.is_(None))
-        .values(
-            invalidated_at=bindparam("now"),
-            invalidation_reason=bindparam("reason"),
-            updated_at=bindparam("now"),
+    done: list[Invalidated] = []
+    for reason, device_ids in sorted(by_reason.items()):
+        statement = (
+            sql_update(table)
+            .where(db.one_of(session, table.c.id, device_ids), table.c.invalidated_at.is_(None))
+            .values(invalidated_at=now, invalidation_reason=reason, updated_at=now)
+            .returning(table.c.app_id, table.c.platform)
         )
-    )
-    await session.execute(statement, rows)
+        done.extend(
+            Invalidated(app_id, platform, reason)
+            for app_id, platform in await session.execute(statement)
+        )
+    return done
 
 
 async def last_seen_many(
@@ -378,11 +403,19 @@ async def purge(*, session: AsyncSession, app_id: uuid.UUID, device_id: uuid.UUI
     await session.execute(
         delete(DeviceTopic).where(DeviceTopic.app_id == app_id, DeviceTopic.device_id == device_id)
     )
-    gone = await session.execute(
-        delete(Device).where(Device.app_id == app_id, Device.id == device_id).returning(Device.id)
-    )
-    if gone.scalar_one_or_none() is None:
+    gone = (
+        await session.execute(
+            delete(Device)
+            .where(Device.app_id == app_id, Device.id == device_id)
+            .returning(Device.platform, Device.invalidated_at)
+        )
+    ).first()
+    if gone is None:
         raise device_not_found()
+    if gone.invalidated_at is None:  # a live device goes: deleted today
+        await rollups.add_device(
+            session=session, app_id=app_id, platform=gone.platform, at=utcnow(), what="deleted"
+        )
 
 
 # --- helpers ---------------------------------------------------------------------------------

@@ -66,6 +66,7 @@ class Sending:
     renders: dict[str, Any] | None
     # `NotificationCreate.options` (a local-time delivery's lifetime counts from its own time).
     options: dict[str, Any] | None
+    category: str | None
 
 
 _TABLE: Table = Notification.__table__  # type: ignore[assignment]
@@ -124,6 +125,7 @@ async def get_many(*, session: AsyncSession, ids: Collection[uuid.UUID]) -> list
         c.expires_at,
         c.renders,
         c.options,
+        c.category,
     ).where(c.id.in_(list(ids)))
     return [Sending(**row._asdict()) for row in await session.execute(query)]
 

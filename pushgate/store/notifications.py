@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from pushgate.domain.ids import new_id
 from pushgate.domain.notification import DeliveryStatus, NotificationStatus
 from pushgate.errors import ConflictError, InvalidInputError, NotFoundError
+from pushgate.store import rollups
 from pushgate.store.direct import insert_many
 from pushgate.store.tables import Delivery, Notification, utcnow
 
@@ -289,6 +290,10 @@ async def cancel(
             code="not_cancelable",
         )
     await session.refresh(row)
+    # Never dispatched, so never counted there (sending.dispatch): counted now.
+    await rollups.add_notification(
+        session=session, app_id=app_id, category=row.category, accepted_at=row.created_at
+    )
     return row
 
 

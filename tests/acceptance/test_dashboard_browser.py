@@ -43,13 +43,6 @@ def points(tab: Tab, panel: str) -> dict[str, list[float]]:
     return by_series
 
 
-def needs(site: Site, path: str) -> None:
-    """Skip while a route this test reads is not on this branch (the analytics API, part 3 of
-    issue 13, is built beside the dashboard); once merged, the test runs."""
-    if site.http.get(path).status_code == 404:
-        pytest.skip(f"GET {path} is not served by this build yet")
-
-
 def test_without_a_key_nothing_is_read_and_sign_in_is_asked(tab: Tab, site: Site) -> None:
     # When someone opens the overview, and a deep link, with no key kept
     tab.page.goto(f"{site.url}/dashboard/")
@@ -77,7 +70,6 @@ def test_a_bad_key_stays_on_sign_in_with_an_error(tab: Tab, site: Site) -> None:
 
 
 def test_overview_charts_are_drawn_from_the_deliveries(tab: Tab, site: Site) -> None:
-    needs(site, "/v1/analytics/deliveries")
     # Given what the API counts for the last 24 hours
     sign_in(tab, site)
     points_by_outcome = points(tab, "#panel-outcomes")
@@ -101,7 +93,6 @@ def test_overview_charts_are_drawn_from_the_deliveries(tab: Tab, site: Site) -> 
 
 
 def test_overview_shows_devices_per_platform(tab: Tab, site: Site) -> None:
-    needs(site, "/v1/analytics/devices")
     sign_in(tab, site)
     drawn = points(tab, "#panel-devices")
     active = site.http.get("/v1/analytics/devices").json()["active"]

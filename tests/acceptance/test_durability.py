@@ -260,6 +260,8 @@ async def deployment(
         "PUSHGATE_WEBPUSH__VAPID_SUBJECT": "mailto:ops@pushgate.example.com",
         "PUSHGATE_WORKER__CONCURRENCY": str(CONCURRENCY),
         "PUSHGATE_WORKER__SWEEP_INTERVAL": "0.2",
+        # No metrics page: the workers of one test (and of tests beside it) share the host.
+        "PUSHGATE_METRICS__WORKER_PORT": "0",
         # A dead worker's claims come back after seconds, not the production minute.
         "PUSHGATE_WORKER__CLAIM_LEASE_SECONDS": "5",
         # Not shorter: the fake shares the test's loop, and an answer it is late with is a

@@ -38,6 +38,9 @@ def cli_env(data_dir: Path) -> dict[str, str]:
     for name in ("DATABASE_URL", "RABBITMQ_URL", "REDIS_URL", "SERVICE_PORT"):
         env.pop(name, None)
     env["PUSHGATE_DATA_DIR"] = str(data_dir)
+    # No worker metrics page on the default port: workers of tests running side by side
+    # would compete for it (a test that wants the page names a port).
+    env["PUSHGATE_METRICS__WORKER_PORT"] = "0"
     return env
 
 

@@ -467,3 +467,41 @@ def test_pacing_per_provider_adds_to_fcms_default_and_per_credential_wins(
     assert str(pacing.rate("fcm", "other")) == "600000/minute"
     assert str(pacing.rate("fcm", "small-project")) == "60/minute"
     assert pacing.rate("fcm", "free") is None
+
+
+def test_metrics_and_sentry_settings_are_read_and_masked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PUSHGATE_METRICS__TOKEN", "scrape-token-1")
+    monkeypatch.setenv("PUSHGATE_METRICS__ALLOW", "10.0.0.0/8, 127.0.0.1/32")
+    monkeypatch.setenv("PUSHGATE_METRICS__WORKER_PORT", "9100")
+    monkeypatch.setenv("PUSHGATE_SENTRY__DSN", "http://sentry-key-1@127.0.0.1:9000/1")
+    monkeypatch.setenv("PUSHGATE_SENTRY__TRACES_SAMPLE_RATE", "0.25")
+
+    settings = load_settings()
+
+    assert settings.metrics.enabled is True
+    assert settings.metrics.allow == ["10.0.0.0/8", "127.0.0.1/32"]
+    assert settings.metrics.worker_port == 9100
+    assert settings.metrics.token is not None
+    assert settings.sentry.traces_sample_rate == 0.25
+    text = repr(redacted(settings))
+    assert "scrape-token-1" not in text
+    assert "sentry-key-1" not in text
+
+
+def test_metrics_allow_refuses_what_is_not_a_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PUSHGATE_METRICS__ALLOW", "10.0.0.0/8,intranet")
+
+    with pytest.raises(ConfigError, match=r"PUSHGATE_METRICS__ALLOW.*intranet"):
+        load_settings()
+
+
+def test_metrics_and_sentry_defaults() -> None:
+    settings = load_settings()
+
+    assert settings.metrics.token is None
+    assert settings.metrics.allow == []
+    assert settings.metrics.worker_port == 9464
+    assert settings.sentry.dsn is None
+    assert settings.sentry.traces_sample_rate == 0

@@ -1,7 +1,7 @@
 """dead_letters: letters moved out of the broker's `failed` queue, per app, to list and replay
 
 Revision ID: 0013
-Revises: 0011
+Revises: 0012
 
 A new table only; `apps` is not altered.
 """
@@ -13,7 +13,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = "0013"
-down_revision = "0011"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 

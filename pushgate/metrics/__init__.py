@@ -1,0 +1,2 @@
+"""Prometheus metrics: the instruments of one process (`registry`) and the page that shows them
+(`page`). docs/metrics.md lists every metric."""
