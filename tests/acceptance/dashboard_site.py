@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
+from tests.acceptance.test_observability_cli import webpush_env
 from tests.acceptance.test_serve_cli import Server, free_port, serving
 from tests.fakes.webpush_server import FakeWebPushService
 
@@ -111,12 +112,7 @@ class Site:
 
 
 def env(fake: FakeWebPushService) -> dict[str, str]:
-    return {
-        "PUSHGATE_WEBPUSH__EXTRA_HOSTS": "127.0.0.1",
-        "PUSHGATE_WEBPUSH__ALLOW_PRIVATE_ADDRESSES": "true",
-        "PUSHGATE_WEBPUSH__CA_BUNDLE": str(fake.ca_pem_path),
-        "PUSHGATE_WEBPUSH__VAPID_SUBJECT": "mailto:ops@pushgate.example.com",
-        "PUSHGATE_WORKER__SWEEP_INTERVAL": "0.2",
+    return webpush_env(fake) | {
         # A delivery the push service keeps failing is dead-lettered after two quick tries.
         "PUSHGATE_DELIVERY__MAX_ATTEMPTS": str(MAX_ATTEMPTS),
         "PUSHGATE_DELIVERY__BACKOFF_BASE_SECONDS": "0.2",
