@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from pushgate import __version__, sentry_reports
-from pushgate.api import cors, docs, errors, observe, ratelimit, signin
+from pushgate.api import cors, dashboard, docs, errors, observe, pageheaders, ratelimit, signin
 from pushgate.api.fastlane import AcceptFastLane
 from pushgate.api.limits import BodySizeLimit
 from pushgate.api.routes import (
@@ -109,6 +109,8 @@ def create_app(
     app.add_middleware(ratelimit.RateLimitHeaders)
     # Outside the rate limit headers, so a page can read its 401s and 429s too.
     app.add_middleware(cors.PageCORS)
+    # Only on /dashboard and /web: the pages' Content-Security-Policy and frame denial.
+    app.add_middleware(pageheaders.PageSecurityHeaders)
     # Outermost of all: every answer carries X-Request-ID, every log line of it request_id.
     app.add_middleware(observe.RequestObserver)
     app.include_router(health.router)
@@ -127,4 +129,6 @@ def create_app(
     # Static pages for people: the Web Push test page and its service worker.
     app.mount("/web", StaticFiles(directory=WEB, html=True), name="web")
     docs.install(app)
+    # The operators' dashboard: an HTML shell and its own scripts, reading /v1 with a key.
+    dashboard.install(app)
     return app
