@@ -179,17 +179,22 @@ async def pushgate(make_pushgate: PushgateFactory) -> Pushgate:
 
 
 @pytest.fixture
-async def acme(pushgate: Pushgate) -> TenantKeys:
-    """A tenant in the running pushgate (the `tenant` fixture's runtime is another one)."""
-    from pushgate.domain.apikeys import Scope
-    from pushgate.store import api_keys, apps
-
-    async with pushgate.runtime.sessions() as session:
-        app = await apps.create(
-            session=session, box=pushgate.runtime.credentials.box(), name="acme"
-        )
-        keys = {s: await api_keys.create(session=session, app_id=app.id, scope=s) for s in Scope}
-        await session.commit()
+async def acme(settings: Settings) -> TenantKeys:
+    """A tenant in the profile's database, made through a runtime of its own that runs no
+    worker: the pushgate a test starts (`pushgate`, or its own `make_pushgate(...)` with other
+    settings) is then the only one consuming its queues and sending its webhooks. (Made
+    through the `pushgate` fixture, a test that also started its own had two workers: the
+    default one took jobs and webhook events meant for the test's settings.)"""
+    runtime = await open_runtime(settings)
+    try:
+        async with runtime.sessions() as session:
+            app = await apps.create(session=session, box=runtime.credentials.box(), name="acme")
+            keys = {
+                s: await api_keys.create(session=session, app_id=app.id, scope=s) for s in Scope
+            }
+            await session.commit()
+    finally:
+        await runtime.close()
     return TenantKeys(
         app_id=app.id,
         app_name="acme",
