@@ -157,13 +157,19 @@ class Deployment:
 
     # --- processes ---------------------------------------------------------------------------
 
-    def start(self, *, workers: int = 1) -> None:
+    def start(self, *, workers: int = 1, dispatchers: int = 0) -> None:
+        """The API and `workers` workers; with `dispatchers`, that many dispatch-only workers
+        (`pushgate worker --queues dispatch`) and the others consume everything else."""
         if self.services:
             self._spawn("api", ["api"])
             self._wait_http()
+            senders = ["worker", "--queues", "push,deliver,failed"] if dispatchers else ["worker"]
             for index in range(workers):
-                self._spawn(f"worker{index + 1}", ["worker"])
-            asyncio.run(self._wait_consumers(workers))
+                self._spawn(f"worker{index + 1}", senders)
+            for index in range(dispatchers):
+                self._spawn(f"dispatcher{index + 1}", ["worker", "--queues", "dispatch"])
+            asyncio.run(self._wait_consumers("deliver", workers))
+            asyncio.run(self._wait_consumers("dispatch", dispatchers or workers))
         else:
             self._spawn("serve", ["serve"])
             self._wait_http()
@@ -194,8 +200,8 @@ class Deployment:
                 time.sleep(0.1)
         raise ScenarioError(f"pushgate did not answer on {self.url}: {self.tail()}")
 
-    async def _wait_consumers(self, workers: int) -> None:
-        queue_name = Topology(self.prefix).queue("deliver")
+    async def _wait_consumers(self, queue: str, workers: int) -> None:
+        queue_name = Topology(self.prefix).queue(queue)
         deadline = time.monotonic() + START_TIMEOUT
         connection = await aio_pika.connect(RABBITMQ_URL)
         try:
@@ -203,8 +209,8 @@ class Deployment:
                 self._check_alive()
                 channel = await connection.channel()
                 try:
-                    queue = await channel.declare_queue(queue_name, passive=True)
-                    consumers = queue.declaration_result.consumer_count or 0
+                    declared = await channel.declare_queue(queue_name, passive=True)
+                    consumers = declared.declaration_result.consumer_count or 0
                 except aio_pika.exceptions.ChannelClosed:
                     consumers = 0
                 if not channel.is_closed:

@@ -194,6 +194,10 @@ class CircuitBreakerSettings(BaseModel):
     timeout: float = Field(default=30.0, gt=0)
 
 
+WorkerQueue = Literal["push", "dispatch", "deliver", "failed"]
+WORKER_QUEUES: tuple[WorkerQueue, ...] = ("push", "dispatch", "deliver", "failed")
+
+
 class WorkerSettings(BaseModel):
     """Consumer concurrency."""
 
@@ -216,6 +220,24 @@ class WorkerSettings(BaseModel):
     # How long a stopping worker waits for its work in flight (a round of sends, a statement
     # blocked on a lock) before abandoning it: its jobs come back to the queue.
     shutdown_grace_seconds: float = Field(default=20.0, gt=0)
+    # The queues this worker consumes: `push` (the ingress queue), `dispatch` (expanding
+    # audiences into deliveries), `deliver` (the sends) and `failed` (recording dead letters).
+    # A worker with only `dispatch` (`pushgate worker --queues dispatch`) beside workers
+    # without it gives a broadcast's fan-out a process of its own: in a sender, each page waits
+    # its turn on an event loop kept busy by hundreds of sends (docs/operations.md).
+    queues: Annotated[list[WorkerQueue], NoDecode] = Field(
+        default_factory=lambda: list(WORKER_QUEUES), min_length=1
+    )
+
+    @field_validator("queues", mode="before")
+    @classmethod
+    def _split_queues(cls, value: Any) -> Any:
+        return split_list(value)
+
+    @field_validator("queues")
+    @classmethod
+    def _unique_queues(cls, value: list[WorkerQueue]) -> list[WorkerQueue]:
+        return list(dict.fromkeys(value))
 
 
 class WebhookSettings(BaseModel):

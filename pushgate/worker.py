@@ -26,9 +26,10 @@ DELIVER_JOBS_IN_FLIGHT_FACTOR = 3
 
 
 class Worker:
-    def __init__(self, runtime: Runtime, *, ingress_queue: bool = True) -> None:
+    def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
-        self.ingress_queue = ingress_queue
+        # Which queues this worker consumes (`worker.queues`, `pushgate worker --queues`).
+        self.queues = frozenset(runtime.settings.worker.queues)
         self._consumers: list[broker_base.Consumer] = []
         self._stop = asyncio.Event()
         self._sweeper: asyncio.Task[None] | None = None
@@ -52,40 +53,38 @@ class Worker:
         # A paced delivery may also wait for its send slot first.
         pacing_wait = self.runtime.settings.pacing.max_wait_seconds
         lease = max(settings.claim_lease_seconds, (rounds + 1) * request_timeout + pacing_wait)
-        self._consumers.append(
-            await broker.consume(
+        if broker_base.DELIVER in self.queues:
+            await self._consume(
                 broker_base.DELIVER,
-                self._tracked(
-                    broker_base.DELIVER, deliver.Deliverer(self.runtime, lease=lease).handle
-                ),
+                deliver.Deliverer(self.runtime, lease=lease).handle,
                 prefetch=jobs_in_flight,
                 max_batch=max(1, jobs_in_flight // 3),
                 max_wait=0.01,
             )
-        )
-        self._consumers.append(
-            await broker.consume(
-                broker_base.DISPATCH,
-                self._tracked(
-                    broker_base.DISPATCH,
-                    dispatch.Dispatcher(
-                        self.runtime, page_size=settings.dispatch_page_size, job_size=job_size
-                    ).handle,
-                ),
-                prefetch=4,
-                max_batch=1,
-                max_wait=0.01,
+        if broker_base.DISPATCH in self.queues:
+            dispatcher = dispatch.Dispatcher(
+                self.runtime, page_size=settings.dispatch_page_size, job_size=job_size
             )
-        )
-        if self.ingress_queue:
-            self._consumers.append(
-                await broker.consume(
-                    broker_base.PUSH,
-                    self._tracked(broker_base.PUSH, ingress.Ingress(self.runtime).handle),
-                    prefetch=settings.prefetch_count,
-                    max_batch=100,
-                    max_wait=0.05,
-                )
+            await self._consume(
+                broker_base.DISPATCH, dispatcher.handle, prefetch=4, max_batch=1, max_wait=0.01
+            )
+        if broker_base.PUSH in self.queues:
+            await self._consume(
+                broker_base.PUSH,
+                ingress.Ingress(self.runtime).handle,
+                prefetch=settings.prefetch_count,
+                max_batch=100,
+                max_wait=0.05,
+            )
+        # Letters stay in `failed` only until recorded in `dead_letters`, where they are listed
+        # and replayed per app (sending/dead_letters.py).
+        if broker_base.FAILED in self.queues:
+            await self._consume(
+                broker_base.FAILED,
+                dead_letters.Recorder(self.runtime).handle,
+                prefetch=100,
+                max_batch=50,
+                max_wait=0.05,
             )
         self._sweeper = asyncio.create_task(
             sweeper.run(
@@ -103,17 +102,6 @@ class Worker:
                 webhooks.WebhookSender(self.runtime, self._webhook_client), stop=self._stop
             ),
             name="pushgate-webhooks",
-        )
-        # Letters stay in `failed` only until recorded in `dead_letters`, where they are listed
-        # and replayed per app (sending/dead_letters.py).
-        self._consumers.append(
-            await broker.consume(
-                broker_base.FAILED,
-                self._tracked(broker_base.FAILED, dead_letters.Recorder(self.runtime).handle),
-                prefetch=100,
-                max_batch=50,
-                max_wait=0.05,
-            )
         )
         for consumer in self._consumers:
             self.counters.consumer_started(consumer.queue)
@@ -184,6 +172,24 @@ class Worker:
         if self._webhook_client is not None:
             await self._webhook_client.close()
             self._webhook_client = None
+
+    async def _consume(
+        self,
+        queue: str,
+        handler: broker_base.Handler,
+        *,
+        prefetch: int,
+        max_batch: int,
+        max_wait: float,
+    ) -> None:
+        consumer = await self.runtime.broker.consume(
+            queue,
+            self._tracked(queue, handler),
+            prefetch=prefetch,
+            max_batch=max_batch,
+            max_wait=max_wait,
+        )
+        self._consumers.append(consumer)
 
     def _tracked(self, queue: str, handler: broker_base.Handler) -> broker_base.Handler:
         """`handler`, with the task running each batch known to `stop`, which may cancel it,

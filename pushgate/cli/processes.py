@@ -33,11 +33,20 @@ def api(config: ConfigOption = None, host: HostOption = None, port: PortOption =
     _serve_http(settings)
 
 
-def worker(config: ConfigOption = None) -> None:
+QueuesOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Consume only these queues, comma-separated: push, dispatch, deliver, failed "
+        "(default: all; `--queues dispatch` runs a dispatcher beside the senders)."
+    ),
+]
+
+
+def worker(config: ConfigOption = None, queues: QueuesOption = None) -> None:
     """Run a worker: ingress, dispatch and deliver consumers and the scheduler (production)."""
     from pushgate import worker as worker_module
 
-    settings = settings_from(config)
+    settings = settings_from(config, **({"worker": {"queues": queues}} if queues else {}))
     logs.configure(settings.log)
     sentry_reports.configure(settings.sentry, release=__version__)
     run(with_runtime(settings, _nothing))
