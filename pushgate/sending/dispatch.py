@@ -19,7 +19,7 @@ from pushgate.logs import get_logger
 from pushgate.providers.base import DeliveryProvider
 from pushgate.runtime import Runtime
 from pushgate.sending import addresses, jobs, planning
-from pushgate.store import audience, deliveries, notification_progress, rollups
+from pushgate.store import audience, deliveries, fanout, notification_progress, rollups
 from pushgate.store.tables import utcnow
 
 log = get_logger(__name__)
@@ -89,6 +89,7 @@ class Dispatcher:
         row: notification_progress.Dispatching | None = None
         cursor: str | None = None
         offset = 0
+        direct = False
         while cursor != DONE:
             now = self.clock()
             # One transaction per page; the first also takes the notification, so a small
@@ -108,22 +109,42 @@ class Dispatcher:
                     offset = row.total
                     # Counted in the transaction that moves the cursor off None: once.
                     counted = cursor is not None
+                    # Made in the database while the pages are plain; once a page needs
+                    # planning (its devices have users), the rest are planned too.
+                    direct = fanout.usable(session, row.target, row.options)
                 else:
                     counted = True
-                page, next_cursor = await self._page(session, row, cursor, now, offset)
+                made_here = None
+                if direct:
+                    made_here = await fanout.insert_page(
+                        session=session,
+                        notification_id=row.id,
+                        app_id=row.app_id,
+                        target=row.target,
+                        after=uuid.UUID(cursor) if cursor else None,
+                        limit=self.page_size,
+                        now=now,
+                    )
+                    direct = not made_here.planned
+                page: list[deliveries.NewDelivery] = []
+                if made_here is not None and not made_here.planned:
+                    ids, added, next_cursor = made_here.ids, made_here.size, made_here.cursor
+                else:
+                    page, next_cursor = await self._page(session, row, cursor, now, offset)
+                    # The ids to send now: not the deferred ones, nor those final already.
+                    ids = await deliveries.insert_many(
+                        session=session,
+                        notification_id=row.id,
+                        app_id=row.app_id,
+                        items=page,
+                        now=now,
+                    )
+                    added = len(page)
                 cursor = str(next_cursor) if next_cursor else DONE
-                # The ids to send now: not the deferred ones, nor those final already.
-                ids = await deliveries.insert_many(
-                    session=session,
-                    notification_id=row.id,
-                    app_id=row.app_id,
-                    items=page,
-                    now=now,
-                )
                 await notification_progress.record_page(
                     session=session,
                     notification_id=row.id,
-                    added=len(page),
+                    added=added,
                     finished=planning.finished(page) if len(ids) < len(page) else 0,
                     cursor=cursor,
                     lease_until=now + timedelta(seconds=self.lease),
@@ -140,7 +161,7 @@ class Dispatcher:
                 if len(ids) < len(page):
                     await _count_final(session, row, page, now)
                 await session.commit()
-                offset += len(page)
+                offset += added
             if not publish:
                 made.extend(ids)
             elif ids:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -56,6 +57,30 @@ async def page(
     kind = TargetKind(str(target["kind"]))
     if kind is TargetKind.DEVICE_IDS:
         return await _named(session, app_id, _device_ids(_values(target)), after, limit)
+    query, parsed = streamed(session, app_id, target, after=after, limit=limit)
+    rows = (await session.execute(query)).all()
+    cursor: uuid.UUID | None = rows[-1][0] if len(rows) == limit else None
+    recipients = [Recipient(*row) for row in rows]
+    if parsed is not None and recipients:
+        topics = await _topics_of(session, [r.device_id for r in recipients])
+        recipients = [
+            r for r in recipients if condition.evaluate(parsed, topics.get(r.device_id, set()))
+        ]
+    return recipients, cursor
+
+
+def streamed(
+    session: AsyncSession,
+    app_id: uuid.UUID,
+    target: dict[str, object],
+    *,
+    after: uuid.UUID | None,
+    limit: int,
+) -> tuple[Select[*tuple[Any, ...]], condition.Expr | None]:
+    """The query of the next page of a streamed target's active devices (every column of
+    `Recipient`, in device id order), and the condition each page's devices must still be
+    checked against (None: the query is the whole answer). Every kind but `device_ids`."""
+    kind = TargetKind(str(target["kind"]))
     # Plain columns, not ORM objects: a broadcast reads every device of the app.
     query = select(*_COLUMNS).where(
         Device.app_id == app_id, Device.enabled.is_(True), Device.invalidated_at.is_(None)
@@ -76,15 +101,7 @@ async def page(
         raise ValueError(f"{kind} is not streamed from the devices table")
     if after is not None:
         query = query.where(Device.id > after)
-    rows = (await session.execute(query.order_by(Device.id).limit(limit))).all()
-    cursor: uuid.UUID | None = rows[-1][0] if len(rows) == limit else None
-    recipients = [Recipient(*row) for row in rows]
-    if parsed is not None and recipients:
-        topics = await _topics_of(session, [r.device_id for r in recipients])
-        recipients = [
-            r for r in recipients if condition.evaluate(parsed, topics.get(r.device_id, set()))
-        ]
-    return recipients, cursor
+    return query.order_by(Device.id).limit(limit), parsed
 
 
 async def _named(
