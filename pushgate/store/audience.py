@@ -6,14 +6,15 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
-from sqlalchemy import Select, select
+from sqlalchemy import ColumnElement, Select, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pushgate.domain import condition
 from pushgate.domain.notification import TargetKind
 from pushgate.store import db
-from pushgate.store.tables import Device, DeviceTopic
+from pushgate.store.tables import Device, DeviceTopic, utcnow
 
 PAGE_SIZE = 1000
 
@@ -50,15 +51,21 @@ async def page(
     target: dict[str, object],
     after: uuid.UUID | None,
     limit: int = PAGE_SIZE,
+    now: datetime | None = None,
 ) -> tuple[list[Recipient], uuid.UUID | None]:
     """The next page of active recipients after the device id `after`, and the cursor for the
-    page after it (None when this was the last page)."""
+    page after it (None when this was the last page). A Web Push subscription whose
+    `expirationTime` is past `now` is no recipient (the lifecycle job deactivates it)."""
+    now = now or utcnow()
     kind = TargetKind(str(target["kind"]))
     if kind is TargetKind.DEVICE_IDS:
-        return await _named(session, app_id, _device_ids(_values(target)), after, limit)
+        return await _named(session, app_id, _device_ids(_values(target)), after, limit, now)
     # Plain columns, not ORM objects: a broadcast reads every device of the app.
     query = select(*_COLUMNS).where(
-        Device.app_id == app_id, Device.enabled.is_(True), Device.invalidated_at.is_(None)
+        Device.app_id == app_id,
+        Device.enabled.is_(True),
+        Device.invalidated_at.is_(None),
+        _unexpired(now),
     )
     parsed: condition.Expr | None = None
     if kind is TargetKind.USER_IDS:
@@ -93,6 +100,7 @@ async def _named(
     ids: Sequence[uuid.UUID],
     after: uuid.UUID | None,
     limit: int,
+    now: datetime,
 ) -> tuple[list[Recipient], uuid.UUID | None]:
     """A page of the devices a notification names by id. Pages go over the sorted ids
     themselves, so each is a primary-key lookup of at most `limit` ids. The general form
@@ -106,7 +114,9 @@ async def _named(
     # Only the key in the WHERE clause, the rest checked here: with the app and status in it,
     # PostgreSQL's generic plan still preferred walking the app's index (measured in
     # apns_e2e); with the key alone, the primary key is the only way in.
-    query = select(*_COLUMNS, Device.app_id, Device.enabled, Device.invalidated_at).where(match)
+    query = select(
+        *_COLUMNS, Device.app_id, Device.enabled, Device.invalidated_at, Device.expires_at
+    ).where(match)
     recipients = sorted(
         (
             Recipient(
@@ -120,11 +130,19 @@ async def _named(
                 row.timezone,
             )
             for row in await session.execute(query)
-            if row.app_id == app_id and row.enabled and row.invalidated_at is None
+            if row.app_id == app_id
+            and row.enabled
+            and row.invalidated_at is None
+            and (row.expires_at is None or row.expires_at > now)
         ),
         key=lambda r: r.device_id,
     )
     return recipients, chunk[-1] if len(wanted) > limit else None
+
+
+def _unexpired(now: datetime) -> ColumnElement[bool]:
+    """Not a Web Push subscription past its `expirationTime`."""
+    return or_(Device.expires_at.is_(None), Device.expires_at > now)
 
 
 def _values(target: dict[str, object]) -> Sequence[object]:

@@ -1,0 +1,270 @@
+"""Retention: deleting, in small batches, the rows pushgate is done with (deliveries and
+notifications with a final status, idempotency keys of finished notifications, dead letters,
+deactivated devices) once they are older than `retention.*` says. The lifecycle job
+(sending/lifecycle.py) calls one function per batch, each in its own short transaction.
+
+Every batch picks at most `limit` rows by primary key (a keyset walk: `id > after ORDER BY id
+LIMIT n`, or a partial index in order) and then deletes or changes exactly those, re-checking
+in the DELETE or UPDATE what made them eligible, so a row that changed in between is left
+alone and no statement holds many locks or runs long. The analytics rollups are separate
+tables and are never touched: `/v1/analytics/*` answers the same after the raw rows are gone.
+
+Why batched deletes and not time partitions on PostgreSQL (dropping a day's partition of
+`deliveries` is cheaper than deleting its rows): a row's age here is the time it became
+final, not the time it was made (a delivery retried for hours, a notification scheduled for
+next month), so no partition is ever wholly past its retention; `notifications` has a unique
+idempotency key per app and is referenced by `deliveries`, which a partitioned table can only
+keep with the partition key in both; the sweeper and the claims rely on partial indexes and
+single-row primary-key lookups across all rows; and SQLite, a supported profile, has no
+partitions, so the two would need two ways to do retention. The cost of batches is vacuum's:
+deleted rows are dead tuples until autovacuum reclaims them. docs/operations.md's partitioning
+section is the place for a deployment big enough for that cost to matter.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, exists, select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pushgate.domain import ids
+from pushgate.domain.notification import FINAL_DELIVERY, FINAL_NOTIFICATION
+from pushgate.store import db
+from pushgate.store.tables import DeadLetterRecord, Delivery, Device, Notification
+
+# Per lifecycle transaction on PostgreSQL: a batch that waits for a lock or runs long is given
+# up (and tried again on the next run) rather than holding up the delivery path behind it.
+LOCK_TIMEOUT_MS = 1000
+STATEMENT_TIMEOUT_MS = 10_000
+APPLICATION_NAME = "pushgate-lifecycle"
+_BOUND = text(
+    "SELECT set_config('lock_timeout', :lock_timeout, true),"
+    " set_config('statement_timeout', :statement_timeout, true),"
+    " set_config('application_name', :application_name, true)"
+)
+_FINAL_DELIVERIES = sorted(s.value for s in FINAL_DELIVERY)
+_FINAL_NOTIFICATIONS = sorted(s.value for s in FINAL_NOTIFICATION)
+
+
+async def bound(session: AsyncSession) -> None:
+    """Bound this transaction's statements (PostgreSQL; SQLite waits its busy timeout) and
+    name it `pushgate-lifecycle` in `pg_stat_activity`."""
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(
+            _BOUND,
+            {
+                "lock_timeout": str(LOCK_TIMEOUT_MS),
+                "statement_timeout": str(STATEMENT_TIMEOUT_MS),
+                "application_name": APPLICATION_NAME,
+            },
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """What one batch did: `done` rows deleted (or changed), and where the walk goes on:
+    `after` the last key looked at, None when the walk reached its end."""
+
+    done: int
+    after: Any
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """What a walk reads of a row to decide whether it may go."""
+
+    id: Any
+    status: str
+    # When it became final (a delivery's last change, a notification's completion).
+    finished_at: datetime | None
+    created_at: datetime
+
+
+def pick(rows: Sequence[Row], *, final: Sequence[str], before: datetime) -> tuple[list[Any], bool]:
+    """The ids of `rows` (in key order) that may be deleted: final, and final since before
+    `before`. And whether the walk is over: a row made at or after `before` means every later
+    key is too young as well (keys follow creation order), as does a page shorter than asked
+    (the caller checks that)."""
+    chosen = [
+        r.id
+        for r in rows
+        if r.status in final and r.finished_at is not None and r.finished_at < before
+    ]
+    return chosen, any(r.created_at >= before for r in rows)
+
+
+async def delete_deliveries(
+    *, session: AsyncSession, before: datetime, after: int | None, limit: int
+) -> Batch:
+    """Delete the deliveries, of the next `limit` by id after `after`, that are final since
+    before `before`. Pending, retrying, deferred and sending ones stay, however old."""
+    query = select(Delivery.id, Delivery.status, Delivery.updated_at, Delivery.created_at)
+    if after is not None:
+        query = query.where(Delivery.id > after)
+    rows = [Row(*r) for r in await session.execute(query.order_by(Delivery.id).limit(limit))]
+    chosen, young = pick(rows, final=_FINAL_DELIVERIES, before=before)
+    done = 0
+    if chosen:
+        result = await session.execute(
+            delete(Delivery)
+            .where(
+                db.one_of(session, Delivery.id, chosen),
+                Delivery.status.in_(_FINAL_DELIVERIES),
+                Delivery.updated_at < before,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        done = _count(result)
+    over = young or len(rows) < limit
+    return Batch(done, None if over else rows[-1].id)
+
+
+async def old_notifications(
+    *, session: AsyncSession, before: datetime, after: uuid.UUID | None, limit: int
+) -> tuple[list[uuid.UUID], uuid.UUID | None]:
+    """Of the next `limit` notifications by id after `after`, made before `before`, the ids of
+    those final since before `before`; and where the walk goes on (None: at its end). Their
+    deliveries go first (`delete_deliveries_of`), then they do (`delete_notifications`)."""
+    query = select(
+        Notification.id, Notification.status, Notification.completed_at, Notification.created_at
+    ).where(Notification.id < ids.floor(before))
+    if after is not None:
+        query = query.where(Notification.id > after)
+    rows = [Row(*r) for r in await session.execute(query.order_by(Notification.id).limit(limit))]
+    chosen, young = pick(rows, final=_FINAL_NOTIFICATIONS, before=before)
+    return chosen, None if young or len(rows) < limit else rows[-1].id
+
+
+async def delete_deliveries_of(
+    *, session: AsyncSession, notification_ids: Sequence[uuid.UUID], limit: int
+) -> int:
+    """Delete up to `limit` final deliveries of these notifications; how many went."""
+    if not notification_ids:
+        return 0
+    chosen = list(
+        (
+            await session.execute(
+                select(Delivery.id)
+                .where(
+                    db.one_of(session, Delivery.notification_id, list(notification_ids)),
+                    Delivery.status.in_(_FINAL_DELIVERIES),
+                )
+                .limit(limit)
+            )
+        ).scalars()
+    )
+    if not chosen:
+        return 0
+    result = await session.execute(
+        delete(Delivery)
+        .where(db.one_of(session, Delivery.id, chosen), Delivery.status.in_(_FINAL_DELIVERIES))
+        .execution_options(synchronize_session=False)
+    )
+    return _count(result)
+
+
+async def delete_notifications(
+    *, session: AsyncSession, notification_ids: Sequence[uuid.UUID], before: datetime
+) -> int:
+    """Delete these notifications if they are still final since before `before` and have no
+    delivery left (one still open keeps its notification until it is final too)."""
+    if not notification_ids:
+        return 0
+    n = Notification
+    result = await session.execute(
+        delete(n)
+        .where(
+            db.one_of(session, n.id, list(notification_ids)),
+            n.status.in_(_FINAL_NOTIFICATIONS),
+            n.completed_at < before,
+            ~exists().where(Delivery.notification_id == n.id),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return _count(result)
+
+
+async def clear_idempotency(
+    *, session: AsyncSession, before: datetime, after: uuid.UUID | None, limit: int
+) -> Batch:
+    """Forget the idempotency keys of notifications final since before `before`, of the next
+    `limit` that still have one (by id, after `after`): the same key then makes a new
+    notification. The notifications themselves stay."""
+    n = Notification
+    query = select(n.id, n.status, n.completed_at, n.created_at).where(
+        n.idempotency_key.is_not(None), n.id < ids.floor(before)
+    )
+    if after is not None:
+        query = query.where(n.id > after)
+    rows = [Row(*r) for r in await session.execute(query.order_by(n.id).limit(limit))]
+    chosen, young = pick(rows, final=_FINAL_NOTIFICATIONS, before=before)
+    done = 0
+    if chosen:
+        result = await session.execute(
+            update(n)
+            .where(
+                db.one_of(session, n.id, chosen),
+                n.status.in_(_FINAL_NOTIFICATIONS),
+                n.completed_at < before,
+            )
+            .values(idempotency_key=None, request_hash=None)
+            .execution_options(synchronize_session=False)
+        )
+        done = _count(result)
+    return Batch(done, None if young or len(rows) < limit else rows[-1].id)
+
+
+async def delete_dead_letters(*, session: AsyncSession, before: datetime, limit: int) -> int:
+    """Delete up to `limit` dead letters recorded before `before`, oldest first."""
+    chosen = list(
+        (
+            await session.execute(
+                select(DeadLetterRecord.id)
+                .where(DeadLetterRecord.recorded_at < before)
+                .order_by(DeadLetterRecord.recorded_at)
+                .limit(limit)
+            )
+        ).scalars()
+    )
+    if not chosen:
+        return 0
+    result = await session.execute(
+        delete(DeadLetterRecord)
+        .where(db.one_of(session, DeadLetterRecord.id, chosen))
+        .execution_options(synchronize_session=False)
+    )
+    return _count(result)
+
+
+async def purge_devices(*, session: AsyncSession, before: datetime, limit: int) -> int:
+    """Delete for good up to `limit` devices deactivated before `before` (deleted by their
+    app, or deactivated by a provider or by expiry), oldest first; their topics go with them
+    (ON DELETE CASCADE). A device registered again meanwhile is live and stays. The live-device
+    counts do not change: these were not live."""
+    chosen = list(
+        (
+            await session.execute(
+                select(Device.id)
+                .where(Device.invalidated_at.is_not(None), Device.invalidated_at < before)
+                .order_by(Device.invalidated_at)
+                .limit(limit)
+            )
+        ).scalars()
+    )
+    if not chosen:
+        return 0
+    result = await session.execute(
+        delete(Device)
+        .where(db.one_of(session, Device.id, chosen), Device.invalidated_at < before)
+        .execution_options(synchronize_session=False)
+    )
+    return _count(result)
+
+
+def _count(result: Any) -> int:
+    return int(result.rowcount or 0)
