@@ -17,8 +17,9 @@ class RetentionSettings(BaseModel):
     # A notification with a final status, counted from its completion; its deliveries go
     # with it (a delivery cannot outlive its notification).
     notifications_days: int = Field(default=30, ge=0, le=36_500)
-    # A finished notification's idempotency key, counted from its completion (as FCM and APNs
-    # count theirs): after it the same key makes a new notification.
+    # A finished notification's idempotency key, counted from its completion (not from the
+    # request: a long send keeps its key for its whole run): after it the same key makes a new
+    # notification.
     idempotency_hours: int = Field(default=24, ge=0, le=876_000)
     # A recorded dead letter, counted from when it was recorded.
     dead_letters_days: int = Field(default=14, ge=0, le=36_500)

@@ -16,9 +16,11 @@ next month), so no partition is ever wholly past its retention; `notifications` 
 idempotency key per app and is referenced by `deliveries`, which a partitioned table can only
 keep with the partition key in both; the sweeper and the claims rely on partial indexes and
 single-row primary-key lookups across all rows; and SQLite, a supported profile, has no
-partitions, so the two would need two ways to do retention. The cost of batches is vacuum's:
-deleted rows are dead tuples until autovacuum reclaims them. docs/operations.md's partitioning
-section is the place for a deployment big enough for that cost to matter.
+partitions, so the two would need two ways to do retention. The cost of batches is their
+rate and vacuum's work: measured with 1,000-row batches on PostgreSQL 15 (2 shared cores),
+about 42,000 deliveries deleted a second, the slowest batch 180 ms (README, "Data retention and
+device expiry"), and deleted rows are dead tuples until autovacuum reclaims them. A deployment
+sustaining more deliveries a second than half that rate needs partitions; none here does yet.
 """
 
 from __future__ import annotations
