@@ -7,6 +7,13 @@ Revises: 0013
 of the lifecycle job's scans (store/retention.py, store/device_expiry.py) walk only the rows
 it may act on. The column is added in place: a batch rebuild of `devices` on SQLite would,
 with foreign keys on, delete every device's topics (see 0011).
+
+`last_seen_at` now also moves when a device is delivered to (store/device_expiry.py `seen`).
+Before this revision only a registration moved it, so a device that has been receiving for
+a year without registering again would look unseen that long, and the first lifecycle run
+would announce it as expiring. Its last successful delivery is in `deliveries` (nothing was
+deleted before this revision), so the upgrade takes it from there: one pass over the sent
+deliveries, grouped by device (a one-time cost, as long as a scan of `deliveries`).
 """
 
 from __future__ import annotations
@@ -47,6 +54,13 @@ INDEXES = (
 
 def upgrade() -> None:
     op.add_column("devices", sa.Column("expiring_at", sa.DateTime(timezone=True), nullable=True))
+    op.execute(
+        "UPDATE devices SET last_seen_at = seen.sent_at"
+        " FROM (SELECT device_id, max(sent_at) AS sent_at FROM deliveries"
+        "  WHERE status = 'sent' AND device_id IS NOT NULL AND sent_at IS NOT NULL"
+        "  GROUP BY device_id) AS seen"
+        " WHERE devices.id = seen.device_id AND seen.sent_at > devices.last_seen_at"
+    )
     for name, table, column, where in INDEXES:
         condition = None if where is None else sa.text(where)
         op.create_index(name, table, [column], postgresql_where=condition, sqlite_where=condition)
