@@ -41,7 +41,10 @@ async def test_last_seen_at_takes_the_last_successful_delivery(empty_engine: Asy
         ("failed", "failed", None),
         ("earlier", "sent", datetime(2024, 6, 1, tzinfo=UTC)),
     ]
-    v = lambda x: value(empty_engine, x)  # noqa: E731
+
+    def v(x: datetime | uuid.UUID) -> Any:
+        return value(empty_engine, x)
+
     async with empty_engine.begin() as connection:
         await connection.execute(
             text(
