@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
-
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from pushgate.logs import get_logger
 from pushgate.runtime import Runtime
@@ -35,7 +34,8 @@ log = get_logger(__name__)
 
 LOCK_KEY = "lifecycle"
 
-Batch = Callable[[AsyncSession], Awaitable[int]]
+# One batch: given the session (by keyword), what it deleted or changed.
+Batch = Callable[..., Awaitable[int]]
 
 
 class Lifecycle:
@@ -70,7 +70,7 @@ class Lifecycle:
     async def _batch(self, step: Batch) -> int:
         async with self.runtime.sessions() as session:
             await retention.bound(session)
-            done = await step(session)
+            done = await step(session=session)
             await session.commit()
         return done
 
@@ -82,15 +82,13 @@ class Lifecycle:
             if done < self.limit:
                 return
 
-    async def _walk(
-        self, name: str, step: Callable[[AsyncSession, Any], Awaitable[retention.Batch]]
-    ) -> None:
-        """Run a keyset walk (`step(session, after)`) to its end (or until time is up)."""
+    async def _walk(self, name: str, step: Callable[..., Awaitable[retention.Batch]]) -> None:
+        """Run a keyset walk (`step(session=, after=)`) to its end (or until time is up)."""
         after: Any = None
         while self._time_left():
             async with self.runtime.sessions() as session:
                 await retention.bound(session)
-                batch = await step(session, after)
+                batch = await step(session=session, after=after)
                 await session.commit()
             self._add(name, batch.done)
             if batch.after is None:
@@ -113,7 +111,7 @@ class Lifecycle:
         now, limit = self.now, self.limit
         await self._repeat(
             "subscriptions_expired",
-            lambda s: device_expiry.expire_subscriptions(session=s, now=now, limit=limit),
+            functools.partial(device_expiry.expire_subscriptions, now=now, limit=limit),
         )
         expiry = self.runtime.settings.devices
         if not expiry.stale_after_days:
@@ -122,50 +120,45 @@ class Lifecycle:
         unseen_since = now - timedelta(days=expiry.stale_after_days)
         await self._repeat(
             "devices_expiring",
-            lambda s: device_expiry.announce_unseen(
-                session=s, now=now, unseen_since=unseen_since, grace=grace, limit=limit
+            functools.partial(
+                device_expiry.announce_unseen,
+                now=now,
+                unseen_since=unseen_since,
+                grace=grace,
+                limit=limit,
             ),
         )
         await self._repeat(
             "devices_stale",
-            lambda s: device_expiry.deactivate_unseen(
-                session=s, now=now, announced_before=now - grace, limit=limit
+            functools.partial(
+                device_expiry.deactivate_unseen, now=now, announced_before=now - grace, limit=limit
             ),
         )
 
     async def delete_old(self) -> None:
         keep = self.runtime.settings.retention
         now, limit = self.now, self.limit
-        if keep.idempotency_hours:
-            before = now - timedelta(hours=keep.idempotency_hours)
-            await self._walk(
+        # (what, kept how long, one batch); a zero age keeps that kind forever.
+        walks = (
+            (
                 "idempotency_keys",
-                lambda s, after: retention.clear_idempotency(
-                    session=s, before=before, after=after, limit=limit
-                ),
-            )
-        if keep.deliveries_days:
-            before = now - timedelta(days=keep.deliveries_days)
-            await self._walk(
-                "deliveries",
-                lambda s, after: retention.delete_deliveries(
-                    session=s, before=before, after=after, limit=limit
-                ),
-            )
+                timedelta(hours=keep.idempotency_hours),
+                retention.clear_idempotency,
+            ),
+            ("deliveries", timedelta(days=keep.deliveries_days), retention.delete_deliveries),
+        )
+        for name, age, walk in walks:
+            if age:
+                await self._walk(name, functools.partial(walk, before=now - age, limit=limit))
         if keep.notifications_days:
             await self.delete_notifications(now - timedelta(days=keep.notifications_days))
-        if keep.dead_letters_days:
-            before = now - timedelta(days=keep.dead_letters_days)
-            await self._repeat(
-                "dead_letters",
-                lambda s: retention.delete_dead_letters(session=s, before=before, limit=limit),
-            )
-        if keep.deleted_devices_days:
-            before = now - timedelta(days=keep.deleted_devices_days)
-            await self._repeat(
-                "devices_purged",
-                lambda s: retention.purge_devices(session=s, before=before, limit=limit),
-            )
+        repeats = (
+            ("dead_letters", timedelta(days=keep.dead_letters_days), retention.delete_dead_letters),
+            ("devices_purged", timedelta(days=keep.deleted_devices_days), retention.purge_devices),
+        )
+        for name, age, batch in repeats:
+            if age:
+                await self._repeat(name, functools.partial(batch, before=now - age, limit=limit))
 
     async def delete_notifications(self, before: datetime) -> None:
         """Notifications final since before `before`: a batch of them is picked, their
@@ -184,19 +177,17 @@ class Lifecycle:
                 return
 
     async def _delete_notifications(self, chosen: list[uuid.UUID], before: datetime) -> None:
-        async def deliveries_of(session: AsyncSession) -> int:
-            return await retention.delete_deliveries_of(
-                session=session, notification_ids=chosen, limit=self.limit
-            )
-
-        async def notifications(session: AsyncSession) -> int:
-            return await retention.delete_notifications(
-                session=session, notification_ids=chosen, before=before
-            )
-
-        await self._repeat("deliveries", deliveries_of)
+        await self._repeat(
+            "deliveries",
+            functools.partial(
+                retention.delete_deliveries_of, notification_ids=chosen, limit=self.limit
+            ),
+        )
         if self._time_left():
-            self._add("notifications", await self._batch(notifications))
+            delete = functools.partial(
+                retention.delete_notifications, notification_ids=chosen, before=before
+            )
+            self._add("notifications", await self._batch(delete))
 
 
 async def claim_run(runtime: Runtime, *, ttl: float) -> bool:

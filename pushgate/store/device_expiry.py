@@ -149,17 +149,11 @@ async def announce_unseen(
         limit,
     )
     events = [
-        webhooks.Event(
-            app_id=d.app_id,
-            type=EventType.DEVICE_EXPIRING.value,
-            key=str(d.id),
-            data={
-                "device_id": str(d.id),
-                "platform": d.platform,
-                "user_id": d.user_id,
-                "last_seen_at": d.last_seen_at.isoformat(),
-                "deactivate_at": (now + grace).isoformat(),
-            },
+        _event(
+            d,
+            EventType.DEVICE_EXPIRING,
+            last_seen_at=d.last_seen_at.isoformat(),
+            deactivate_at=(now + grace).isoformat(),
         )
         for d in marked
     ]
@@ -197,26 +191,29 @@ async def _deactivated(
     rollups, in the batch's transaction (rollups last: see store/rollups.py)."""
     if not gone:
         return
+    # The fields of a provider's `device.invalidated` (sending/outcomes.py), those about a
+    # delivery null: no delivery caused this one.
+    about_no_delivery = dict.fromkeys(("notification_id", "delivery_id", "status_code", "attempts"))
     events = [
-        webhooks.Event(
-            app_id=d.app_id,
-            type=EventType.DEVICE_INVALIDATED.value,
-            key=str(d.id),
-            data={
-                "device_id": str(d.id),
-                "platform": d.platform,
-                "user_id": d.user_id,
-                "notification_id": None,
-                "delivery_id": None,
-                "reason": reason,
-                "status_code": None,
-                "attempts": None,
-            },
-        )
-        for d in gone
+        _event(d, EventType.DEVICE_INVALIDATED, reason=reason, **about_no_delivery) for d in gone
     ]
     await webhooks.emit(session=session, events=events, now=now)
     counts = rollups.device_counts()
     for d in gone:
         counts[d.app_id, d.platform][rollups.invalidation_kind(reason)] += 1
     await rollups.add_devices(session=session, at=now, counts=counts)
+
+
+def _event(device: Changed, kind: EventType, **data: Any) -> webhooks.Event:
+    """A webhook event about a device, ordered with its device's other events."""
+    return webhooks.Event(
+        app_id=device.app_id,
+        type=kind.value,
+        key=str(device.id),
+        data={
+            "device_id": str(device.id),
+            "platform": device.platform,
+            "user_id": device.user_id,
+            **data,
+        },
+    )

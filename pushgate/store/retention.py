@@ -100,30 +100,60 @@ def pick(rows: Sequence[Row], *, final: Sequence[str], before: datetime) -> tupl
     return chosen, any(r.created_at >= before for r in rows)
 
 
+async def _walk(
+    session: AsyncSession,
+    query: Any,
+    key: Any,
+    *,
+    final: Sequence[str],
+    before: datetime,
+    after: Any,
+    limit: int,
+) -> tuple[list[Any], Any]:
+    """One step of a keyset walk: the next `limit` rows of `query` (selecting a `Row`'s
+    columns) by `key` after `after`; the ids `pick` chooses, and where the walk goes on (None:
+    at its end)."""
+    if after is not None:
+        query = query.where(key > after)
+    rows = [Row(*r) for r in await session.execute(query.order_by(key).limit(limit))]
+    chosen, young = pick(rows, final=final, before=before)
+    return chosen, None if young or len(rows) < limit else rows[-1].id
+
+
+async def _apply(session: AsyncSession, statement: Any, key: Any, chosen: Sequence[Any]) -> int:
+    """Run a DELETE or UPDATE (carrying its re-checks) on the `chosen` keys; rows it hit."""
+    if not chosen:
+        return 0
+    result: Any = await session.execute(
+        statement.where(db.one_of(session, key, list(chosen))).execution_options(
+            synchronize_session=False
+        )
+    )
+    return int(result.rowcount or 0)
+
+
+async def _oldest(
+    session: AsyncSession, key: Any, order: Any, *where: Any, limit: int
+) -> list[Any]:
+    """The keys of up to `limit` rows matching `where`, by `order` (a column an index keeps in
+    that order)."""
+    query = select(key).where(*where).order_by(order).limit(limit)
+    return list((await session.execute(query)).scalars())
+
+
 async def delete_deliveries(
     *, session: AsyncSession, before: datetime, after: int | None, limit: int
 ) -> Batch:
     """Delete the deliveries, of the next `limit` by id after `after`, that are final since
     before `before`. Pending, retrying, deferred and sending ones stay, however old."""
-    query = select(Delivery.id, Delivery.status, Delivery.updated_at, Delivery.created_at)
-    if after is not None:
-        query = query.where(Delivery.id > after)
-    rows = [Row(*r) for r in await session.execute(query.order_by(Delivery.id).limit(limit))]
-    chosen, young = pick(rows, final=_FINAL_DELIVERIES, before=before)
-    done = 0
-    if chosen:
-        result = await session.execute(
-            delete(Delivery)
-            .where(
-                db.one_of(session, Delivery.id, chosen),
-                Delivery.status.in_(_FINAL_DELIVERIES),
-                Delivery.updated_at < before,
-            )
-            .execution_options(synchronize_session=False)
-        )
-        done = _count(result)
-    over = young or len(rows) < limit
-    return Batch(done, None if over else rows[-1].id)
+    d = Delivery
+    query = select(d.id, d.status, d.updated_at, d.created_at)
+    final = _FINAL_DELIVERIES
+    chosen, next_after = await _walk(
+        session, query, d.id, final=final, before=before, after=after, limit=limit
+    )
+    statement = delete(d).where(d.status.in_(final), d.updated_at < before)
+    return Batch(await _apply(session, statement, d.id, chosen), next_after)
 
 
 async def old_notifications(
@@ -132,14 +162,11 @@ async def old_notifications(
     """Of the next `limit` notifications by id after `after`, made before `before`, the ids of
     those final since before `before`; and where the walk goes on (None: at its end). Their
     deliveries go first (`delete_deliveries_of`), then they do (`delete_notifications`)."""
-    query = select(
-        Notification.id, Notification.status, Notification.completed_at, Notification.created_at
-    ).where(Notification.id < ids.floor(before))
-    if after is not None:
-        query = query.where(Notification.id > after)
-    rows = [Row(*r) for r in await session.execute(query.order_by(Notification.id).limit(limit))]
-    chosen, young = pick(rows, final=_FINAL_NOTIFICATIONS, before=before)
-    return chosen, None if young or len(rows) < limit else rows[-1].id
+    n = Notification
+    query = select(n.id, n.status, n.completed_at, n.created_at).where(n.id < ids.floor(before))
+    return await _walk(
+        session, query, n.id, final=_FINAL_NOTIFICATIONS, before=before, after=after, limit=limit
+    )
 
 
 async def delete_deliveries_of(
@@ -148,26 +175,10 @@ async def delete_deliveries_of(
     """Delete up to `limit` final deliveries of these notifications; how many went."""
     if not notification_ids:
         return 0
-    chosen = list(
-        (
-            await session.execute(
-                select(Delivery.id)
-                .where(
-                    db.one_of(session, Delivery.notification_id, list(notification_ids)),
-                    Delivery.status.in_(_FINAL_DELIVERIES),
-                )
-                .limit(limit)
-            )
-        ).scalars()
-    )
-    if not chosen:
-        return 0
-    result = await session.execute(
-        delete(Delivery)
-        .where(db.one_of(session, Delivery.id, chosen), Delivery.status.in_(_FINAL_DELIVERIES))
-        .execution_options(synchronize_session=False)
-    )
-    return _count(result)
+    d, final = Delivery, _FINAL_DELIVERIES
+    ours = db.one_of(session, d.notification_id, list(notification_ids))
+    chosen = await _oldest(session, d.id, d.id, ours, d.status.in_(final), limit=limit)
+    return await _apply(session, delete(d).where(d.status.in_(final)), d.id, chosen)
 
 
 async def delete_notifications(
@@ -175,20 +186,13 @@ async def delete_notifications(
 ) -> int:
     """Delete these notifications if they are still final since before `before` and have no
     delivery left (one still open keeps its notification until it is final too)."""
-    if not notification_ids:
-        return 0
     n = Notification
-    result = await session.execute(
-        delete(n)
-        .where(
-            db.one_of(session, n.id, list(notification_ids)),
-            n.status.in_(_FINAL_NOTIFICATIONS),
-            n.completed_at < before,
-            ~exists().where(Delivery.notification_id == n.id),
-        )
-        .execution_options(synchronize_session=False)
+    statement = delete(n).where(
+        n.status.in_(_FINAL_NOTIFICATIONS),
+        n.completed_at < before,
+        ~exists().where(Delivery.notification_id == n.id),
     )
-    return _count(result)
+    return await _apply(session, statement, n.id, notification_ids)
 
 
 async def clear_idempotency(
@@ -197,50 +201,27 @@ async def clear_idempotency(
     """Forget the idempotency keys of notifications final since before `before`, of the next
     `limit` that still have one (by id, after `after`): the same key then makes a new
     notification. The notifications themselves stay."""
-    n = Notification
+    n, final = Notification, _FINAL_NOTIFICATIONS
     query = select(n.id, n.status, n.completed_at, n.created_at).where(
         n.idempotency_key.is_not(None), n.id < ids.floor(before)
     )
-    if after is not None:
-        query = query.where(n.id > after)
-    rows = [Row(*r) for r in await session.execute(query.order_by(n.id).limit(limit))]
-    chosen, young = pick(rows, final=_FINAL_NOTIFICATIONS, before=before)
-    done = 0
-    if chosen:
-        result = await session.execute(
-            update(n)
-            .where(
-                db.one_of(session, n.id, chosen),
-                n.status.in_(_FINAL_NOTIFICATIONS),
-                n.completed_at < before,
-            )
-            .values(idempotency_key=None, request_hash=None)
-            .execution_options(synchronize_session=False)
-        )
-        done = _count(result)
-    return Batch(done, None if young or len(rows) < limit else rows[-1].id)
+    chosen, next_after = await _walk(
+        session, query, n.id, final=final, before=before, after=after, limit=limit
+    )
+    statement = (
+        update(n)
+        .where(n.status.in_(final), n.completed_at < before)
+        .values(idempotency_key=None, request_hash=None)
+    )
+    return Batch(await _apply(session, statement, n.id, chosen), next_after)
 
 
 async def delete_dead_letters(*, session: AsyncSession, before: datetime, limit: int) -> int:
     """Delete up to `limit` dead letters recorded before `before`, oldest first."""
-    chosen = list(
-        (
-            await session.execute(
-                select(DeadLetterRecord.id)
-                .where(DeadLetterRecord.recorded_at < before)
-                .order_by(DeadLetterRecord.recorded_at)
-                .limit(limit)
-            )
-        ).scalars()
-    )
-    if not chosen:
-        return 0
-    result = await session.execute(
-        delete(DeadLetterRecord)
-        .where(db.one_of(session, DeadLetterRecord.id, chosen))
-        .execution_options(synchronize_session=False)
-    )
-    return _count(result)
+    letter = DeadLetterRecord
+    old = letter.recorded_at < before
+    chosen = await _oldest(session, letter.id, letter.recorded_at, old, limit=limit)
+    return await _apply(session, delete(letter), letter.id, chosen)
 
 
 async def purge_devices(*, session: AsyncSession, before: datetime, limit: int) -> int:
@@ -248,25 +229,13 @@ async def purge_devices(*, session: AsyncSession, before: datetime, limit: int) 
     app, or deactivated by a provider or by expiry), oldest first; their topics go with them
     (ON DELETE CASCADE). A device registered again meanwhile is live and stays. The live-device
     counts do not change: these were not live."""
-    chosen = list(
-        (
-            await session.execute(
-                select(Device.id)
-                .where(Device.invalidated_at.is_not(None), Device.invalidated_at < before)
-                .order_by(Device.invalidated_at)
-                .limit(limit)
-            )
-        ).scalars()
+    gone = Device.invalidated_at < before
+    chosen = await _oldest(
+        session,
+        Device.id,
+        Device.invalidated_at,
+        Device.invalidated_at.is_not(None),
+        gone,
+        limit=limit,
     )
-    if not chosen:
-        return 0
-    result = await session.execute(
-        delete(Device)
-        .where(db.one_of(session, Device.id, chosen), Device.invalidated_at < before)
-        .execution_options(synchronize_session=False)
-    )
-    return _count(result)
-
-
-def _count(result: Any) -> int:
-    return int(result.rowcount or 0)
+    return await _apply(session, delete(Device).where(gone), Device.id, chosen)

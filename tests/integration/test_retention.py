@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 
 from pushgate.domain import ids
 from pushgate.runtime import Runtime, open_runtime
@@ -34,6 +34,7 @@ from pushgate.worker import Worker
 from tests.conftest import TenantKeys
 from tests.fakes.webpush_server import FakeWebPushService
 from tests.integration.conftest import Pushgate
+from tests.integration.test_analytics_api import get
 
 DAY = timedelta(days=1)
 
@@ -82,6 +83,14 @@ def delivery(owner: Notification, status: str, changed: datetime, **fields: Any)
         updated_at=changed,
         **fields,
     )
+
+
+async def insert(pushgate: Pushgate, owner: Notification, deliveries: list[Delivery]) -> None:
+    async with pushgate.runtime.sessions() as session:
+        session.add(owner)
+        await session.flush()
+        session.add_all(deliveries)
+        await session.commit()
 
 
 async def ids_of(pushgate: Pushgate, column: Any) -> set[Any]:
@@ -185,11 +194,7 @@ async def test_each_batch_deletes_at_most_the_batch_size(
     # Given five final deliveries 40 days old
     old = utcnow() - 40 * DAY
     owner = notification(acme.app_id, "completed", old, completed=old)
-    async with pushgate.runtime.sessions() as session:
-        session.add(owner)
-        await session.flush()
-        session.add_all([delivery(owner, "failed", old) for _ in range(5)])
-        await session.commit()
+    await insert(pushgate, owner, [delivery(owner, "failed", old) for _ in range(5)])
 
     # When the deliveries' walk is taken one batch of 2 at a time
     done, after = [], None
@@ -244,7 +249,7 @@ async def test_analytics_answer_the_same_after_the_raw_rows_are_gone(
     day = utcnow().replace(hour=0, minute=0, second=0, microsecond=0)
     span = {"since": day.isoformat(), "until": (day + DAY).isoformat(), "interval": "day"}
     paths = ("/v1/analytics/deliveries", "/v1/analytics/notifications", "/v1/analytics/devices")
-    before = {p: await analytics(pushgate, acme, p, span) for p in paths}
+    before = {p: await get(pushgate, acme, p, **span) for p in paths}
     assert before["/v1/analytics/deliveries"]["totals"]["by_outcome"]["sent"] == 2
 
     # When the job runs 31 days later
@@ -255,16 +260,7 @@ async def test_analytics_answer_the_same_after_the_raw_rows_are_gone(
     assert counts["deliveries"] == 2
     gone = await pushgate.http.get(f"/v1/notifications/{sent}", headers=acme.send)
     assert gone.status_code == 404
-    assert {p: await analytics(pushgate, acme, p, span) for p in paths} == before
-
-
-async def analytics(
-    pushgate: Pushgate, keys: TenantKeys, path: str, params: dict[str, str]
-) -> dict[str, Any]:
-    response = await pushgate.http.get(path, params=params, headers=keys.send)
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    return body
+    assert {p: await get(pushgate, acme, p, **span) for p in paths} == before
 
 
 async def test_the_worker_runs_the_job_and_one_worker_holds_the_lock(
@@ -324,13 +320,8 @@ async def test_a_notification_past_its_retention_takes_its_deliveries_with_it(
     # Given a notification completed 40 days ago whose delivery changed 40 days ago, with
     # deliveries kept 90 days and notifications 30
     old = utcnow() - 40 * DAY
-    owner = notification(acme.app_id, "completed", old, completed=old)
-    async with pushgate.runtime.sessions() as session:
-        session.add(owner)
-        await session.flush()
-        session.add(delivery(owner, "sent", old))
-        await session.execute(update(Notification).values(total=1, finished=1))
-        await session.commit()
+    owner = notification(acme.app_id, "completed", old, completed=old, total=1, finished=1)
+    await insert(pushgate, owner, [delivery(owner, "sent", old)])
     keep = pushgate.runtime.settings.retention.model_copy(update={"deliveries_days": 90})
     pushgate.runtime.settings = pushgate.runtime.settings.model_copy(update={"retention": keep})
 
