@@ -27,6 +27,7 @@ from pydantic_settings import (
 )
 
 from pushgate.errors import ConfigError
+from pushgate.lifecycle_settings import DeviceExpirySettings, RetentionSettings
 from pushgate.provider_settings import APNSSettings, FCMSettings, WebPushSettings, split_list
 from pushgate.rate_settings import PacingSettings, RateLimitSettings
 
@@ -313,6 +314,8 @@ class Settings(BaseSettings):
     pacing: PacingSettings = Field(default_factory=PacingSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     sentry: SentrySettings = Field(default_factory=SentrySettings)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
+    devices: DeviceExpirySettings = Field(default_factory=DeviceExpirySettings)
 
     @classmethod
     def settings_customise_sources(

@@ -1,5 +1,6 @@
 """The worker: consumers for the ingress, dispatch and deliver queues, the dead-letter recorder
-on `failed`, the sweeper loop, and the heartbeat with its queue counts.
+on `failed`, the sweeper loop, the lifecycle job (retention and device expiry), and the
+heartbeat with its queue counts.
 Runs alone (`pushgate worker`) or inside `pushgate serve`; stops gracefully, finishing the work
 in flight and recording its outcomes before the process exits."""
 
@@ -15,7 +16,7 @@ from pushgate.logs import get_logger
 from pushgate.metrics import page as metrics_page
 from pushgate.providers.webhook_client import WebhookClient
 from pushgate.runtime import Runtime, running
-from pushgate.sending import dead_letters, deliver, dispatch, ingress, sweeper, webhooks
+from pushgate.sending import dead_letters, deliver, dispatch, ingress, lifecycle, sweeper, webhooks
 from pushgate.settings import Settings
 
 log = get_logger(__name__)
@@ -39,6 +40,7 @@ class Worker:
         self._running: set[asyncio.Task[object]] = set()
         self.counters = queue_stats.QueueCounters()
         self._heartbeat: asyncio.Task[None] | None = None
+        self._lifecycle: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         settings = self.runtime.settings.worker
@@ -118,6 +120,10 @@ class Worker:
             ),
             name="pushgate-metrics",
         )
+        # Retention and device expiry: one worker of the deployment per interval.
+        self._lifecycle = asyncio.create_task(
+            lifecycle.run(self.runtime, stop=self._stop), name="pushgate-lifecycle"
+        )
         log.info("worker started", queues=[c.queue for c in self._consumers], lease=lease)
 
     async def stop(self) -> None:
@@ -146,6 +152,7 @@ class Worker:
                 self._webhooks,
                 self._gauges,
                 self._heartbeat,
+                self._lifecycle,
             ):
                 if task is not None:
                     task.cancel()
@@ -169,6 +176,11 @@ class Worker:
         if self._heartbeat is not None:
             await asyncio.gather(self._heartbeat, return_exceptions=True)
             self._heartbeat = None
+        if self._lifecycle is not None:
+            # Stops between batches; a batch in flight is cancelled with the others (see
+            # `stop`) and its transaction rolled back.
+            await asyncio.gather(self._lifecycle, return_exceptions=True)
+            self._lifecycle = None
         if self._webhook_client is not None:
             await self._webhook_client.close()
             self._webhook_client = None

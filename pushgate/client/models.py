@@ -287,8 +287,8 @@ class Preferences(Model):
 
 
 class WebhookCreate(Request):
-    """`events`: any of `device.registered`, `device.invalidated`, `delivery.failed`,
-    `notification.completed`."""
+    """`events`: any of `device.registered`, `device.invalidated`, `device.expiring`,
+    `delivery.failed`, `notification.completed`."""
 
     url: str
     events: list[str]

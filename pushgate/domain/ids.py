@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import time
 import uuid
+from datetime import datetime
 
 
 def new_id(now_ms: int | None = None) -> uuid.UUID:
@@ -17,3 +18,10 @@ def new_id(now_ms: int | None = None) -> uuid.UUID:
     value |= 0b10 << 62
     value |= rand & ((1 << 62) - 1)
     return uuid.UUID(int=value)
+
+
+def floor(moment: datetime) -> uuid.UUID:
+    """The smallest UUIDv7 of `moment`'s millisecond: every id made before it is smaller, so
+    `id < floor(t)` finds rows created before `t` through the primary key."""
+    ms = int(moment.timestamp() * 1000)
+    return uuid.UUID(int=((ms & 0xFFFF_FFFF_FFFF) << 80) | (0x7 << 76) | (0b10 << 62))

@@ -26,6 +26,8 @@ SECRET_BYTES = 32
 class EventType(StrEnum):
     DEVICE_REGISTERED = "device.registered"
     DEVICE_INVALIDATED = "device.invalidated"
+    # Unseen for `devices.stale_after_days`: deactivated after the grace unless seen again.
+    DEVICE_EXPIRING = "device.expiring"
     DELIVERY_FAILED = "delivery.failed"
     NOTIFICATION_COMPLETED = "notification.completed"
 

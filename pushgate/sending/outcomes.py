@@ -24,7 +24,14 @@ from pushgate.logs import get_logger
 from pushgate.metrics.registry import status_class
 from pushgate.runtime import Runtime
 from pushgate.sending import jobs
-from pushgate.store import deliveries, devices, notification_progress, rollups, webhooks
+from pushgate.store import (
+    deliveries,
+    device_expiry,
+    devices,
+    notification_progress,
+    rollups,
+    webhooks,
+)
 from pushgate.store.deliveries import Claimed
 
 log = get_logger(__name__)
@@ -279,6 +286,14 @@ class Recorder:
     async def write(self, work: Round, now: datetime) -> None:
         async with self.runtime.sessions() as session:
             await deliveries.record(session=session, changes=work.changes)
+            # A device delivered to is seen (device expiry): folded into this write, and
+            # each device written at most once a day (store/device_expiry.py `seen`).
+            delivered = {
+                r.device_id
+                for r in work.results
+                if r.status is DeliveryStatus.SENT and r.device_id is not None
+            }
+            await device_expiry.seen(session=session, device_ids=delivered, now=now)
             # Before the devices change: a device deactivated already is not announced again.
             events = await webhooks.wanted(session=session, events=work.events)
             gone: list[devices.Invalidated] = []

@@ -6,15 +6,16 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import ColumnElement, Select, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pushgate.domain import condition
 from pushgate.domain.notification import TargetKind
 from pushgate.store import db
-from pushgate.store.tables import Device, DeviceTopic
+from pushgate.store.tables import Device, DeviceTopic, utcnow
 
 PAGE_SIZE = 1000
 
@@ -51,13 +52,16 @@ async def page(
     target: dict[str, object],
     after: uuid.UUID | None,
     limit: int = PAGE_SIZE,
+    now: datetime | None = None,
 ) -> tuple[list[Recipient], uuid.UUID | None]:
     """The next page of active recipients after the device id `after`, and the cursor for the
-    page after it (None when this was the last page)."""
+    page after it (None when this was the last page). A Web Push subscription whose
+    `expirationTime` is past `now` is no recipient (the lifecycle job deactivates it)."""
+    now = now or utcnow()
     kind = TargetKind(str(target["kind"]))
     if kind is TargetKind.DEVICE_IDS:
-        return await _named(session, app_id, _device_ids(_values(target)), after, limit)
-    query, parsed = streamed(session, app_id, target, after=after, limit=limit)
+        return await _named(session, app_id, _device_ids(_values(target)), after, limit, now)
+    query, parsed = streamed(session, app_id, target, after=after, limit=limit, now=now)
     rows = (await session.execute(query)).all()
     cursor: uuid.UUID | None = rows[-1][0] if len(rows) == limit else None
     recipients = [Recipient(*row) for row in rows]
@@ -76,14 +80,19 @@ def streamed(
     *,
     after: uuid.UUID | None,
     limit: int,
+    now: datetime,
 ) -> tuple[Select[*tuple[Any, ...]], condition.Expr | None]:
     """The query of the next page of a streamed target's active devices (every column of
-    `Recipient`, in device id order), and the condition each page's devices must still be
-    checked against (None: the query is the whole answer). Every kind but `device_ids`."""
+    `Recipient`, in device id order; not a Web Push subscription past its `expirationTime` at
+    `now`), and the condition each page's devices must still be checked against (None: the
+    query is the whole answer). Every kind but `device_ids`."""
     kind = TargetKind(str(target["kind"]))
     # Plain columns, not ORM objects: a broadcast reads every device of the app.
     query = select(*_COLUMNS).where(
-        Device.app_id == app_id, Device.enabled.is_(True), Device.invalidated_at.is_(None)
+        Device.app_id == app_id,
+        Device.enabled.is_(True),
+        Device.invalidated_at.is_(None),
+        _unexpired(now),
     )
     parsed: condition.Expr | None = None
     if kind is TargetKind.USER_IDS:
@@ -110,6 +119,7 @@ async def _named(
     ids: Sequence[uuid.UUID],
     after: uuid.UUID | None,
     limit: int,
+    now: datetime,
 ) -> tuple[list[Recipient], uuid.UUID | None]:
     """A page of the devices a notification names by id. Pages go over the sorted ids
     themselves, so each is a primary-key lookup of at most `limit` ids. The general form
@@ -123,7 +133,9 @@ async def _named(
     # Only the key in the WHERE clause, the rest checked here: with the app and status in it,
     # PostgreSQL's generic plan still preferred walking the app's index (measured in
     # apns_e2e); with the key alone, the primary key is the only way in.
-    query = select(*_COLUMNS, Device.app_id, Device.enabled, Device.invalidated_at).where(match)
+    query = select(
+        *_COLUMNS, Device.app_id, Device.enabled, Device.invalidated_at, Device.expires_at
+    ).where(match)
     recipients = sorted(
         (
             Recipient(
@@ -137,11 +149,19 @@ async def _named(
                 row.timezone,
             )
             for row in await session.execute(query)
-            if row.app_id == app_id and row.enabled and row.invalidated_at is None
+            if row.app_id == app_id
+            and row.enabled
+            and row.invalidated_at is None
+            and (row.expires_at is None or row.expires_at > now)
         ),
         key=lambda r: r.device_id,
     )
     return recipients, chunk[-1] if len(wanted) > limit else None
+
+
+def _unexpired(now: datetime) -> ColumnElement[bool]:
+    """Not a Web Push subscription past its `expirationTime`."""
+    return or_(Device.expires_at.is_(None), Device.expires_at > now)
 
 
 def _values(target: dict[str, object]) -> Sequence[object]:

@@ -134,6 +134,7 @@ async def upsert(
         "created_at": now,
         "updated_at": now,
         "last_seen_at": now,
+        "expiring_at": None,
     }
     statement = insert(Device).values(values | profile)
     refreshed = ("p256dh", "auth", "expires_at", *(_COLUMN_OF.get(k, k) for k in profile))
@@ -149,6 +150,8 @@ async def upsert(
     changes |= {
         "updated_at": case((table.c.invalidated_at.is_(None), now), else_=revived_at),
         "last_seen_at": now,
+        # Seen again: an announced expiry (store/device_expiry.py) is off.
+        "expiring_at": None,
         "invalidated_at": None,
         "invalidation_reason": None,
     }

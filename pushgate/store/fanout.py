@@ -71,7 +71,7 @@ async def insert_page(
 ) -> DirectPage:
     """Insert the deliveries of the page after device `after`, unless a device of it belongs
     to a user (see the module's docstring)."""
-    query, parsed = audience.streamed(session, app_id, target, after=after, limit=limit)
+    query, parsed = audience.streamed(session, app_id, target, after=after, limit=limit, now=now)
     if parsed is not None:
         raise ValueError("a condition is checked per page: not a direct page")
     # Referenced several times, so PostgreSQL computes the page once (a materialised CTE):

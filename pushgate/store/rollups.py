@@ -172,9 +172,12 @@ async def add_device(
 
 
 def invalidation_kind(reason: str | None) -> str:
-    """Which device count a deactivation adds to: `expired` when its reason says so (device
-    expiry itself comes later), else `invalidated`."""
-    return "expired" if reason and "expired" in reason.lower() else "invalidated"
+    """Which device count a deactivation adds to: `expired` when its reason says so, or when
+    device expiry deactivated it as unseen too long (`stale`: store/device_expiry.py), else
+    `invalidated`."""
+    if reason and ("expired" in reason.lower() or reason == "stale"):
+        return "expired"
+    return "invalidated"
 
 
 async def add_notification(

@@ -139,7 +139,10 @@ class Device(Base):
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Registered again or delivered to (store/device_expiry.py `seen`: at most daily).
     last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # When `device.expiring` was announced (unseen too long); cleared when it is seen again.
+    expiring_at: Mapped[datetime | None]
     # Set when the device is deleted (soft) or a provider says the token is gone; kept for history.
     invalidated_at: Mapped[datetime | None]
     invalidation_reason: Mapped[str | None] = mapped_column(String(255))
@@ -479,6 +482,7 @@ class DeadLetterRecord(Base):
     )
 
 
-# The analytics rollups live in their own module; importing it here puts them in `Base.metadata`
-# (migrations, the schema checks) wherever the tables are. At the bottom: it needs `Base`.
-from pushgate.store import rollup_tables  # noqa: E402, F401
+# The analytics rollups live in their own module, as do the lifecycle job's indexes; importing
+# them here puts them in `Base.metadata` (migrations, the schema checks) wherever the tables
+# are. At the bottom: they need `Base` and the tables.
+from pushgate.store import lifecycle_indexes, rollup_tables  # noqa: E402, F401

@@ -57,7 +57,10 @@ class DeviceDay(BaseModel):
     platform: str
     new: int
     invalidated: int = Field(description="Deactivated on a provider's word (token invalid).")
-    expired: int = Field(description="Deactivated with a reason that says expired.")
+    expired: int = Field(
+        description="Deactivated as expired: a Web Push subscription past its expirationTime,"
+        " a device unseen too long (`stale`), or a provider's reason that says expired."
+    )
     deleted: int
 
 

@@ -167,7 +167,10 @@ class DevicePublic(BaseModel):
     expires_at: datetime | None = Field(description="When the Web Push subscription expires.")
     created_at: datetime
     updated_at: datetime
-    last_seen_at: datetime
+    last_seen_at: datetime = Field(
+        description="Last registered, or delivered to successfully (moved at most once a day):"
+        " a device unseen for PUSHGATE_DEVICES__STALE_AFTER_DAYS is announced as expiring."
+    )
     invalidated_at: datetime | None
     invalidation_reason: str | None
 

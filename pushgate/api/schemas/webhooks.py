@@ -12,7 +12,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from pushgate.store.tables import Webhook, WebhookEvent
 
 EventName = Literal[
-    "device.registered", "device.invalidated", "delivery.failed", "notification.completed"
+    "device.registered",
+    "device.invalidated",
+    "device.expiring",
+    "delivery.failed",
+    "notification.completed",
 ]
 
 
