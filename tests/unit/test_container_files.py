@@ -8,6 +8,7 @@ tests/acceptance/test_container_healthchecks.py."""
 from __future__ import annotations
 
 import fnmatch
+import json
 import os
 import re
 import shlex
@@ -70,12 +71,12 @@ def explicitly_set(name: str, value: str, monkeypatch: pytest.MonkeyPatch) -> An
     would silently stop working)."""
     with monkeypatch.context() as patch:
         patch.setenv(name, value)
-        node: Any = Settings().model_dump(exclude_unset=True)
-        effective: Any = load_settings()
+        node: Any = Settings().model_dump(mode="json", exclude_unset=True)
+        effective: Any = load_settings().model_dump(mode="json")
     for part in setting_path(name):
         node = node[part]
-        effective = getattr(effective, part)
-    assert node == effective or str(effective) == str(node)
+        effective = effective[part]
+    assert node == effective
     return effective
 
 
@@ -133,6 +134,51 @@ def test_the_secrets_key_must_be_given() -> None:
     with pytest.raises(MissingVariableError, match="PUSHGATE_SECRETS__KEY"):
         interpolate(raw, ENV.values)
     assert ENV.values["PUSHGATE_SECRETS__KEY"] == ""
+
+
+DOCS = (ROOT / "docs" / "operations.md", ROOT / "README.md")
+
+
+def sample_value(name: str) -> str:
+    """The setting's default, written as an environment variable."""
+    node: Any = Settings().model_dump(mode="json")
+    for part in setting_path(name):
+        # A key of a mapping the defaults do not fill (a provider's pace): its sibling's value.
+        node = node[part] if part in node else next(iter(node.values()))
+    if isinstance(node, bool):
+        return str(node).lower()
+    if isinstance(node, list | dict):
+        return json.dumps(node)
+    return "" if node is None else str(node)
+
+
+def documented_settings() -> set[str]:
+    return {
+        name.rstrip("_")
+        for doc in DOCS
+        for name in re.findall(r"\bPUSHGATE_[A-Z0-9_]+", doc.read_text())
+        if "__" in name and not name.startswith("PUSHGATE_TEST_")
+    }
+
+
+@pytest.mark.parametrize("name", sorted(documented_settings()))
+def test_every_setting_the_docs_name_is_one(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    explicitly_set(name, sample_value(name), monkeypatch)
+
+
+def test_every_dotted_setting_the_operations_guide_names_is_one() -> None:
+    text = (ROOT / "docs" / "operations.md").read_text()
+    sections = {
+        name: field.annotation
+        for name, field in Settings.model_fields.items()
+        if isinstance(field.annotation, type) and hasattr(field.annotation, "model_fields")
+    }
+    named = set(re.findall(r"`([a-z_]+)\.([a-z_]+)`", text))
+
+    assert len(named) > 5
+    for section, field in named:
+        if section in sections:
+            assert field in sections[section].model_fields, f"{section}.{field}"
 
 
 # --- .env.example ------------------------------------------------------------------------------
