@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.acceptance.test_serve_cli import PUSHGATE, Server, cli_env, free_port
 from tests.container_files import read_compose, read_dockerfile
 
@@ -48,12 +50,21 @@ def test_the_api_health_checks_pass_on_a_running_api_and_fail_without_one(
     assert all(code != 0 for code in closed)
 
 
-def test_the_worker_health_check_passes_once_a_worker_serves_its_metrics(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "closed",
+    [{}, {"PUSHGATE_METRICS__TOKEN": "scrape-secret"}],
+    ids=["open page", "page behind a token"],
+)
+def test_the_worker_health_check_passes_once_a_worker_serves_its_metrics(
+    tmp_path: Path, closed: dict[str, str]
+) -> None:
     # Given the compose worker's check and a worker about to start on its own metrics port
+    # (its page open, or answering 401 without the scrape token: alive either way)
     check = read_compose()["services"]["worker"]["healthcheck"]["test"]
     env = cli_env(tmp_path / "data") | {
         "PUSHGATE_METRICS__WORKER_PORT": str(free_port()),
         "PUSHGATE_METRICS__WORKER_HOST": "127.0.0.1",
+        **closed,
     }
     assert run_check(check, env) != 0
 

@@ -321,12 +321,12 @@ def healthcheck_url(command: list[str], env: dict[str, str]) -> tuple[int, str]:
     argv = command[1:] if command[0] == "CMD" else command
     assert argv[:2] == ["python", "-c"], command
     (code,) = argv[2:]
-    match = re.search(r"'http://127\.0\.0\.1:%s(/[^']*)' % os\.environ(.*?), timeout", code)
-    assert match, code
-    port_expr = match.group(2)
-    port_name = re.search(r"['\"](PUSHGATE_\w+)['\"]", port_expr)
+    port_name = re.search(r"os\.environ(?:\.get\(|\[)['\"](PUSHGATE_\w+)['\"]", code)
+    path = re.search(r"['\"](?:http://127\.0\.0\.1:%s)?(/[\w/]*)['\"]", code)
     assert port_name, code
-    return int(env[port_name.group(1)]), match.group(1)
+    assert path, code
+    assert "127.0.0.1" in code, code
+    return int(env[port_name.group(1)]), path.group(1)
 
 
 def test_the_api_listens_where_compose_publishes_and_checks_a_real_route(
