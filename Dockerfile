@@ -42,13 +42,13 @@ COPY --from=build /opt/pushgate /opt/pushgate
 # Settings every container wants: listen on every interface of the container (the defaults
 # are loopback, right for a laptop), the worker's metrics page likewise, and the embedded
 # profile's SQLite file and secrets key under the user's own writable directory (mount a volume
-# there for `serve`). The API port is set here so the health check below reads the same value.
+# there for `serve`). The API port is left to the settings (PUSHGATE_SERVER__PORT, else the
+# legacy SERVICE_PORT, else 8000), so deployments that set SERVICE_PORT keep working.
 ENV PATH=/opt/pushgate/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     PUSHGATE_DATA_DIR=/var/lib/pushgate \
     PUSHGATE_SERVER__HOST=0.0.0.0 \
-    PUSHGATE_SERVER__PORT=8000 \
     PUSHGATE_METRICS__WORKER_HOST=0.0.0.0 \
     PUSHGATE_METRICS__WORKER_PORT=9464
 
@@ -59,10 +59,12 @@ WORKDIR /var/lib/pushgate
 # (metrics.worker_port).
 EXPOSE 8000 9464
 
-# Liveness of `serve` and `api` (GET /health), with the interpreter the image already has. A
-# worker has no HTTP API: docker-compose.yml gives it its own check, on its metrics page.
+# Liveness of `serve` and `api` (GET /health), with the interpreter the image already has, on
+# the port the settings give (in the same order; a port set only in a --config file is not
+# seen here: set it by environment in a container). A worker has no HTTP API:
+# docker-compose.yml gives it its own check, on its metrics page.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
-    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/health' % os.environ.get('PUSHGATE_SERVER__PORT', '8000'), timeout=4)"]
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/health' % (os.environ.get('PUSHGATE_SERVER__PORT') or os.environ.get('SERVICE_PORT') or '8000'), timeout=4)"]
 
 ENTRYPOINT ["pushgate"]
 # With nothing configured, `serve` runs everything in one process on the embedded backends.

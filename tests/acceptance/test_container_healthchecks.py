@@ -39,14 +39,17 @@ def test_the_api_health_checks_pass_on_a_running_api_and_fail_without_one(
     port = server.url.rsplit(":", 1)[1]
     env = cli_env(tmp_path) | {"PUSHGATE_SERVER__PORT": port}
 
-    # When each runs against it, and against a port where nothing listens
+    # When each runs against it (its port given by either name), and against a port where
+    # nothing listens
     answered = [run_check(check, env) for check in checks]
+    legacy = [run_check(check, cli_env(tmp_path) | {"SERVICE_PORT": port}) for check in checks]
     closed = [
         run_check(check, env | {"PUSHGATE_SERVER__PORT": str(free_port())}) for check in checks
     ]
 
     # Then they pass on the API and fail without it
     assert answered == [0, 0]
+    assert legacy == [0, 0]
     assert all(code != 0 for code in closed)
 
 

@@ -14,6 +14,7 @@ import re
 import shlex
 import shutil
 import subprocess
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -23,7 +24,7 @@ from cryptography.fernet import Fernet
 
 from pushgate import cli
 from pushgate.api.app import create_app
-from pushgate.settings import ENV_PREFIX, Settings, load_settings
+from pushgate.settings import ENV_PREFIX, LEGACY_ENV, ServerSettings, Settings, load_settings
 from tests.container_files import (
     COMPOSE,
     DOCKERIGNORE,
@@ -316,17 +317,32 @@ def test_a_wrong_command_or_flag_is_caught() -> None:
 # --- ports and health paths ---------------------------------------------------------------------
 
 
-def healthcheck_url(command: list[str], env: dict[str, str]) -> tuple[int, str]:
-    """The port and path a `python -c` health check requests, with `env` for its variables."""
+@dataclass
+class HealthCheck:
+    """What a `python -c` health check requests: the variables it reads the port from, first
+    set first, its default port, and the path."""
+
+    names: list[str]
+    default: str | None
+    path: str
+
+    def port(self, env: dict[str, str]) -> int:
+        value = next((env[n] for n in self.names if env.get(n)), self.default)
+        assert value is not None, f"none of {self.names} is set"
+        return int(value)
+
+
+def read_healthcheck(command: list[str]) -> HealthCheck:
     argv = command[1:] if command[0] == "CMD" else command
     assert argv[:2] == ["python", "-c"], command
     (code,) = argv[2:]
-    port_name = re.search(r"os\.environ(?:\.get\(|\[)['\"](PUSHGATE_\w+)['\"]", code)
+    names = re.findall(r"os\.environ(?:\.get\(|\[)['\"](\w+)['\"]", code)
+    default = re.search(r"\bor ['\"](\d+)['\"]", code)
     path = re.search(r"['\"](?:http://127\.0\.0\.1:%s)?(/[\w/]*)['\"]", code)
-    assert port_name, code
+    assert names, code
     assert path, code
     assert "127.0.0.1" in code, code
-    return int(env[port_name.group(1)]), path.group(1)
+    return HealthCheck(names, default.group(1) if default else None, path.group(1))
 
 
 def test_the_api_listens_where_compose_publishes_and_checks_a_real_route(
@@ -343,21 +359,47 @@ def test_the_api_listens_where_compose_publishes_and_checks_a_real_route(
         for path, operations in create_app(settings).openapi()["paths"].items()
         for method in operations
     }
+    # The settings' own order for the port: PUSHGATE_SERVER__PORT, then the legacy name.
+    port_names = [ENV_PREFIX + "SERVER__PORT"] + [
+        legacy for legacy, field in LEGACY_ENV.items() if field == ("server", "port")
+    ]
 
     assert settings.server.host == "0.0.0.0"
     assert container_port == settings.server.port
     assert settings.server.port in DOCKERFILE.exposed()
     for command in (DOCKERFILE.healthcheck()[1], api["healthcheck"]["test"]):
-        port, path = healthcheck_url(command, env)
-        assert port == settings.server.port
-        assert (path, "GET") in routes, path
+        check = read_healthcheck(command)
+        assert check.names == port_names
+        assert check.default == str(ServerSettings().port)
+        assert check.port(env) == settings.server.port
+        assert ("/health", "GET") in routes
+        assert check.path == "/health"
+
+
+@pytest.mark.parametrize(
+    "given", [{"PUSHGATE_SERVER__PORT": "9000"}, {"SERVICE_PORT": "9100"}], ids=str
+)
+def test_the_api_health_check_follows_the_port_setting(
+    given: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = container_env("api") | given
+    for name, value in given.items():
+        monkeypatch.setenv(name, value)
+    settings = settings_of(env, monkeypatch)
+
+    for command in (
+        DOCKERFILE.healthcheck()[1],
+        COMPOSE_FILE["services"]["api"]["healthcheck"]["test"],
+    ):
+        assert read_healthcheck(command).port(env) == settings.server.port
 
 
 def test_workers_scale_without_colliding(monkeypatch: pytest.MonkeyPatch) -> None:
     worker = COMPOSE_FILE["services"]["worker"]
     env = container_env("worker")
     settings = settings_of(env, monkeypatch)
-    port, path = healthcheck_url(worker["healthcheck"]["test"], env)
+    check = read_healthcheck(worker["healthcheck"]["test"])
+    port, path = check.port(env), check.path
 
     assert "container_name" not in worker
     assert "ports" not in worker
