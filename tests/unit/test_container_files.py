@@ -24,7 +24,14 @@ from cryptography.fernet import Fernet
 
 from pushgate import cli
 from pushgate.api.app import create_app
-from pushgate.settings import ENV_PREFIX, LEGACY_ENV, ServerSettings, Settings, load_settings
+from pushgate.settings import (
+    ENV_PREFIX,
+    LEGACY_ENV,
+    WORKER_QUEUES,
+    ServerSettings,
+    Settings,
+    load_settings,
+)
 from tests.container_files import (
     COMPOSE,
     DOCKERIGNORE,
@@ -255,7 +262,8 @@ def test_the_image_runs_pushgate_serve_by_default() -> None:
 
 
 @pytest.mark.parametrize(
-    ("service", "subcommand"), [("migrate", "migrate"), ("api", "api"), ("worker", "worker")]
+    ("service", "subcommand"),
+    [("migrate", "migrate"), ("api", "api"), ("worker", "worker"), ("dispatcher", "worker")],
 )
 def test_each_service_runs_its_pushgate_command(service: str, subcommand: str) -> None:
     argv = image_command(service)
@@ -552,3 +560,16 @@ def test_compose_reads_the_same_file_as_these_tests() -> None:
     assert migrate["environment"] == COMPOSE_FILE["x-pushgate"]["environment"]
     assert migrate["image"] == COMPOSE_FILE["x-pushgate"]["image"]
     assert migrate["restart"] != COMPOSE_FILE["x-pushgate"]["restart"]
+
+
+def test_the_dispatcher_and_the_senders_share_every_queue_between_them() -> None:
+    """Every queue has a consumer: the scalable senders take all but `dispatch`, which the
+    dispatcher takes alone (a queue nobody consumes would hold its work forever)."""
+    taken = {}
+    for service in ("worker", "dispatcher"):
+        settings = load_settings(None, worker={"queues": image_command(service)[3]})
+        taken[service] = set(settings.worker.queues)
+
+    assert taken["dispatcher"] == {"dispatch"}
+    assert taken["worker"] | taken["dispatcher"] == set(WORKER_QUEUES)
+    assert not taken["worker"] & taken["dispatcher"]
