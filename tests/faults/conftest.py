@@ -5,13 +5,14 @@ proxies to the shared servers, which the tests never stop."""
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack
 from pathlib import Path
 
 import pytest
 
 from tests.acceptance.profiles import DATABASE_URL, services_profile
+from tests.conftest import migrated_postgres_database
 from tests.fakes.tcp_proxy import TCPProxy
 from tests.fakes.webpush_server import FakeWebPushService
 from tests.faults.deployment import Deployment, free_port, pushgate_env
@@ -34,6 +35,14 @@ QUICK_RECOVERY = {
 RigFactory = Callable[..., Awaitable[Rig]]
 
 
+@pytest.fixture(scope="session")
+def faults_template() -> Iterator[str]:
+    """A database migrated once per session, which each case's database copies (CREATE
+    DATABASE ... TEMPLATE): `pushgate migrate` in each case took seconds. Nothing connects to
+    it once migrated, as a template requires."""
+    yield from migrated_postgres_database("faults_template")
+
+
 @pytest.fixture
 async def fake() -> AsyncIterator[FakeWebPushService]:
     async with FakeWebPushService() as service:
@@ -41,12 +50,15 @@ async def fake() -> AsyncIterator[FakeWebPushService]:
 
 
 @pytest.fixture
-async def make_rig(tmp_path: Path, fake: FakeWebPushService) -> AsyncIterator[RigFactory]:
-    """`await make_rig(subscriptions=..., concurrency=...)`: seeded and migrated, not started."""
+async def make_rig(
+    tmp_path: Path, fake: FakeWebPushService, faults_template: str
+) -> AsyncIterator[RigFactory]:
+    """`await make_rig(subscriptions=..., concurrency=...)`: migrated and seeded, not started."""
     async with AsyncExitStack() as stack:
 
         async def make(*, subscriptions: int, concurrency: int = 20, **env: str) -> Rig:
-            services = await stack.enter_async_context(services_profile())
+            template = faults_template.rpartition("/")[2]
+            services = await stack.enter_async_context(services_profile(template=template))
             proxies = {}
             for name, default_port in (
                 (DATABASE_URL, 5432),
@@ -69,7 +81,6 @@ async def make_rig(tmp_path: Path, fake: FakeWebPushService) -> AsyncIterator[Ri
                 api_url=f"http://127.0.0.1:{free_port()}",
             )
             stack.push_async_callback(deployment.kill_all)
-            await deployment.cli("migrate")
             await deployment.seed(fake, subscriptions, app="default")
             return Rig(
                 deployment,

@@ -126,8 +126,8 @@ class Rig:
         return Sender(self, pause=pause)
 
     async def start(self) -> None:
-        await self.deployment.start_api()
-        await self.deployment.start_worker()
+        """The API and a worker, started side by side (each takes seconds to import)."""
+        await asyncio.gather(self.deployment.start_api(), self.deployment.start_worker())
 
     async def broadcast(self, tag: str) -> Sent:
         deployment = self.deployment

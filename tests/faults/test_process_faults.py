@@ -4,6 +4,7 @@ API in the middle of requests. Nothing accepted is lost; a killed API repeats no
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
@@ -20,8 +21,7 @@ async def test_worker_sigkilled_mid_flight_loses_nothing(make_rig: RigFactory) -
     total = 1000
     rig = await make_rig(subscriptions=total)
     rig.fake.script(None, times=None, delay=0.02)
-    await rig.deployment.start_api()
-    worker = await rig.deployment.start_worker()
+    _, worker = await asyncio.gather(rig.deployment.start_api(), rig.deployment.start_worker())
     broadcast = await rig.broadcast("run")
     sender = rig.sender()
     sender.start()
@@ -52,8 +52,7 @@ async def test_worker_sigkilled_mid_flight_loses_nothing(make_rig: RigFactory) -
 async def test_api_sigkilled_under_load_delivers_every_202_once(make_rig: RigFactory) -> None:
     # Given two clients sending as fast as the API answers
     rig = await make_rig(subscriptions=20)
-    api = await rig.deployment.start_api()
-    await rig.deployment.start_worker()
+    api, _ = await asyncio.gather(rig.deployment.start_api(), rig.deployment.start_worker())
     senders = [rig.sender(pause=0), rig.sender(pause=0)]
     for sender in senders:
         sender.start()
