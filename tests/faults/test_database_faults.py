@@ -18,8 +18,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.rabbitmq, pyte
 async def test_postgres_connections_reset_then_stalled_lose_nothing(
     make_rig: RigFactory,
 ) -> None:
-    # Given a broadcast to 1,000 subscriptions under way and a client sending
-    total = 1000
+    # Given a broadcast to 600 subscriptions under way and a client sending
+    total = 600
     rig = await make_rig(subscriptions=total)
     rig.fake.script(None, times=None, delay=0.02)
     await rig.start()
@@ -54,8 +54,8 @@ async def test_postgres_connections_reset_then_stalled_lose_nothing(
 
 @pytest.mark.timeout(90)
 async def test_redis_cut_loses_nothing(make_rig: RigFactory) -> None:
-    # Given a broadcast to 1,000 subscriptions under way and a client sending
-    total = 1000
+    # Given a broadcast to 600 subscriptions under way and a client sending
+    total = 600
     rig = await make_rig(subscriptions=total)
     rig.fake.script(None, times=None, delay=0.02)
     await rig.start()
