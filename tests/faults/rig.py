@@ -1,9 +1,10 @@
 """What every fault case shares: pushgate's `api` and `worker` on the services profile with
 PostgreSQL, RabbitMQ and Redis each behind a TCP proxy the test controls (`Rig`), a client that
-keeps sending through the fault as a careful one would (`Sender`: a 503 or a lost answer is
-retried with the same idempotency key), and the closing checks (`Rig.verify`): every 202
-delivered at least once, duplicates within the README's bound, statuses that agree with what
-the fake push service received, every process up and serving, no 500 anywhere."""
+keeps sending through the fault as the README tells clients to (`Sender`: a 503, a 409 or a
+lost answer is tried again with the same idempotency key), and the closing checks
+(`Rig.verify`): every 202 delivered at least once, duplicates within the README's bound
+(its "Delivery guarantee"), statuses that agree with what the fake push service received,
+every process up and serving, no 500 anywhere."""
 
 from __future__ import annotations
 

@@ -16,7 +16,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.rabbitmq, pyte
 
 
 @pytest.mark.timeout(150)
-async def test_rabbitmq_cut_for_10s_mid_run_loses_nothing(make_rig: RigFactory) -> None:
+async def test_rabbitmq_cut_for_10s_mid_run_and_sends_during_it_lose_nothing(
+    make_rig: RigFactory,
+) -> None:
     # Given 10,000 subscriptions, a broadcast to them under way, and a client sending one
     # notification after another
     total = 10_000
