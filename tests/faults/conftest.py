@@ -1,4 +1,4 @@
-"""Fixtures of the fault suite: the fake push service, and `make_rig`, pushgate's processes on
+"""The fault suite's fixture `make_rig`: a fake push service, and pushgate's processes on
 the services profile (a database, queue prefix and Redis prefix of the test's own) behind TCP
 proxies to the shared servers, which the tests never stop."""
 
@@ -44,19 +44,12 @@ def faults_template() -> Iterator[str]:
 
 
 @pytest.fixture
-async def fake() -> AsyncIterator[FakeWebPushService]:
-    async with FakeWebPushService() as service:
-        yield service
-
-
-@pytest.fixture
-async def make_rig(
-    tmp_path: Path, fake: FakeWebPushService, faults_template: str
-) -> AsyncIterator[RigFactory]:
+async def make_rig(tmp_path: Path, faults_template: str) -> AsyncIterator[RigFactory]:
     """`await make_rig(subscriptions=..., concurrency=...)`: migrated and seeded, not started."""
     async with AsyncExitStack() as stack:
 
         async def make(*, subscriptions: int, concurrency: int = 20, **env: str) -> Rig:
+            fake = await stack.enter_async_context(FakeWebPushService())
             template = faults_template.rpartition("/")[2]
             services = await stack.enter_async_context(services_profile(template=template))
             proxies = {}

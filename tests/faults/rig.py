@@ -16,13 +16,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import func, select
 
 from pushgate.store import db
 from pushgate.store.tables import Delivery, Notification
 from tests.fakes.tcp_proxy import TCPProxy
 from tests.fakes.webpush_server import FakeWebPushService
-from tests.faults.deployment import FINAL, Deployment, until
+from tests.faults.deployment import FINAL, Deployment, Process, until
+
+# Every case: slow (seconds of outage and process starts), and on the three real servers.
+MARKS = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.rabbitmq, pytest.mark.redis]
 
 # The README's bound (Delivery guarantee): a fault repeats at most the deliveries one worker
 # had claimed when it struck, and a worker claims at most this many times its concurrency.
@@ -122,13 +126,41 @@ class Rig:
     concurrency: int
     # SIGKILLs and cuts that may each repeat what one worker had claimed (the README's bound).
     faults: int = 0
+    api: Process | None = None
+    worker: Process | None = None
 
     def sender(self, *, pause: float = 0.02) -> Sender:
         return Sender(self, pause=pause)
 
-    async def start(self) -> None:
+    async def start(self) -> tuple[Process, Process]:
         """The API and a worker, started side by side (each takes seconds to import)."""
-        await asyncio.gather(self.deployment.start_api(), self.deployment.start_worker())
+        api, worker = await asyncio.gather(
+            self.deployment.start_api(), self.deployment.start_worker()
+        )
+        assert api is not None
+        return api, worker
+
+    async def under_way(
+        self, *, answer_in: float = 0.0, pause: float = 0.02
+    ) -> tuple[Sent, Sender]:
+        """pushgate started (`self.api`, `self.worker`), a broadcast to every subscription, a
+        fifth of it delivered, and a client sending.
+
+        Args:
+            answer_in: seconds the fake push service takes to answer each send.
+            pause: seconds between the client's sends.
+        """
+        if answer_in:
+            self.fake.script(None, times=None, delay=answer_in)
+        self.api, self.worker = await self.start()
+        broadcast = await self.broadcast("run")
+        sender = self.sender(pause=pause)
+        sender.start()
+        total = len(self.deployment.devices)
+        await until(
+            lambda: len(self.fake.received) >= total // 5, within=30, what="a fifth delivered"
+        )
+        return broadcast, sender
 
     async def broadcast(self, tag: str) -> Sent:
         deployment = self.deployment

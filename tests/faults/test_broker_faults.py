@@ -10,9 +10,9 @@ import time
 import pytest
 
 from tests.faults.conftest import RigFactory
-from tests.faults.deployment import until
+from tests.faults.rig import MARKS
 
-pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.rabbitmq, pytest.mark.redis]
+pytestmark = MARKS
 
 
 @pytest.mark.timeout(150)
@@ -23,11 +23,7 @@ async def test_rabbitmq_cut_for_10s_mid_run_and_sends_during_it_lose_nothing(
     # notification after another
     total = 10_000
     rig = await make_rig(subscriptions=total, concurrency=50)
-    await rig.start()
-    broadcast = await rig.broadcast("run")
-    sender = rig.sender(pause=0.1)
-    sender.start()
-    await until(lambda: len(rig.fake.received) >= total // 5, within=30, what="a fifth delivered")
+    broadcast, sender = await rig.under_way(pause=0.1)
 
     # When RabbitMQ is cut off from every process for 10 seconds in the middle of the run
     rig.rabbitmq.cut()

@@ -9,12 +9,11 @@ import asyncio
 import pytest
 
 from tests.faults.conftest import RigFactory
-from tests.faults.deployment import until
+from tests.faults.rig import MARKS
 
-pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.rabbitmq, pytest.mark.redis]
+pytestmark = [*MARKS, pytest.mark.timeout(120)]
 
 
-@pytest.mark.timeout(120)
 async def test_postgres_connections_reset_then_stalled_lose_nothing(
     make_rig: RigFactory,
 ) -> None:
@@ -22,12 +21,7 @@ async def test_postgres_connections_reset_then_stalled_lose_nothing(
     # answered in 0.1 s) and a client sending
     total = 600
     rig = await make_rig(subscriptions=total)
-    rig.fake.script(None, times=None, delay=0.1)
-    await rig.start()
-    broadcast = await rig.broadcast("run")
-    sender = rig.sender()
-    sender.start()
-    await until(lambda: len(rig.fake.received) >= total // 5, within=30, what="a fifth delivered")
+    broadcast, sender = await rig.under_way(answer_in=0.1)
 
     # When every PostgreSQL connection is reset, the run goes on a moment, and then the
     # database stops answering (connections open, no byte moving) for a few seconds
@@ -53,17 +47,11 @@ async def test_postgres_connections_reset_then_stalled_lose_nothing(
     )
 
 
-@pytest.mark.timeout(90)
 async def test_redis_cut_loses_nothing(make_rig: RigFactory) -> None:
     # Given a broadcast to 600 subscriptions under way and a client sending
     total = 600
     rig = await make_rig(subscriptions=total)
-    rig.fake.script(None, times=None, delay=0.02)
-    await rig.start()
-    broadcast = await rig.broadcast("run")
-    sender = rig.sender()
-    sender.start()
-    await until(lambda: len(rig.fake.received) >= total // 5, within=30, what="a fifth delivered")
+    broadcast, sender = await rig.under_way(answer_in=0.02)
 
     # When Redis is out of reach for a few seconds
     rig.redis.cut()

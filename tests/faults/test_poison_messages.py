@@ -17,9 +17,9 @@ from pushgate.broker.rabbitmq import RabbitMQBroker
 from tests.conftest import RABBITMQ_URL
 from tests.faults.conftest import RigFactory
 from tests.faults.deployment import until
-from tests.faults.rig import Rig, Sent
+from tests.faults.rig import MARKS, Rig, Sent
 
-pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.rabbitmq, pytest.mark.redis]
+pytestmark = MARKS
 
 POISON = [
     b"\xff\xfe\x00 not even text",

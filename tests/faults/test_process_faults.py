@@ -4,15 +4,15 @@ API in the middle of requests. Nothing accepted is lost; a killed API repeats no
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 import pytest
 
 from tests.faults.conftest import RigFactory
 from tests.faults.deployment import until
+from tests.faults.rig import MARKS
 
-pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.rabbitmq, pytest.mark.redis]
+pytestmark = MARKS
 
 
 @pytest.mark.timeout(120)
@@ -20,15 +20,11 @@ async def test_worker_sigkilled_mid_flight_loses_nothing(make_rig: RigFactory) -
     # Given a broadcast to 600 subscriptions under way and a client sending
     total = 600
     rig = await make_rig(subscriptions=total)
-    rig.fake.script(None, times=None, delay=0.02)
-    _, worker = await asyncio.gather(rig.deployment.start_api(), rig.deployment.start_worker())
-    broadcast = await rig.broadcast("run")
-    sender = rig.sender()
-    sender.start()
-    await until(lambda: len(rig.fake.received) >= total // 5, within=30, what="a fifth delivered")
+    broadcast, sender = await rig.under_way(answer_in=0.02)
+    assert rig.worker is not None
 
     # When the worker is killed outright in the middle of its sends, and started again
-    await worker.kill()
+    await rig.worker.kill()
     rig.faults += 1
     at_kill = len(rig.fake.received)
     claimed = await rig.deployment.deliveries_in("sending")
@@ -52,14 +48,13 @@ async def test_worker_sigkilled_mid_flight_loses_nothing(make_rig: RigFactory) -
 async def test_api_sigkilled_under_load_delivers_every_202_once(make_rig: RigFactory) -> None:
     # Given two clients sending as fast as the API answers
     rig = await make_rig(subscriptions=20)
-    api, _ = await asyncio.gather(rig.deployment.start_api(), rig.deployment.start_worker())
+    api, _ = await rig.start()
     senders = [rig.sender(pause=0), rig.sender(pause=0)]
     for sender in senders:
         sender.start()
     await until(lambda: sum(len(s.accepted) for s in senders) >= 50, within=20, what="50 sends")
 
     # When the API is killed outright mid-request, and started again on its address
-    assert api is not None
     await api.kill()
     await rig.deployment.start_api()
     # ... the clients' retries are accepted within seconds (a key the dead process held is
