@@ -76,9 +76,16 @@ class Sender:
         await asyncio.wait_for(self._task, within)
 
     async def sent_more(self, count: int, *, within: float) -> None:
-        """Wait for `count` more 202s."""
+        """Wait for `count` more 202s; raises what failed the client (an answer it must not
+        get, such as a 500) as soon as it did."""
         target = len(self.accepted) + count
-        await until(lambda: len(self.accepted) >= target, within=within, what=f"{count} sends")
+
+        def more() -> bool:
+            if self._task is not None and self._task.done():
+                self._task.result()
+            return len(self.accepted) >= target
+
+        await until(more, within=within, what=f"{count} sends")
 
     async def _run(self) -> None:
         subscriptions = list(self.rig.deployment.devices)
@@ -92,11 +99,7 @@ class Sender:
 
     async def _send(self, subscription: str, tag: str) -> str:
         deployment = self.rig.deployment
-        body = {
-            "device_ids": [str(deployment.devices[subscription])],
-            "title": "Fault",
-            "data": {"tag": tag},
-        }
+        body = self.rig.body(subscription, tag)
         headers = {**deployment.send_headers, "Idempotency-Key": tag}
         while True:
             try:
@@ -169,11 +172,13 @@ class Rig:
         )
         return Sent(notification, tag, list(deployment.devices))
 
+    def body(self, subscription: str, tag: str) -> dict[str, Any]:
+        """A notification to one subscription's device, tagged in its data."""
+        device = str(self.deployment.devices[subscription])
+        return {"device_ids": [device], "title": "Fault", "data": {"tag": tag}}
+
     async def send_to(self, subscription: str, tag: str) -> Sent:
-        deployment = self.deployment
-        device = str(deployment.devices[subscription])
-        body = {"device_ids": [device], "title": "Fault", "data": {"tag": tag}}
-        return Sent(await deployment.send(body), tag, [subscription])
+        return Sent(await self.deployment.send(self.body(subscription, tag)), tag, [subscription])
 
     async def verify(
         self, sent: list[Sent], *, within: float, killed: int = 0
