@@ -103,8 +103,14 @@ def run_in_thread(factory: Callable[[], Awaitable[None]]) -> None:
 @pytest.fixture(scope="session")
 def postgres_database() -> Iterator[str]:
     """A PostgreSQL database of this test session, migrated once; its async URL."""
+    yield from migrated_postgres_database("pushgate_t")
+
+
+def migrated_postgres_database(prefix: str) -> Iterator[str]:
+    """Create a database named `prefix` and a unique suffix, migrate it, yield its async URL,
+    and drop it: the body of a session fixture."""
     need_service("PostgreSQL", POSTGRES_URL, 5432)
-    name = f"pushgate_t_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    name = f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
     admin_url = POSTGRES_URL.replace("postgresql://", "postgresql+asyncpg://", 1)
     base, _, _ = admin_url.rpartition("/")
     url = f"{base}/{name}"

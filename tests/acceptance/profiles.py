@@ -26,9 +26,10 @@ DATABASE_URL = "PUSHGATE_DATABASE__URL"
 
 
 @asynccontextmanager
-async def services_profile() -> AsyncIterator[dict[str, str]]:
+async def services_profile(*, template: str | None = None) -> AsyncIterator[dict[str, str]]:
     """The `PUSHGATE_...` settings of the profile (the database, not migrated yet, at
-    `DATABASE_URL`); skips when a service is not reachable (fails when they are required)."""
+    `DATABASE_URL`, or a copy of the database `template`); skips when a service is not
+    reachable (fails when they are required)."""
     need_service("PostgreSQL", POSTGRES_URL, 5432)
     need_service("RabbitMQ", RABBITMQ_URL, 5672)
     need_service("Redis", REDIS_URL, 6379)
@@ -37,7 +38,8 @@ async def services_profile() -> AsyncIterator[dict[str, str]]:
     admin_url = POSTGRES_URL.replace("postgresql://", "postgresql+asyncpg://", 1)
     admin = create_async_engine(admin_url, isolation_level="AUTOCOMMIT")
     async with admin.connect() as connection:
-        await connection.execute(text(f'CREATE DATABASE "{name}"'))
+        copy = f' TEMPLATE "{template}"' if template else ""
+        await connection.execute(text(f'CREATE DATABASE "{name}"{copy}'))
     try:
         yield {
             DATABASE_URL: f"{admin_url.rpartition('/')[0]}/{name}",

@@ -7,6 +7,8 @@ Modes, switched while connections are open:
   down, or its host unreachable).
 - `stall()`: connections stay open and new ones are accepted, but no byte moves either way
   (the network or the server hangs); what was sent waits in the buffers.
+- `reset()`: every open connection is reset (as by a server restart, a failover or a
+  firewall dropping its state), new ones are forwarded at once.
 - `restore()`: bytes flow again; stalled connections carry on where they stopped. Connections
   that `cut()` closed stay closed, as after a real restart: the client must reconnect.
 
@@ -84,6 +86,12 @@ class TCPProxy:
         """Close every connection, and refuse (close at once) every new one."""
         self._refusing = True
         self._flowing.set()  # stalled pipes wake up to find their sockets closed
+        self._close_connections()
+
+    def reset(self) -> None:
+        """Reset every open connection; keep forwarding new ones."""
+        self._refusing = False
+        self._flowing.set()
         self._close_connections()
 
     def stall(self) -> None:
