@@ -13,6 +13,9 @@ Two sources, so that the document lists every status a route can answer and no o
 Any request may also answer 405 (a method the path does not have, with `Allow`) and any
 request with a body over `server.max_body_bytes` 413; 405 is said once in the document's
 description rather than on operations that, by definition, are not it.
+
+An operation that answers 401 takes an API key: it also declares the two ways to send one
+(`security`), so clients, the docs' "Authorize" button and fuzzers know.
 """
 
 from __future__ import annotations
@@ -42,6 +45,16 @@ Responses = dict[int | str, dict[str, Any]]
 _ATTRIBUTE = "pushgate_answers"
 _ERROR = {"$ref": "#/components/schemas/ErrorBody"}
 _VALIDATION_REF = "#/components/schemas/HTTPValidationError"
+# deps.key_of: `Authorization: Bearer <key>`, else `X-API-Key: <key>`.
+SECURITY_SCHEMES: dict[str, Any] = {
+    "bearer": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "An API key (or, on the device routes, an end user's JWT)",
+    },
+    "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+}
+_KEYED = [{"bearer": []}, {"apiKey": []}]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -103,7 +116,7 @@ def _error_schemas() -> dict[str, Any]:
 
 def complete(document: dict[str, Any], routes: list[Any]) -> dict[str, Any]:
     """Add each route's derived error statuses to its operation in `document` (in place; a
-    status the route declares itself keeps the route's words)."""
+    status the route declares itself keeps the route's words), and the key it takes."""
     for route in routing.iter_route_contexts(routes):
         if not isinstance(route.original_route, routing.APIRoute) or not route.include_in_schema:
             continue
@@ -120,7 +133,11 @@ def complete(document: dict[str, Any], routes: list[Any]) -> dict[str, Any]:
                 del answers["422"]
             for status in sorted(statuses):
                 answers.setdefault(str(status), _error_answer(status))
-    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+            if 401 in statuses:
+                operation.setdefault("security", _KEYED)
+    components = document.setdefault("components", {})
+    components.setdefault("securitySchemes", SECURITY_SCHEMES)
+    schemas = components.setdefault("schemas", {})
     for name, schema in _error_schemas().items():
         schemas.setdefault(name, schema)
     if _VALIDATION_REF not in str(document["paths"]):

@@ -99,8 +99,12 @@ async def test_every_operation_lists_the_errors_it_can_answer(client: httpx.Asyn
             if operation.get("parameters"):
                 assert "422" in answers, where
             # The API key routes: no key, a key over its rate limit, a backend out of reach
+            # and say how to send the key
             if path.startswith("/v1/"):
                 assert {"401", "429", "503"} <= set(answers), where
+                assert operation["security"] == [{"bearer": []}, {"apiKey": []}], where
+            else:
+                assert "security" not in operation, where
     # The probes take no key and no input
     assert set(paths["/health"]["get"]["responses"]) == {"200"}
     assert set(paths["/health/ready"]["get"]["responses"]) == {"200", "503"}
@@ -114,5 +118,8 @@ async def test_every_operation_lists_the_errors_it_can_answer(client: httpx.Asyn
     assert "404" in paths["/v1/apps/current/credentials/fcm"]["delete"]["responses"]
     # Any key may read its app's VAPID key: no scope lacks it
     assert "403" not in paths["/v1/webpush/vapid-public-key"]["get"]["responses"]
+    schemes = document["components"]["securitySchemes"]
+    assert schemes["apiKey"] == {"type": "apiKey", "in": "header", "name": "X-API-Key"}
+    assert (schemes["bearer"]["type"], schemes["bearer"]["scheme"]) == ("http", "bearer")
     # FastAPI's validation shape is not pushgate's, and is gone
     assert "HTTPValidationError" not in document["components"]["schemas"]
