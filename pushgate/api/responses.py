@@ -54,7 +54,7 @@ SECURITY_SCHEMES: dict[str, Any] = {
     },
     "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
 }
-_KEYED = [{"bearer": []}, {"apiKey": []}]
+_KEYED: list[dict[str, list[str]]] = [{"bearer": []}, {"apiKey": []}]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -134,7 +134,7 @@ def complete(document: dict[str, Any], routes: list[Any]) -> dict[str, Any]:
             for status in sorted(statuses):
                 answers.setdefault(str(status), _error_answer(status))
             if 401 in statuses:
-                operation.setdefault("security", _KEYED)
+                operation.setdefault("security", [dict(way) for way in _KEYED])
     components = document.setdefault("components", {})
     components.setdefault("securitySchemes", SECURITY_SCHEMES)
     schemas = components.setdefault("schemas", {})
