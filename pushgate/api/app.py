@@ -12,7 +12,18 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from pushgate import __version__, sentry_reports
-from pushgate.api import cors, dashboard, docs, errors, observe, pageheaders, ratelimit, signin
+from pushgate.api import (
+    cors,
+    dashboard,
+    docs,
+    errors,
+    methods,
+    observe,
+    pageheaders,
+    ratelimit,
+    responses,
+    signin,
+)
 from pushgate.api.fastlane import AcceptFastLane
 from pushgate.api.limits import BodySizeLimit
 from pushgate.api.routes import (
@@ -30,7 +41,6 @@ from pushgate.api.routes import (
     webpush,
 )
 from pushgate.api.routes import signin as signin_routes
-from pushgate.api.schemas.common import ERROR_RESPONSES
 from pushgate.runtime import Runtime, open_runtime
 from pushgate.sending import accept
 from pushgate.settings import Settings
@@ -43,7 +53,9 @@ DESCRIPTION = """
 Self-hosted push notifications through FCM HTTP v1, APNs and Web Push.
 
 Authenticate with `Authorization: Bearer <key>` or `X-API-Key: <key>`. Every failure answers
-`{"error": {"code", "message", "details"}}` with a stable `code`.
+`{"error": {"code", "message", "details"}}` with a stable `code`. Each operation lists the
+statuses it answers; any path also answers `405` (with `Allow`) to a method it does not have,
+and any request whose body is over the size limit `413`.
 """
 
 
@@ -93,7 +105,6 @@ def create_app(
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
-        responses=ERROR_RESPONSES,
         # Served by pushgate.api.docs from an installed package: FastAPI's own load a CDN.
         docs_url=None,
         redoc_url=None,
@@ -102,7 +113,10 @@ def create_app(
     app.state.jwks = signin.JWKSCache(settings.jwks)
     app.state.cors_origins = cors.AppOrigins(ttl=settings.server.key_cache_seconds)
     errors.install(app)
-    # Added first, so it runs inside the body size limit (the last added is the outermost).
+    # Innermost: a method a literal path lacks is a 405 before the router takes the path for
+    # a template's parameter (`/v1/notifications/bulk` is not a notification id).
+    app.add_middleware(methods.LiteralPaths)
+    # Added early, so it runs inside the body size limit (the last added is the outermost).
     app.add_middleware(AcceptFastLane)
     app.add_middleware(BodySizeLimit, max_bytes=settings.server.max_body_bytes)
     # Outermost: it sees the answers of the fast lane and of FastAPI alike.
@@ -126,6 +140,8 @@ def create_app(
     app.include_router(dead_letters.router)
     app.include_router(queues.router)
     app.include_router(analytics.router)
+    # Each operation's error statuses, those its shape and dependencies imply included.
+    responses.install(app)
     # Static pages for people: the Web Push test page and its service worker.
     app.mount("/web", StaticFiles(directory=WEB, html=True), name="web")
     docs.install(app)

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import State
 
 from pushgate.api import ratelimit, signin
+from pushgate.api.responses import answers
 from pushgate.domain import enduser
 from pushgate.domain.apikeys import Permission, Scope, allows, prefix_of
 from pushgate.domain.rates import RouteClass
@@ -33,6 +34,7 @@ async def get_runtime(request: Request) -> Runtime:
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
+@answers(503)
 async def get_session(runtime: RuntimeDep) -> AsyncIterator[AsyncSession]:
     # Routes commit explicitly; anything not committed is rolled back when the session closes.
     async with runtime.sessions() as session:
@@ -143,6 +145,9 @@ async def caller_of(
     return Caller(app_id=key.app_id, key_id=key.key_id, scope=Scope(key.scope))
 
 
+# Every API key check reads the key (database, cached) and the rate limits (cache): an outage
+# of either answers 503.
+@answers(401, 429, 503)
 async def get_caller(request: Request) -> Caller:
     return await authenticate(request, end_users=True)
 
@@ -155,6 +160,7 @@ def require(
 ) -> Callable[[Request], Awaitable[Caller]]:
     # One dependency per permission that authenticates too (rather than one on top of
     # get_caller): each level of dependencies costs FastAPI time on every request.
+    @answers(401, 403, 429, 503)
     async def check(request: Request) -> Caller:
         caller = await authenticate(request, end_users=end_users)
         return permitted(caller, permission)

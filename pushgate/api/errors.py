@@ -13,6 +13,7 @@ from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from pushgate import outages
+from pushgate.api import methods
 from pushgate.errors import PushgateError
 from pushgate.logs import get_logger
 
@@ -70,13 +71,21 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     if not isinstance(exc, StarletteHTTPException):
         raise exc
     code = HTTP_CODES.get(exc.status_code, "http_error")
     headers = dict(exc.headers) if exc.headers else None
     # Our own HTTPException subclasses (the body size limit) carry details like PushgateError.
     details = getattr(exc, "details", None)
+    if exc.status_code == 405:
+        # Starlette's `Allow` names the methods of the first route on the path only (and
+        # static files send none): every method of the path, as RFC 9110 asks.
+        found = methods.allowed(request.app.routes, methods.route_path(request.scope))
+        headers = {**(headers or {}), "Allow": methods.allow_header(found)}
+        return error_response(
+            405, code, methods.not_allowed_message(request.method), details, headers
+        )
     return error_response(exc.status_code, code, str(exc.detail), details, headers)
 
 

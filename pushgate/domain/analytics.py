@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -36,6 +36,15 @@ class Interval(StrEnum):
         return moment if self is Interval.HOUR else moment.replace(hour=0)
 
 
+def _outside_calendar() -> InvalidInputError:
+    # Found by the OpenAPI fuzz: `until=0001-01-01T00:00:00Z` was an OverflowError (a 500).
+    return InvalidInputError(
+        "the window reaches past the calendar (years 1 to 9999); move until",
+        field="until",
+        code="invalid_range",
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Window:
     """A time range in whole buckets: from the bucket holding `since` to the last bucket that
@@ -58,11 +67,15 @@ class Window:
         30 days (by the day) before `until`.
 
         Raises:
-            InvalidInputError: `invalid_range` when since is after until, `range_too_long`
-                past `MAX_BUCKETS` buckets.
+            InvalidInputError: `invalid_range` when since is after until or the window reaches
+                past the calendar (years 1 to 9999), `range_too_long` past `MAX_BUCKETS`
+                buckets.
         """
         until = until or now
-        since = since if since is not None else until - interval.default_span
+        try:
+            since = since if since is not None else until - interval.default_span
+        except OverflowError:
+            raise _outside_calendar() from None
         if since > until:
             raise InvalidInputError(
                 "since must not be after until", field="since", code="invalid_range"
@@ -74,6 +87,12 @@ class Window:
                 field="since",
                 code="range_too_long",
             )
+        try:
+            # Both ends are instants the database stores in UTC: they must be dates there too.
+            window.since.astimezone(UTC)
+            window.end.astimezone(UTC)
+        except OverflowError:
+            raise _outside_calendar() from None
         return window
 
     def count(self) -> int:

@@ -45,8 +45,11 @@ def locale_of(value: str) -> str:
     """
     canonical = normalise(value)
     if canonical is None:
+        # Pydantic fills `{name}` in a message, no more: the repr is made here.
         raise PydanticCustomError(
-            "locale", "{value!r} is not a locale tag like en, fr-CA or zh-Hant-TW", {"value": value}
+            "locale",
+            "{value} is not a locale tag like en, fr-CA or zh-Hant-TW",
+            {"value": repr(value)},
         )
     return canonical
 

@@ -274,6 +274,13 @@ async def test_device_and_notification_analytics(scenario: Scenario) -> None:
         ("/v1/analytics/deliveries", {"since": "yesterday"}, "invalid_input"),
         ("/v1/analytics/devices", {"since": "2000-01-01T00:00:00Z"}, "range_too_long"),
         ("/v1/analytics/notifications", {"interval": "hour"}, "invalid_input"),
+        # Found by the OpenAPI fuzz: an OverflowError, answered 500
+        ("/v1/analytics/notifications", {"until": "0001-01-01T00:00:00Z"}, "invalid_range"),
+        (
+            "/v1/analytics/deliveries",
+            {"since": "9999-12-31T23:30:00Z", "until": "9999-12-31T23:45:00Z"},
+            "invalid_range",
+        ),
     ],
 )
 async def test_bad_analytics_input_is_a_json_error(

@@ -4,7 +4,7 @@ the documented error), the time window and its buckets, and a group's statistics
 from __future__ import annotations
 
 import random
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
@@ -94,6 +94,27 @@ def test_window_refuses_since_after_until_and_too_many_buckets() -> None:
     with pytest.raises(InvalidInputError) as too_long:
         Window.of(Interval.HOUR, NOW - timedelta(hours=MAX_BUCKETS), NOW, now=NOW)
     assert too_long.value.code == "range_too_long"
+
+
+@pytest.mark.parametrize(
+    ("interval", "since", "until"),
+    [
+        # Found by the OpenAPI fuzz: the default `since` a span before year 1 (an OverflowError)
+        (Interval.DAY, None, datetime(1, 1, 1, tzinfo=UTC)),
+        (Interval.HOUR, None, datetime(1, 1, 1, 5, tzinfo=UTC)),
+        # the last bucket's end past year 9999
+        (Interval.DAY, datetime(9999, 12, 31, tzinfo=UTC), datetime(9999, 12, 31, 1, tzinfo=UTC)),
+        # a start that is a date in its own offset but not in UTC
+        (Interval.HOUR, datetime(1, 1, 1, 1, tzinfo=timezone(timedelta(hours=14))), None),
+    ],
+)
+def test_window_past_the_calendar_is_an_invalid_range(
+    interval: Interval, since: datetime | None, until: datetime | None
+) -> None:
+    with pytest.raises(InvalidInputError) as caught:
+        Window.of(interval, since, until or datetime(1, 1, 2, tzinfo=UTC), now=NOW)
+
+    assert (caught.value.code, caught.value.field) == ("invalid_range", "until")
 
 
 def test_success_rate_leaves_out_skipped_and_canceled() -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from pushgate.domain import locales, rendering
 from pushgate.domain.message import Message
@@ -53,6 +53,17 @@ WELCOME = template(
 )
 def test_locale_tags_are_compared_in_one_spelling(tag: str, canonical: str | None) -> None:
     assert locales.normalise(tag) == canonical
+
+
+def test_a_bad_locale_is_named_in_the_error_message() -> None:
+    # Found by the OpenAPI fuzz: the message read "{value!r} is not a locale tag ..."
+    class Asked(BaseModel):
+        locale: locales.Locale
+
+    with pytest.raises(ValidationError) as caught:
+        Asked(locale="0")
+
+    assert caught.value.errors()[0]["msg"] == "'0' is not a locale tag like en, fr-CA or zh-Hant-TW"
 
 
 @pytest.mark.parametrize(

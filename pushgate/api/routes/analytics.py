@@ -13,14 +13,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pushgate.api.deps import NotificationReader, SessionDep
 from pushgate.api.schemas import analytics as schemas
-from pushgate.api.schemas.common import ERROR_RESPONSES
 from pushgate.domain import storable, subscription
 from pushgate.domain.analytics import Interval, Stats, Window
 from pushgate.domain.preferences import Category
 from pushgate.store import analytics
 from pushgate.store.tables import utcnow
 
-router = APIRouter(prefix="/v1/analytics", tags=["analytics"], responses=ERROR_RESPONSES)
+router = APIRouter(prefix="/v1/analytics", tags=["analytics"])
 
 Provider = Annotated[str, Query(min_length=1, max_length=16), storable.TEXT]
 Since = Annotated[

@@ -3,22 +3,22 @@ only. Credentials are checked when set, so a bad key is a 422 now, not failed se
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from fastapi import APIRouter, Response
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from fastapi import APIRouter, Path, Response
-
-from pushgate.api.deps import Admin, RuntimeDep, SessionDep
+from pushgate.api.deps import Admin, Caller, RuntimeDep, SessionDep
+from pushgate.api.responses import errors
 from pushgate.api.schemas import credentials as schemas
 from pushgate.errors import NotFoundError
+from pushgate.runtime import Runtime
 from pushgate.sending import credentials as sending
 from pushgate.store import credentials as stored
 
 router = APIRouter(prefix="/v1/apps/current/credentials", tags=["credentials"])
 
-PlatformPath = Annotated[schemas.CredentialPlatform, Path(description="`fcm` or `apns`.")]
-NOT_FOUND: dict[int | str, dict[str, Any]] = {
-    404: {"description": "Nothing is configured for that platform (`credentials_not_found`)"}
-}
+NOT_FOUND = errors(
+    described={404: "Nothing is configured for that platform (`credentials_not_found`)"}
+)
 
 
 @router.put("/fcm", summary="Set or replace the app's FCM service account")
@@ -53,11 +53,25 @@ async def list_credentials(caller: Admin, session: SessionDep) -> schemas.Creden
     return schemas.CredentialsPublic(items=[schemas.CredentialPublic.of(r) for r in rows])
 
 
+# One DELETE per platform, beside its PUT, rather than one `/{platform}` route: a path that
+# overlaps a literal one makes the literal path's methods ambiguous (a GET on `/fcm` would be
+# routed as a `{platform}` it is not, and `Allow` could not say what `/fcm` answers).
 @router.delete(
-    "/{platform}", status_code=204, summary="Remove the app's credentials", responses=NOT_FOUND
+    "/fcm", status_code=204, summary="Remove the app's FCM service account", responses=NOT_FOUND
 )
-async def delete_credentials(
-    platform: PlatformPath, caller: Admin, session: SessionDep, runtime: RuntimeDep
+async def delete_fcm(caller: Admin, session: SessionDep, runtime: RuntimeDep) -> Response:
+    return await _remove("fcm", caller, session, runtime)
+
+
+@router.delete(
+    "/apns", status_code=204, summary="Remove the app's APNs signing key", responses=NOT_FOUND
+)
+async def delete_apns(caller: Admin, session: SessionDep, runtime: RuntimeDep) -> Response:
+    return await _remove("apns", caller, session, runtime)
+
+
+async def _remove(
+    platform: schemas.CredentialPlatform, caller: Caller, session: AsyncSession, runtime: Runtime
 ) -> Response:
     if not await stored.remove(session=session, app_id=caller.app_id, platform=platform):
         raise NotFoundError(

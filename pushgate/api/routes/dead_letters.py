@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
 from pushgate.api.deps import Admin, RuntimeDep, SessionDep
+from pushgate.api.responses import errors
 from pushgate.api.schemas import dead_letters as schemas
 from pushgate.domain.dead_letters import LetterFilter
 from pushgate.sending import dead_letters as letters
@@ -19,12 +20,14 @@ from pushgate.store import dead_letters as stored
 router = APIRouter(prefix="/v1/dead-letters", tags=["dead letters"])
 
 LetterId = Annotated[uuid.UUID, Path(description="The dead letter's id.")]
-NOT_FOUND: dict[int | str, dict[str, Any]] = {
-    404: {"description": "No such dead letter in the app (`dead_letter_not_found`)"}
-}
-FILTER_REQUIRED: dict[int | str, dict[str, Any]] = {
-    400: {"description": "No filter and no `all=true` (`filter_required`)"}
-}
+NOT_FOUND = errors(described={404: "No such dead letter in the app (`dead_letter_not_found`)"})
+FILTER_REQUIRED = errors(described={400: "No filter and no `all=true` (`filter_required`)"})
+# The replay's filter is a body, which may also be unreadable (400 as on every body).
+REPLAY_FILTER_REQUIRED = errors(
+    described={
+        400: "No filter and no `all=true` (`filter_required`), or a body that could not be read"
+    }
+)
 Reason = Annotated[str | None, Query(max_length=64, description="A `reason_code`.")]
 Provider = Annotated[str | None, Query(max_length=32, description="`fcm`, `apns`, `webpush`...")]
 QueueFilter = Annotated[schemas.QueueName | None, Query(description="The queue it failed on.")]
@@ -70,7 +73,7 @@ async def list_dead_letters(
     "/replay",
     status_code=202,
     summary="Put every letter a filter selects back on its queue",
-    responses=FILTER_REQUIRED,
+    responses=REPLAY_FILTER_REQUIRED,
 )
 async def replay_dead_letters(
     body: schemas.ReplayFilter, caller: Admin, runtime: RuntimeDep

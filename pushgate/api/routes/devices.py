@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Collection
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Header, Path, Query, Response
 
 from pushgate import netguard
 from pushgate.api import owners
 from pushgate.api.deps import Caller, DeviceReader, DeviceWriter, RuntimeDep, SessionDep
-from pushgate.api.schemas import common
+from pushgate.api.responses import errors
 from pushgate.api.schemas import devices as schemas
 from pushgate.domain import subscription
 from pushgate.domain.apikeys import Permission
@@ -52,20 +52,19 @@ HeldToken = Annotated[
         " `subscribe` keys, which may touch only a device they hold. Not read for other keys.",
     ),
 ]
-NOT_FOUND: dict[int | str, dict[str, Any]] = {
-    404: {
-        "model": common.ErrorBody,
-        "description": "No such device in the caller's app, or (subscribe keys) `X-Device-Token`"
-        " is not its token (`device_not_found`)",
+NOT_FOUND = errors(
+    described={
+        404: "No such device in the caller's app, or (subscribe keys) `X-Device-Token`"
+        " is not its token (`device_not_found`)"
     }
-}
-BY_HOLDER: dict[int | str, dict[str, Any]] = NOT_FOUND | {
-    403: {
-        "model": common.ErrorBody,
-        "description": "A subscribe key without `X-Device-Token` (`device_token_required`), or"
-        " one asking to change or clear the user of a device that has one (`device_user_locked`)",
+)
+BY_HOLDER = NOT_FOUND | errors(
+    described={
+        403: "A key whose scope does not allow this (`insufficient_scope`), a subscribe key"
+        " without `X-Device-Token` (`device_token_required`), or one asking to change or clear"
+        " the user of a device that has one (`device_user_locked`)"
     }
-}
+)
 Answer = schemas.DevicePublic | schemas.DeviceReceipt
 
 
@@ -137,11 +136,14 @@ async def push_address(body: schemas.DeviceCreate, runtime: Runtime) -> PushAddr
     response_model_exclude_unset=True,
     responses={
         200: {"model": Answer, "description": "An existing device, updated"},
-        403: {
-            "model": common.ErrorBody,
-            "description": "A subscribe key asking to change or clear the user of an existing"
-            " device that has one (`device_user_locked`)",
-        },
+        **errors(
+            described={
+                403: "A key whose scope does not allow this (`insufficient_scope`), or a"
+                " subscribe key asking to change or clear the user of an existing device that"
+                " has one (`device_user_locked`)",
+                409: "An end user's token registered to another user (`device_taken`)",
+            }
+        ),
     },
 )
 async def register_device(

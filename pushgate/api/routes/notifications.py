@@ -13,6 +13,7 @@ from pydantic_core import PydanticCustomError
 from starlette.datastructures import State
 
 from pushgate.api.deps import Caller, NotificationReader, RuntimeDep, Sender, SessionDep
+from pushgate.api.responses import errors
 from pushgate.api.schemas.notifications import (
     BulkCreate,
     BulkItemResult,
@@ -37,6 +38,16 @@ from pushgate.store.tables import Notification
 router = APIRouter(prefix="/v1/notifications", tags=["notifications"])
 
 IDEMPOTENCY_KEY_MAX_LENGTH = 255
+
+ACCEPTING = errors(
+    described={
+        409: "A request with the same idempotency key is in progress; retry after"
+        " `Retry-After` (`idempotency_in_progress`)",
+        413: "Request body too large, or a payload over a push service's limit"
+        " (`payload_too_large`; `details.field` names the largest field)",
+    }
+)
+NOT_FOUND = errors(described={404: "No such notification in the app (`notification_not_found`)"})
 
 
 def header_key_ok(value: str) -> bool:
@@ -105,6 +116,7 @@ def _with_key(body: NotificationCreate, header: str | None) -> NotificationCreat
     status_code=202,
     summary="Accept a notification for delivery",
     response_model=NotificationAccepted,
+    responses=ACCEPTING,
 )
 async def create(
     body: NotificationCreate,
@@ -199,7 +211,11 @@ async def create_bulk(
     return BulkResult(accepted=count, failed=len(items) - count, results=items)
 
 
-@router.post("/send-immediate", summary="Deliver now to a small audience and report each outcome")
+@router.post(
+    "/send-immediate",
+    summary="Deliver now to a small audience and report each outcome",
+    responses=ACCEPTING,
+)
 async def send_immediate(
     body: NotificationCreate,
     caller: Sender,
@@ -250,7 +266,11 @@ async def history(
     )
 
 
-@router.get("/by-idempotency-key/{key:path}", summary="Find a notification by its idempotency key")
+@router.get(
+    "/by-idempotency-key/{key:path}",
+    summary="Find a notification by its idempotency key",
+    responses=NOT_FOUND,
+)
 async def get_by_key(
     key: StoredText, caller: NotificationReader, session: SessionDep
 ) -> NotificationPublic:
@@ -258,7 +278,7 @@ async def get_by_key(
     return await _public(session, row)
 
 
-@router.get("/{notification_id}", summary="Status and counters")
+@router.get("/{notification_id}", summary="Status and counters", responses=NOT_FOUND)
 async def get(
     notification_id: uuid.UUID, caller: NotificationReader, session: SessionDep
 ) -> NotificationPublic:
@@ -273,7 +293,7 @@ async def _public(session: Any, row: Notification) -> NotificationPublic:
     return NotificationPublic.of(row, by_platform, notifications.counts_summary(by_platform))
 
 
-@router.get("/{notification_id}/deliveries", summary="Each device's outcome")
+@router.get("/{notification_id}/deliveries", summary="Each device's outcome", responses=NOT_FOUND)
 async def list_deliveries(
     notification_id: uuid.UUID,
     caller: NotificationReader,
@@ -302,7 +322,14 @@ async def list_deliveries(
     )
 
 
-@router.post("/{notification_id}/cancel", summary="Cancel a notification not dispatched yet")
+@router.post(
+    "/{notification_id}/cancel",
+    summary="Cancel a notification not dispatched yet",
+    responses=NOT_FOUND
+    | errors(
+        described={409: "Dispatch has started, or the notification is final (`not_cancelable`)"}
+    ),
+)
 async def cancel(
     notification_id: uuid.UUID, caller: Sender, session: SessionDep
 ) -> NotificationAccepted:

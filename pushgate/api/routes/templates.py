@@ -7,11 +7,12 @@ costs a row and nothing else."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
 
 from pushgate.api.deps import Admin, NotificationReader, SessionDep
+from pushgate.api.responses import errors
 from pushgate.api.schemas import templates as schemas
 from pushgate.domain import locales
 from pushgate.sending import templates as rendering
@@ -20,12 +21,8 @@ from pushgate.store import templates as stored
 router = APIRouter(prefix="/v1/templates", tags=["templates"])
 
 CodePath = Annotated[str, Path(max_length=100, description="The template's code.")]
-NOT_FOUND: dict[int | str, dict[str, Any]] = {
-    404: {"description": "No template with that code in the app (`template_not_found`)"}
-}
-EXISTS: dict[int | str, dict[str, Any]] = {
-    409: {"description": "A template with that code exists (`template_exists`)"}
-}
+NOT_FOUND = errors(described={404: "No template with that code in the app (`template_not_found`)"})
+EXISTS = errors(described={409: "A template with that code exists (`template_exists`)"})
 
 
 @router.post("", status_code=201, summary="Create a template (version 1)", responses=EXISTS)
@@ -48,7 +45,7 @@ async def create(
 @router.put(
     "/{code}",
     summary="Replace a template's content: a new version",
-    responses={**NOT_FOUND, 409: {"description": "Edited concurrently (`template_busy`)"}},
+    responses=NOT_FOUND | errors(described={409: "Edited concurrently (`template_busy`)"}),
 )
 async def update(
     code: CodePath, body: schemas.TemplateUpdate, caller: Admin, session: SessionDep
@@ -102,10 +99,8 @@ async def versions(
 @router.post(
     "/{code}/preview",
     summary="Render a template with variables, as a notification would",
-    responses={
-        **NOT_FOUND,
-        422: {"description": "A variable is missing or unusable; `details.field` names it"},
-    },
+    responses=NOT_FOUND
+    | errors(described={422: "A variable is missing or unusable; `details.field` names it"}),
 )
 async def preview(
     code: CodePath, body: schemas.PreviewRequest, caller: NotificationReader, session: SessionDep

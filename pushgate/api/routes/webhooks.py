@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
 
 from pushgate import netguard
 from pushgate.api.deps import Admin, RuntimeDep, SessionDep
+from pushgate.api.responses import errors
 from pushgate.api.schemas import webhooks as schemas
 from pushgate.domain import webhooks as rules
 from pushgate.runtime import Runtime
@@ -22,9 +23,7 @@ from pushgate.store.tables import utcnow
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
 
 WebhookId = Annotated[uuid.UUID, Path(description="The webhook's id.")]
-NOT_FOUND: dict[int | str, dict[str, Any]] = {
-    404: {"description": "No such webhook in the app (`webhook_not_found`)"}
-}
+NOT_FOUND = errors(described={404: "No such webhook in the app (`webhook_not_found`)"})
 
 
 async def _checked(runtime: Runtime, url: str) -> str:
