@@ -42,14 +42,13 @@ import contextlib
 from collections import deque
 from datetime import datetime, timedelta
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pushgate.broker import base as broker_base
 from pushgate.logs import get_logger
 from pushgate.runtime import Runtime
 from pushgate.sending import jobs
-from pushgate.store import deliveries, notification_progress
+from pushgate.store import db, deliveries, notification_progress
 from pushgate.store.tables import utcnow
 
 log = get_logger(__name__)
@@ -65,11 +64,6 @@ MAX_BATCHES = 20
 LOCK_TIMEOUT_MS = 1000
 STATEMENT_TIMEOUT_MS = 5000
 APPLICATION_NAME = "pushgate-sweeper"
-_BOUND = text(
-    "SELECT set_config('lock_timeout', :lock_timeout, true),"
-    " set_config('statement_timeout', :statement_timeout, true),"
-    " set_config('application_name', :application_name, true)"
-)
 
 
 class Backlog:
@@ -101,16 +95,13 @@ class Backlog:
 
 
 async def _bound(session: AsyncSession) -> None:
-    """Bound this transaction's statements (PostgreSQL; SQLite waits its busy timeout)."""
-    if session.get_bind().dialect.name == "postgresql":
-        await session.execute(
-            _BOUND,
-            {
-                "lock_timeout": str(LOCK_TIMEOUT_MS),
-                "statement_timeout": str(STATEMENT_TIMEOUT_MS),
-                "application_name": APPLICATION_NAME,
-            },
-        )
+    """Bound this transaction's statements and name it `pushgate-sweeper` (`db.bound`)."""
+    await db.bound(
+        session,
+        lock_timeout_ms=LOCK_TIMEOUT_MS,
+        statement_timeout_ms=STATEMENT_TIMEOUT_MS,
+        name=APPLICATION_NAME,
+    )
 
 
 async def _overdue(

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import ColumnElement, any_, bindparam, event
+from sqlalchemy import ColumnElement, any_, bindparam, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import make_url
@@ -135,3 +135,28 @@ def one_of(
     if session.get_bind().dialect.name != "postgresql":
         return column.in_(values)
     return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
+
+
+_BOUND = text(
+    "SELECT set_config('lock_timeout', :lock_timeout, true),"
+    " set_config('statement_timeout', :statement_timeout, true),"
+    " set_config('application_name', :application_name, true)"
+)
+
+
+async def bound(
+    session: AsyncSession, *, lock_timeout_ms: int, statement_timeout_ms: int, name: str
+) -> None:
+    """Bound this transaction's lock waits and statements, and name it in
+    `pg_stat_activity` (PostgreSQL; SQLite waits its busy timeout). For the background jobs
+    (sweeper, lifecycle): a batch that waits or runs long is given up and tried again later
+    rather than holding up the delivery path behind it."""
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(
+            _BOUND,
+            {
+                "lock_timeout": str(lock_timeout_ms),
+                "statement_timeout": str(statement_timeout_ms),
+                "application_name": name,
+            },
+        )

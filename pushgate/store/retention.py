@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, exists, select, text, update
+from sqlalchemy import delete, exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pushgate.domain import ids
@@ -44,27 +44,18 @@ from pushgate.store.tables import DeadLetterRecord, Delivery, Device, Notificati
 LOCK_TIMEOUT_MS = 1000
 STATEMENT_TIMEOUT_MS = 10_000
 APPLICATION_NAME = "pushgate-lifecycle"
-_BOUND = text(
-    "SELECT set_config('lock_timeout', :lock_timeout, true),"
-    " set_config('statement_timeout', :statement_timeout, true),"
-    " set_config('application_name', :application_name, true)"
-)
 _FINAL_DELIVERIES = sorted(s.value for s in FINAL_DELIVERY)
 _FINAL_NOTIFICATIONS = sorted(s.value for s in FINAL_NOTIFICATION)
 
 
 async def bound(session: AsyncSession) -> None:
-    """Bound this transaction's statements (PostgreSQL; SQLite waits its busy timeout) and
-    name it `pushgate-lifecycle` in `pg_stat_activity`."""
-    if session.get_bind().dialect.name == "postgresql":
-        await session.execute(
-            _BOUND,
-            {
-                "lock_timeout": str(LOCK_TIMEOUT_MS),
-                "statement_timeout": str(STATEMENT_TIMEOUT_MS),
-                "application_name": APPLICATION_NAME,
-            },
-        )
+    """Bound this transaction's statements and name it `pushgate-lifecycle` (`db.bound`)."""
+    await db.bound(
+        session,
+        lock_timeout_ms=LOCK_TIMEOUT_MS,
+        statement_timeout_ms=STATEMENT_TIMEOUT_MS,
+        name=APPLICATION_NAME,
+    )
 
 
 @dataclass(frozen=True, slots=True)
