@@ -26,6 +26,8 @@ from pydantic_settings import (
     SettingsError,
 )
 
+from pushgate.compat import env as compat_env
+from pushgate.compat.settings import CompatSettings
 from pushgate.errors import ConfigError
 from pushgate.lifecycle_settings import DeviceExpirySettings, RetentionSettings
 from pushgate.provider_settings import APNSSettings, FCMSettings, WebPushSettings, split_list
@@ -46,6 +48,7 @@ LEGACY_ENV: dict[str, tuple[str, str]] = {
     "WORKER_PREFETCH_COUNT": ("worker", "prefetch_count"),
     "SERVICE_ACCOUNT_PATH": ("fcm", "service_account_path"),
     "PROJECT_ID": ("fcm", "project_id"),
+    "API_KEY": ("compat", "api_key"),
 }
 
 
@@ -316,6 +319,7 @@ class Settings(BaseSettings):
     sentry: SentrySettings = Field(default_factory=SentrySettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     devices: DeviceExpirySettings = Field(default_factory=DeviceExpirySettings)
+    compat: CompatSettings = Field(default_factory=CompatSettings)
 
     @classmethod
     def settings_customise_sources(
@@ -352,10 +356,14 @@ def async_database_url(url: str) -> str:
 
 
 def _legacy_values(environ: os._Environ[str] | dict[str, str]) -> dict[str, Any]:
-    values: dict[str, dict[str, str]] = {}
+    values: dict[str, dict[str, Any]] = {}
     for name, (section, field) in LEGACY_ENV.items():
         if name in environ:
             values.setdefault(section, {})[field] = environ[name]
+    # Names that translate rather than rename (pushgate/compat/env.py); a plain rename wins.
+    for section, fields in compat_env.values(environ).items():
+        for field, value in fields.items():
+            values.setdefault(section, {}).setdefault(field, value)
     return dict(values)
 
 

@@ -20,6 +20,7 @@ import socket
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,9 +36,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from pushgate.api.app import create_app
 from pushgate.broker.rabbitmq_topology import Topology
+from pushgate.compat import env as compat_env
 from pushgate.domain.apikeys import Scope
 from pushgate.runtime import Runtime, open_runtime
-from pushgate.settings import Settings, load_settings
+from pushgate.settings import LEGACY_ENV, Settings, load_settings
 from pushgate.store import api_keys, apps, db, migrate
 from pushgate.store.credentials import SecretBox
 from pushgate.store.tables import Base
@@ -58,15 +60,8 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith(_SETTING_NAMES) and not name.startswith("PUSHGATE_TEST_"):
             monkeypatch.delenv(name)
-    for name in (
-        "LOG_LEVEL",
-        "MAX_RETRIES",
-        "CIRCUIT_BREAKER_THRESHOLD",
-        "CIRCUIT_BREAKER_TIMEOUT",
-        "WORKER_PREFETCH_COUNT",
-        "SERVICE_ACCOUNT_PATH",
-        "PROJECT_ID",
-    ):
+    # The plain names of the deployments pushgate replaces (settings.LEGACY_ENV, compat/env.py).
+    for name in (*LEGACY_ENV, *compat_env.NAMES):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -336,9 +331,9 @@ async def runtime(settings: Settings) -> AsyncIterator[Runtime]:
     await rt.close()
 
 
-@pytest.fixture
-async def client(settings: Settings, runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
-    """An HTTP client on the app, inside its lifespan, on the test's event loop."""
+@asynccontextmanager
+async def serving(settings: Settings, runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client on an app of `settings` and `runtime`, inside its lifespan."""
     app = create_app(settings, runtime=runtime)
     async with (
         app.router.lifespan_context(app),
@@ -346,6 +341,13 @@ async def client(settings: Settings, runtime: Runtime) -> AsyncIterator[httpx.As
             transport=httpx.ASGITransport(app=app), base_url="http://pushgate.test"
         ) as http,
     ):
+        yield http
+
+
+@pytest.fixture
+async def client(settings: Settings, runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client on the app, inside its lifespan, on the test's event loop."""
+    async with serving(settings, runtime) as http:
         yield http
 
 
@@ -360,21 +362,26 @@ class TenantKeys:
     subscribe: dict[str, str]
 
 
+async def make_tenant(runtime: Runtime, name: str = "acme") -> TenantKeys:
+    """An app named `name` and one key of each scope."""
+    async with runtime.sessions() as session:
+        app = await apps.create(session=session, box=runtime.credentials.box(), name=name)
+        keys = {
+            scope: await api_keys.create(session=session, app_id=app.id, scope=scope)
+            for scope in Scope
+        }
+        await session.commit()
+    return TenantKeys(
+        app_id=app.id,
+        app_name=name,
+        **{s.value: {"Authorization": f"Bearer {k.secret}"} for s, k in keys.items()},
+    )
+
+
 @pytest.fixture
 def tenant_factory(runtime: Runtime) -> Callable[[str], Awaitable[TenantKeys]]:
     async def make(name: str = "acme") -> TenantKeys:
-        async with runtime.sessions() as session:
-            app = await apps.create(session=session, box=runtime.credentials.box(), name=name)
-            keys = {
-                scope: await api_keys.create(session=session, app_id=app.id, scope=scope)
-                for scope in Scope
-            }
-            await session.commit()
-        return TenantKeys(
-            app_id=app.id,
-            app_name=name,
-            **{s.value: {"Authorization": f"Bearer {k.secret}"} for s, k in keys.items()},
-        )
+        return await make_tenant(runtime, name)
 
     return make
 

@@ -41,6 +41,7 @@ from pushgate.api.routes import (
     webpush,
 )
 from pushgate.api.routes import signin as signin_routes
+from pushgate.compat import install as compat
 from pushgate.runtime import Runtime, open_runtime
 from pushgate.sending import accept
 from pushgate.settings import Settings
@@ -127,6 +128,8 @@ def create_app(
     app.add_middleware(pageheaders.PageSecurityHeaders)
     # Outermost of all: every answer carries X-Request-ID, every log line of it request_id.
     app.add_middleware(observe.RequestObserver)
+    # The enabled legacy shapes' routes (pushgate/compat), before pushgate's own.
+    compat.install(app, settings)
     app.include_router(health.router)
     app.include_router(metrics.router)
     app.include_router(webpush.router)

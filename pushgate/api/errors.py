@@ -50,12 +50,21 @@ def _field(loc: tuple[Any, ...] | list[Any]) -> str:
 async def _pushgate_error(_request: Request, exc: Exception) -> JSONResponse:
     if not isinstance(exc, PushgateError):  # registered for this type only
         raise exc
+    return pushgate_error(exc)
+
+
+def pushgate_error(exc: PushgateError) -> JSONResponse:
     return error_response(exc.status_code, exc.code, exc.message, exc.details, exc.headers)
 
 
 async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     if not isinstance(exc, RequestValidationError):
         raise exc
+    return validation_error(exc)
+
+
+def validation_error(exc: RequestValidationError) -> JSONResponse:
+    """`422 invalid_input`, naming the first field refused and listing every problem."""
     problems = [
         {
             # A body that is not JSON at all: its loc is a character offset, not a field.

@@ -11,7 +11,8 @@ import typer
 
 from pushgate import __version__, bootstrap, logs, sentry_reports
 from pushgate.cli.common import ConfigOption, run, say, settings_from, with_runtime
-from pushgate.runtime import Runtime, running
+from pushgate.compat import install as compat
+from pushgate.runtime import running
 from pushgate.settings import Settings
 from pushgate.store import migrate
 
@@ -29,7 +30,7 @@ def serve(config: ConfigOption = None, host: HostOption = None, port: PortOption
 def api(config: ConfigOption = None, host: HostOption = None, port: PortOption = None) -> None:
     """Run the HTTP API only (production: several of them, after `pushgate migrate`)."""
     settings = _server_settings(config, host, port)
-    run(with_runtime(settings, _nothing))
+    run(with_runtime(settings, compat.start))
     _serve_http(settings)
 
 
@@ -49,7 +50,7 @@ def worker(config: ConfigOption = None, queues: QueuesOption = None) -> None:
     settings = settings_from(config, **({"worker": {"queues": queues}} if queues else {}))
     logs.configure(settings.log)
     sentry_reports.configure(settings.sentry, release=__version__)
-    run(with_runtime(settings, _nothing))
+    run(with_runtime(settings, compat.start))
     run(worker_module.run(settings))
 
 
@@ -65,6 +66,7 @@ async def _prepare_single_node(settings: Settings) -> None:
     async with running(settings, start_broker=False) as runtime:
         await migrate.upgrade(runtime.engine, secrets=runtime.credentials.box)
         created = await bootstrap.ensure_default_app(runtime)
+        await compat.start(runtime)
     if created is not None:
         say(
             settings,
@@ -75,10 +77,6 @@ async def _prepare_single_node(settings: Settings) -> None:
         # Printed bare on its own line so scripts can pick it up (in JSON mode too: it is the
         # command's output, not a log line).
         print(created.admin_key, flush=True)
-
-
-async def _nothing(_runtime: Runtime) -> None:
-    return None
 
 
 def _serve_http(settings: Settings, *, with_worker: bool = False) -> None:

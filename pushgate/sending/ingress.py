@@ -1,6 +1,8 @@
 """The `push.queue` ingress: other services publish the same JSON as `POST /v1/notifications`
-(plus `app` or `app_id` to say whose it is, and the fields older systems send). A message that
-cannot be accepted goes to the dead-letter queue with the reason; it never blocks the others."""
+(plus `app` or `app_id` to say whose it is, and the fields older systems send), or a message of
+one of the legacy shapes pushgate replaces (pushgate/compat/messages.py: recognised by its
+fields, translated into the same request). A message that cannot be accepted goes to the
+dead-letter queue with the reason; it never blocks the others."""
 
 from __future__ import annotations
 
@@ -12,6 +14,8 @@ from pydantic import ValidationError
 from sqlalchemy.exc import DataError, DBAPIError, StatementError
 
 from pushgate.broker import base as broker_base
+from pushgate.compat import messages as legacy_messages
+from pushgate.compat import registry as legacy_registry
 from pushgate.domain import storable
 from pushgate.domain.request import NotificationCreate
 from pushgate.errors import NotFoundError, PushgateError
@@ -33,6 +37,7 @@ class Ingress:
         self.runtime = runtime
         self.default_app = default_app
         self._app_ids: dict[str, uuid.UUID] = {}
+        legacy_registry.load()
 
     async def handle(self, batch: list[broker_base.IncomingMessage]) -> None:
         by_app: dict[uuid.UUID, list[tuple[broker_base.IncomingMessage, NotificationCreate]]] = {}
@@ -79,9 +84,15 @@ class Ingress:
     async def _read(
         self, message: broker_base.IncomingMessage
     ) -> tuple[uuid.UUID, NotificationCreate]:
-        app_ref, request = parse(message.body)
+        data = decode(message.body)
+        legacy = legacy_messages.recognise(data)
+        if legacy is None:
+            app_ref, request = parse_object(data)
+            app_id = await self._app_id(app_ref or message.headers.get("app", self.default_app))
+            return app_id, request
+        app_ref = _app_ref(data)
         app_id = await self._app_id(app_ref or message.headers.get("app", self.default_app))
-        return app_id, request
+        return app_id, await legacy.translate(self.runtime, app_id, data)
 
     async def _app_id(self, ref: str) -> uuid.UUID:
         cached = self._app_ids.get(ref)
@@ -105,20 +116,44 @@ def parse(body: bytes) -> tuple[str | None, NotificationCreate]:
         ValueError: the message is not a JSON object, or not a valid request (a pydantic
             ValidationError naming the field); nothing else, whatever the body.
     """
+    return parse_object(decode(body))
+
+
+def decode(body: bytes) -> dict[str, Any]:
+    """A message's JSON object.
+
+    Raises:
+        ValueError: not JSON, or not an object.
+    """
     try:
         data: Any = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise ValueError(f"not JSON: {exc}") from None
     if not isinstance(data, dict):
         raise ValueError("the message must be a JSON object")
+    return data
+
+
+def parse_object(data: dict[str, Any]) -> tuple[str | None, NotificationCreate]:
+    """`parse` of a decoded object (which it consumes)."""
+    app_ref = _app_ref(data)
+    return app_ref, NotificationCreate.model_validate(data)
+
+
+def _app_ref(data: dict[str, Any]) -> str | None:
+    """The app a message names (`app` or `app_id`, removed from `data`), None when none.
+
+    Raises:
+        ValueError: the name holds text no app name can hold.
+    """
     app_ref = data.pop("app", None) or data.pop("app_id", None)
     data.pop("app_id", None)
     if not app_ref:
-        return None, NotificationCreate.model_validate(data)
+        return None
     problem = storable.text_problem(str(app_ref))
     if problem is not None:
         raise ValueError(f"invalid_input: app: must not contain {problem}")
-    return str(app_ref), NotificationCreate.model_validate(data)
+    return str(app_ref)
 
 
 def _failed(message: broker_base.IncomingMessage, exc: Exception) -> None:

@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field
 
 from pushgate import __version__
 from pushgate.api.deps import RuntimeDep
+from pushgate.compat import install as compat
 
 router = APIRouter(tags=["health"])
 
@@ -43,8 +44,19 @@ class Readiness(BaseModel):
     circuits: list[CircuitPublic] = Field(default_factory=list)
 
 
-@router.get("/health", summary="Liveness: the process answers")
-async def health() -> Liveness:
+@router.get(
+    "/health",
+    response_model=Liveness,
+    summary="Liveness: the process answers",
+    description="With a legacy shape that answered `/health` enabled (`compat.enabled`), the"
+    " answer is in that shape (`status` healthy or unhealthy, its fields, and `version`), 503"
+    " when unhealthy; `/health/ready` keeps this API's shape.",
+    responses={503: {"description": "A legacy shape's health check found it unhealthy"}},
+)
+async def health(runtime: RuntimeDep) -> Liveness | JSONResponse:
+    if compat.answers_health(runtime.settings):
+        status, body = await compat.health(runtime)
+        return JSONResponse(body, status_code=status)
     return Liveness(status="ok", version=__version__)
 
 

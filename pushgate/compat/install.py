@@ -1,0 +1,56 @@
+"""Mounting the legacy shapes into the API: the routes of the enabled shapes, and `GET
+/health` answered in their shape (the union of their fields, plus pushgate's own) when one of
+them answers it. `/health/ready` keeps pushgate's shape for orchestrators."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from fastapi import FastAPI
+
+from pushgate import __version__
+from pushgate.compat import registry
+from pushgate.compat.shapes import SHAPES, HealthReport
+from pushgate.runtime import Runtime
+from pushgate.settings import Settings
+
+
+def install(app: FastAPI, settings: Settings) -> None:
+    """Include the routes of every enabled shape. Called before pushgate's own routers, so a
+    legacy path that is also a pushgate path (`/health`) is answered in the legacy shape."""
+    registry.load()
+    for name in settings.compat.enabled:
+        shape = SHAPES[name]
+        if shape.routes is not None:
+            app.include_router(shape.routes(settings))
+
+
+def answers_health(settings: Settings) -> bool:
+    """Whether `GET /health` answers in a legacy shape."""
+    registry.load()
+    return any(SHAPES[name].health is not None for name in settings.compat.enabled)
+
+
+async def health(runtime: Runtime) -> tuple[int, dict[str, Any]]:
+    """`GET /health` in the enabled shapes' union: `status` healthy only when every shape is,
+    each shape's fields (the first shape's value where two name the same field), and
+    pushgate's own `version` and dependency `checks`. 503 when unhealthy."""
+    checks = [SHAPES[n].health for n in runtime.settings.compat.enabled]
+    reports: list[HealthReport] = await asyncio.gather(*(c(runtime) for c in checks if c))
+    healthy = all(r.healthy for r in reports)
+    body: dict[str, Any] = {}
+    for report in reports:
+        body = {**report.fields, **body}
+    body["status"] = "healthy" if healthy else "unhealthy"
+    body["version"] = __version__
+    body.setdefault("checks", await runtime.health())
+    return (200 if healthy else 503), body
+
+
+async def start(runtime: Runtime) -> None:
+    """Every shape's start-up step (see `Shape.start`), in registry order."""
+    registry.load()
+    for shape in SHAPES.values():
+        if shape.start is not None:
+            await shape.start(runtime)
