@@ -12,8 +12,10 @@ from fastapi import FastAPI
 from pushgate import __version__
 from pushgate.compat import registry
 from pushgate.compat.shapes import SHAPES, HealthReport
+from pushgate.errors import ConfigError, NotFoundError
 from pushgate.runtime import Runtime
 from pushgate.settings import Settings
+from pushgate.store import apps
 
 
 def install(app: FastAPI, settings: Settings) -> None:
@@ -49,7 +51,24 @@ async def health(runtime: Runtime) -> tuple[int, dict[str, Any]]:
 
 
 async def start(runtime: Runtime) -> None:
-    """Every shape's start-up step (see `Shape.start`), in registry order."""
+    """Every shape's start-up step (see `Shape.start`), in registry order, after checking that
+    the static key's app exists (a process refuses to start rather than answer every legacy
+    call with an error that blames the caller).
+
+    Raises:
+        ConfigError: the static key is on and `compat.static_key_app` names no app.
+    """
+    settings = runtime.settings.compat
+    if settings.api_key is not None and settings.static_key:
+        async with runtime.sessions() as session:
+            try:
+                await apps.get_by_name(session=session, name=settings.static_key_app)
+            except NotFoundError:
+                name = settings.static_key_app
+                raise ConfigError(
+                    f"invalid setting PUSHGATE_COMPAT__STATIC_KEY_APP: no app named {name!r}"
+                    f" (create it with `pushgate apps create {name}`)"
+                ) from None
     registry.load()
     for shape in SHAPES.values():
         if shape.start is not None:

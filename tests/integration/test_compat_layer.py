@@ -225,3 +225,15 @@ async def test_every_shape_start_hook_runs_enabled_or_not(
         await install.start(runtime)
         await install.start(runtime)
     assert stand_ins == ["fcm_gateway", "fcm_gateway"]
+
+
+async def test_a_static_key_for_an_app_that_does_not_exist_stops_the_start(
+    compat_app: Any,
+) -> None:
+    async with compat_app(
+        api_key=STATIC_KEY, static_key=["fcm_gateway"], static_key_app="nosuch"
+    ) as (_http, runtime):
+        with pytest.raises(ConfigError, match="STATIC_KEY_APP: no app named 'nosuch'"):
+            await install.start(runtime)
+        await make_tenant(runtime, "nosuch")
+        await install.start(runtime)
