@@ -265,6 +265,11 @@ async def test_device_tokens_register_list_and_deactivate(
     moved = {"user_id": "u2", "token": token, "platform": "android"}
     answer = await http.post("/api/device-tokens", json=moved, headers=acme.subscribe)
     assert_legacy_refusal(answer, 403, "device_user_locked")  # as on /v1: a send key may
+    answer = await http.post(
+        "/api/device-tokens", json={**moved, "user_id": "u1"}, headers=acme.subscribe
+    )
+    assert answer.status_code == 200, answer.text  # its own: a receipt, no history
+    assert (answer.json()["device_id"], answer.json()["created_at"]) == (first["device_id"], None)
     answer = await http.post("/api/device-tokens", json=moved, headers=acme.send)
     assert answer.status_code == 200, answer.text
     assert (answer.json()["device_id"], answer.json()["user_id"]) == (first["device_id"], "u2")

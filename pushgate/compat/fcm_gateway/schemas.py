@@ -127,12 +127,14 @@ class DeviceTokenPublic(BaseModel):
     platform: str
     user_id: str | None
     is_active: bool
-    created_at: datetime
-    updated_at: datetime
-    last_seen_at: datetime
+    created_at: datetime | None = Field(description="null for a subscribe key (as /v1's receipt)")
+    updated_at: datetime | None = Field(description="null for a subscribe key")
+    last_seen_at: datetime | None = Field(description="null for a subscribe key")
 
     @classmethod
-    def of(cls, record: devices.DeviceRecord) -> DeviceTokenPublic:
+    def of(cls, record: devices.DeviceRecord, *, whole: bool = True) -> DeviceTokenPublic:
+        """The token's device; without `whole` (a key that may not read devices: /v1 answers
+        it a receipt) only what its request sent and the device's id and state."""
         d = record.device
         return cls(
             device_id=d.id,
@@ -140,9 +142,9 @@ class DeviceTokenPublic(BaseModel):
             platform=d.platform,
             user_id=d.user_id,
             is_active=devices.status_of(d) is devices.Status.ACTIVE,
-            created_at=d.created_at,
-            updated_at=d.updated_at,
-            last_seen_at=d.last_seen_at,
+            created_at=d.created_at if whole else None,
+            updated_at=d.updated_at if whole else None,
+            last_seen_at=d.last_seen_at if whole else None,
         )
 
 

@@ -89,7 +89,8 @@ async def register_token(
         platform=translate.platform(body.platform),
     )
     response.status_code = 201 if registration.created else 200
-    return schemas.DeviceTokenPublic.of(registration.record)
+    whole = device_routes.trusted(caller)
+    return schemas.DeviceTokenPublic.of(registration.record, whole=whole)
 
 
 @router.get(
