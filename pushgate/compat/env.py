@@ -26,3 +26,9 @@ def values(environ: Mapping[str, str]) -> dict[str, Any]:
             for name, value in fields.items():
                 merged[section].setdefault(name, value)
     return dict(merged)
+
+
+from pushgate.compat.fcm_gateway import env as fcm_gateway_env  # noqa: E402 (after the lists)
+
+TRANSLATORS.append(fcm_gateway_env.translate)
+NAMES.extend(fcm_gateway_env.NAMES)

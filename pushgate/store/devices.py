@@ -188,6 +188,19 @@ async def get(*, session: AsyncSession, app_id: uuid.UUID, device_id: uuid.UUID)
     return DeviceRecord(device, await device_topics.of(session, app_id=app_id, device_id=device_id))
 
 
+async def by_token(*, session: AsyncSession, app_id: uuid.UUID, token: str) -> list[Device]:
+    """The app's FCM, APNs or plugin-provider devices whose token is `token` (APNs tokens in
+    any case), deactivated ones too: a token says nothing of its platform, so one per platform
+    at most. Web Push devices are addressed by endpoint, never found here."""
+    query = select(Device).where(
+        Device.app_id == app_id,
+        Device.platform != Platform.WEBPUSH.value,
+        Device.token.in_({token, token.lower()}),
+    )
+    rows = (await session.execute(query.order_by(Device.id))).scalars()
+    return [d for d in rows if holds(d, token)]
+
+
 async def list_page(
     *,
     session: AsyncSession,
