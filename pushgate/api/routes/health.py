@@ -51,7 +51,6 @@ class Readiness(BaseModel):
     description="With a legacy shape that answered `/health` enabled (`compat.enabled`), the"
     " answer is in that shape (`status` healthy or unhealthy, its fields, and `version`), 503"
     " when unhealthy; `/health/ready` keeps this API's shape.",
-    responses={503: {"description": "A legacy shape's health check found it unhealthy"}},
 )
 async def health(runtime: RuntimeDep) -> Liveness | JSONResponse:
     if compat.answers_health(runtime.settings):
