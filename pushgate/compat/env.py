@@ -26,3 +26,9 @@ def values(environ: Mapping[str, str]) -> dict[str, Any]:
             for name, value in fields.items():
                 merged[section].setdefault(name, value)
     return dict(merged)
+
+
+from pushgate.compat.subscription_service import env as subscription_service_env  # noqa: E402
+
+TRANSLATORS.append(subscription_service_env.translate)
+NAMES.extend(subscription_service_env.NAMES)

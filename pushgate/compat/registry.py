@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import importlib
 
-MODULES: tuple[str, ...] = ()
+MODULES: tuple[str, ...] = ("pushgate.compat.subscription_service.shape",)
 
 
 def load() -> None:

@@ -15,6 +15,7 @@ from collections.abc import Collection
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Path, Query, Response
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from pushgate import netguard
 from pushgate.api import owners
@@ -129,6 +130,25 @@ async def push_address(body: schemas.DeviceCreate, runtime: Runtime) -> PushAddr
     return addresses.token_address(runtime.providers, body.platform, body.token)
 
 
+async def register(
+    body: schemas.DeviceCreate, caller: Caller, session: AsyncSession, runtime: Runtime
+) -> devices.Registration:
+    """Register the device `body` describes, or refresh it, as `caller` may (its checked
+    address, the owners' rules); the caller commits. Shared with the legacy routes
+    (pushgate/compat)."""
+    address = await push_address(body, runtime)
+    profile = owners.profile(caller, body.profile())
+    with owners.taken_token(caller):
+        return await devices.upsert(
+            session=session,
+            app_id=caller.app_id,
+            address=address,
+            profile=profile,
+            topics=body.topics,
+            keep_user=not trusted(caller) or caller.user_id is not None,
+        )
+
+
 @router.post(
     "/v1/devices",
     status_code=201,
@@ -153,17 +173,7 @@ async def register_device(
     runtime: RuntimeDep,
     response: Response,
 ) -> Answer:
-    address = await push_address(body, runtime)
-    profile = owners.profile(caller, body.profile())
-    with owners.taken_token(caller):
-        registration = await devices.upsert(
-            session=session,
-            app_id=caller.app_id,
-            address=address,
-            profile=profile,
-            topics=body.topics,
-            keep_user=not trusted(caller) or caller.user_id is not None,
-        )
+    registration = await register(body, caller, session, runtime)
     await session.commit()
     response.status_code = 201 if registration.created else 200
     return answer(caller, registration.record, sent=body.model_fields_set)

@@ -1,0 +1,21 @@
+"""Registers shape 4, `subscription_service` (imported by `compat.registry`): its routes, and
+its start-up step (end-user sign-in from `JWT_SECRET_KEY`). It answers `/health/` (with the
+slash) as a route of its own, not pushgate's `/health`."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from pushgate.compat import shapes
+from pushgate.compat.subscription_service import SHAPE, notifications, reports, start, subscriptions
+from pushgate.settings import Settings
+
+
+def routes(_settings: Settings) -> APIRouter:
+    router = APIRouter()
+    for part in (subscriptions.router, notifications.router, reports.router):
+        router.include_router(part)
+    return router
+
+
+shapes.register(shapes.Shape(SHAPE, routes=routes, start=start.configure_sign_in))
