@@ -16,6 +16,7 @@ from pydantic import SecretStr
 from sqlalchemy import select
 
 from pushgate.compat.settings import CompatSettings
+from pushgate.compat.shapes import SHAPES
 from pushgate.compat.subscription_service import start
 from pushgate.errors import ConfigError
 from pushgate.settings import Settings
@@ -269,6 +270,10 @@ async def test_health_metrics_and_the_openapi_document(legacy: Legacy) -> None:
     assert health["status"] == "healthy"
     assert health["version"]
     assert health["dependencies"] == {"database": "ok", "broker": "ok", "kv": "ok"}
+    # A client asking /health got the same from the old service, redirected
+    unslashed = await legacy.call("GET", "/health", 200)
+    assert {k: unslashed[k] for k in health} == health
+    assert SHAPES["subscription_service"].start is start.configure_sign_in
     metrics = await legacy.pushgate.http.get("/metrics/")
     assert metrics.status_code == 200
     assert metrics.headers["content-type"].startswith("text/plain")

@@ -15,7 +15,7 @@ from pushgate.api.deps import Caller, RuntimeDep, SessionDep
 from pushgate.api.routes import metrics as metrics_route
 from pushgate.compat.auth import legacy_caller
 from pushgate.compat.errors import LegacyRoute
-from pushgate.compat.shapes import tag
+from pushgate.compat.shapes import HealthReport, tag
 from pushgate.compat.subscription_service import SHAPE, schemas, translate
 from pushgate.domain import storable
 from pushgate.domain.analytics import Interval, Stats, Window
@@ -23,6 +23,7 @@ from pushgate.domain.apikeys import Permission
 from pushgate.domain.rates import RouteClass
 from pushgate.domain.subscription import Platform
 from pushgate.errors import InvalidInputError
+from pushgate.runtime import Runtime
 from pushgate.store import analytics, rollups
 from pushgate.store.tables import utcnow
 
@@ -140,20 +141,28 @@ async def delivery_analytics(
     )
 
 
+async def health_report(runtime: Runtime) -> HealthReport:
+    """This shape's health: each dependency's state (`/health/`, and `/health` when the
+    shape is enabled: the old service's clients reached `/health/` from `/health` by
+    FastAPI's redirect)."""
+    checks = await runtime.health()
+    healthy = all(state == "ok" for state in checks.values())
+    return HealthReport(healthy, {"dependencies": checks})
+
+
 @router.get(
     "/health/",
     summary="Status, version and each dependency's state",
     responses={503: {"description": "A dependency is unreachable (`status` unhealthy)"}},
 )
 async def health(runtime: RuntimeDep) -> JSONResponse:
-    checks = await runtime.health()
-    healthy = all(state == "ok" for state in checks.values())
+    report = await health_report(runtime)
     body = {
-        "status": "healthy" if healthy else "unhealthy",
+        "status": "healthy" if report.healthy else "unhealthy",
         "version": __version__,
-        "dependencies": checks,
+        **report.fields,
     }
-    return JSONResponse(body, status_code=200 if healthy else 503)
+    return JSONResponse(body, status_code=200 if report.healthy else 503)
 
 
 @router.get(

@@ -1,6 +1,6 @@
-"""Registers shape 4, `subscription_service` (imported by `compat.registry`): its routes, and
-its start-up step (end-user sign-in from `JWT_SECRET_KEY`). It answers `/health/` (with the
-slash) as a route of its own, not pushgate's `/health`."""
+"""Registers shape 4, `subscription_service` (imported by `compat.registry`): its routes, its
+`/health` fields (`dependencies`; its own `/health/` is one of its routes) and its start-up
+step (end-user sign-in from `JWT_SECRET_KEY`)."""
 
 from __future__ import annotations
 
@@ -18,4 +18,6 @@ def routes(_settings: Settings) -> APIRouter:
     return router
 
 
-shapes.register(shapes.Shape(SHAPE, routes=routes, start=start.configure_sign_in))
+shapes.register(
+    shapes.Shape(SHAPE, routes=routes, health=reports.health_report, start=start.configure_sign_in)
+)
