@@ -226,6 +226,16 @@ async def test_refusals_answer_in_the_legacy_style_with_pushgate_codes(
         "POST", "/notifications/send/", 401, "invalid_api_key",
         json={"title": "x", "topics": ["a"]}, headers=bearer(user_token("alice")),
     )  # fmt: skip
+    alice = bearer(user_token("alice"))
+    await refused(
+        "POST", "/subscriptions/", 403, "device_of_another_user",
+        json={**fake_push.new_subscription(), "user_id": "bob"}, headers=alice,
+    )  # fmt: skip
+    bobs = await legacy.call(
+        "POST", "/subscriptions/", 200, json={**browser, "user_id": "bob"}, headers=STATIC
+    )
+    assert bobs["id"] == registered["id"]  # a send key may give it a user
+    await refused("POST", "/subscriptions/", 409, "device_taken", json=browser, headers=alice)
     held = {**legacy.default.subscribe, "X-Device-Token": browser["endpoint"]}
     switched = await legacy.call("PUT", one, 200, json={"enabled": False}, headers=held)
     assert switched["enabled"] is False
