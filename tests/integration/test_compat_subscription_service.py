@@ -15,6 +15,7 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import select
 
+from pushgate.api.app import create_app
 from pushgate.compat.settings import CompatSettings
 from pushgate.compat.shapes import SHAPES
 from pushgate.compat.subscription_service import start
@@ -275,7 +276,7 @@ async def test_refusals_answer_in_the_legacy_style_with_pushgate_codes(
 
 
 @EMBEDDED
-async def test_health_metrics_and_the_openapi_document(legacy: Legacy) -> None:
+async def test_health_metrics_and_the_openapi_document(legacy: Legacy, settings: Settings) -> None:
     health = await legacy.call("GET", "/health/", 200)
     assert health["status"] == "healthy"
     assert health["version"]
@@ -288,10 +289,13 @@ async def test_health_metrics_and_the_openapi_document(legacy: Legacy) -> None:
     assert metrics.status_code == 200
     assert metrics.headers["content-type"].startswith("text/plain")
     assert "pushgate_" in metrics.text
-    operations = (await legacy.pushgate.http.get("/openapi.json")).json()["paths"]
-    send = operations["/notifications/send/"]["post"]
+    document = (await legacy.pushgate.http.get("/openapi.json")).json()
+    send = document["paths"]["/notifications/send/"]["post"]
     assert send["tags"] == ["compat: subscription_service"]
     assert send["deprecated"] is True
+    # pushgate's own schemas keep their names beside the shape's
+    alone = create_app(settings.model_copy(update={"compat": CompatSettings()})).openapi()
+    assert set(alone["components"]["schemas"]) <= set(document["components"]["schemas"])
 
 
 @EMBEDDED

@@ -72,7 +72,7 @@ def _days(span: Window) -> tuple[date, date]:
 @router.get("/analytics/subscriptions/", summary="Web Push subscriptions: live, new and gone")
 async def subscription_analytics(
     caller: Analyst, session: SessionDep, date_from: DateFrom = None, date_to: DateTo = None
-) -> schemas.SubscriptionAnalytics:
+) -> schemas.SubscriptionReport:
     span = window(date_from, date_to, now=utcnow())
     counts = await analytics.device_days(
         session=session, app_id=caller.app_id, since=span.since, until=span.end, platform=WEBPUSH
@@ -84,7 +84,7 @@ async def subscription_analytics(
         for day in span.starts()
     ]
     first, last = _days(span)
-    return schemas.SubscriptionAnalytics(
+    return schemas.SubscriptionReport(
         date_from=first,
         date_to=last,
         active=active.get(WEBPUSH, 0),
@@ -103,7 +103,7 @@ async def delivery_analytics(
         Annotated[str, storable.TEXT] | None,
         Query(alias="type", min_length=1, max_length=100, description="pushgate's category."),
     ] = None,
-) -> schemas.DeliveryAnalytics:
+) -> schemas.DeliveryReport:
     span = window(date_from, date_to, now=utcnow())
     by_day = await analytics.delivery_stats(
         session=session,
@@ -128,7 +128,7 @@ async def delivery_analytics(
         )
     summed = translate.statistics(totals.by_outcome)
     first, last = _days(span)
-    return schemas.DeliveryAnalytics(
+    return schemas.DeliveryReport(
         date_from=first,
         date_to=last,
         type=category,

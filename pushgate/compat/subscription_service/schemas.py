@@ -166,7 +166,7 @@ class SubscriptionDay(BaseModel):
     expired: int
 
 
-class SubscriptionAnalytics(BaseModel):
+class SubscriptionReport(BaseModel):
     date_from: date
     date_to: date
     active: int = Field(description="Live Web Push subscriptions now.")
@@ -184,7 +184,7 @@ class DeliveryDay(BaseModel):
     failed: int
 
 
-class DeliveryAnalytics(BaseModel):
+class DeliveryReport(BaseModel):
     date_from: date
     date_to: date
     type: str | None
