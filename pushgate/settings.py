@@ -50,6 +50,11 @@ LEGACY_ENV: dict[str, tuple[str, str]] = {
     "PROJECT_ID": ("fcm", "project_id"),
     "API_KEY": ("compat", "api_key"),
     "WORKER_THREADS": ("worker", "concurrency"),
+    "SENTRY_DSN": ("sentry", "dsn"),
+    "PROMETHEUS_METRICS_ENABLED": ("metrics", "enabled"),
+    "RATE_LIMIT_SUBSCRIPTION": ("rate_limits", "key_subscribe"),
+    "RATE_LIMIT_NOTIFICATION": ("rate_limits", "key_send"),
+    "RATE_LIMIT_ANALYTICS": ("rate_limits", "key_read"),
 }
 
 

@@ -87,9 +87,11 @@ async def authenticate(request: Request, *, end_users: bool = False) -> Caller:
     return await caller_of(secret, request.app.state, scope, route)
 
 
-async def end_user_of(token: str, request: Request, route: RouteClass) -> Caller:
+async def end_user_of(
+    token: str, request: Request, route: RouteClass, *, default_app: str | None = None
+) -> Caller:
     """The end user a JWT signs in (signin.py), counted under its app's limits and a pseudo key
-    of its own per user.
+    of its own per user. The app is the one `X-Pushgate-App` names, else `default_app`.
 
     Raises:
         AuthenticationError: `invalid_token`, for any token that does not check out.
@@ -98,7 +100,8 @@ async def end_user_of(token: str, request: Request, route: RouteClass) -> Caller
     state = request.app.state
     runtime: Runtime = state.runtime
     async with runtime.sessions() as session:
-        app = await signin.app_named(session, request.headers.get(signin.APP_HEADER))
+        reference = request.headers.get(signin.APP_HEADER) or default_app
+        app = await signin.app_named(session, reference)
     user = await signin.end_user(
         token, app, box=runtime.credentials.box(), jwks=state.jwks, now=time.time()
     )

@@ -37,10 +37,13 @@ def legacy_caller(
     route: RouteClass,
     *,
     end_users: bool = False,
+    static_app_for_jwts: bool = False,
 ) -> Callable[[Request], Awaitable[deps.Caller]]:
     """A dependency answering the caller of one of `shape`'s routes, checked for
     `permission` and counted against `route`'s limits (legacy paths are not `/v1` paths, so
-    the class is said here rather than read from the path)."""
+    the class is said here rather than read from the path). With `static_app_for_jwts`, an
+    end-user JWT that names no app (`X-Pushgate-App`) is for `compat.static_key_app`: the
+    old clients sent none."""
 
     @answers(401, 403, 429, 503)
     async def check(request: Request) -> deps.Caller:
@@ -53,7 +56,9 @@ def legacy_caller(
                 and prefix_of(secret) is None
                 and enduser.looks_like_jwt(secret)
             ):
-                caller = await deps.end_user_of(secret, request, route)
+                settings = request.app.state.runtime.settings.compat
+                default = settings.static_key_app if static_app_for_jwts else None
+                caller = await deps.end_user_of(secret, request, route, default_app=default)
             else:
                 caller = await deps.caller_of(secret, request.app.state, request.scope, route)
         return deps.permitted(caller, permission)

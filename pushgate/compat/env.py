@@ -32,3 +32,7 @@ from pushgate.compat.fcm_gateway import env as fcm_gateway_env  # noqa: E402 (af
 
 TRANSLATORS.append(fcm_gateway_env.translate)
 NAMES.extend(fcm_gateway_env.NAMES)
+from pushgate.compat.subscription_service import env as subscription_service_env  # noqa: E402
+
+TRANSLATORS.append(subscription_service_env.translate)
+NAMES.extend(subscription_service_env.NAMES)

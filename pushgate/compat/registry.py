@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import importlib
 
-MODULES: tuple[str, ...] = ("pushgate.compat.fcm_gateway.shape",)
+MODULES: tuple[str, ...] = (
+    "pushgate.compat.fcm_gateway.shape",
+    "pushgate.compat.subscription_service.shape",
+)
 
 
 def load() -> None:

@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import NoDecode
 
 from pushgate.compat import ShapeName
+from pushgate.compat.subscription_service.settings import SubscriptionServiceSettings
 from pushgate.domain.apikeys import Scope
 from pushgate.provider_settings import split_list
 
@@ -26,6 +27,9 @@ class CompatSettings(BaseModel):
     static_key: Annotated[list[ShapeName], NoDecode] = Field(default_factory=list)
     static_key_app: str = "default"
     static_key_scope: Scope = Scope.SEND
+    subscription_service: SubscriptionServiceSettings = Field(
+        default_factory=SubscriptionServiceSettings
+    )
 
     @field_validator("enabled", "static_key", mode="before")
     @classmethod

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from pushgate.domain.ids import new_id
 from pushgate.domain.notification import DeliveryStatus, NotificationStatus
 from pushgate.errors import ConflictError, InvalidInputError, NotFoundError
-from pushgate.store import rollups
+from pushgate.store import db, rollups
 from pushgate.store.direct import insert_many
 from pushgate.store.tables import Delivery, Notification, utcnow
 
@@ -246,9 +246,11 @@ async def history(
     since: datetime | None = None,
     until: datetime | None = None,
     after: uuid.UUID | None = None,
+    offset: int = 0,
     limit: int = 100,
 ) -> list[Notification]:
-    """Newest first, keyset-paginated on the id (ids are time-ordered)."""
+    """Newest first, keyset-paginated on the id (ids are time-ordered); `offset` skips rows
+    instead (page numbers, for the legacy routes: bound it, the rows skipped are read)."""
     query = select(Notification).where(Notification.app_id == app_id)
     if status:
         query = query.where(Notification.status == status)
@@ -260,7 +262,7 @@ async def history(
         query = query.where(Notification.created_at < until)
     if after:
         query = query.where(Notification.id < after)
-    query = query.order_by(Notification.id.desc()).limit(limit)
+    query = query.order_by(Notification.id.desc()).offset(offset or None).limit(limit)
     return list((await session.execute(query)).scalars())
 
 
@@ -309,6 +311,24 @@ async def delivery_counts(
     counts: dict[str, dict[str, int]] = {}
     for platform, status, count in await session.execute(query):
         counts.setdefault(platform, {})[status] = int(count)
+    return counts
+
+
+async def delivery_counts_many(
+    *, session: AsyncSession, notification_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, dict[str, int]]:
+    """notification -> status -> count, for a page of notifications in one query. Callers
+    pass ids of their own app's notifications."""
+    if not notification_ids:
+        return {}
+    query = (
+        select(Delivery.notification_id, Delivery.status, func.count())
+        .where(db.one_of(session, Delivery.notification_id, notification_ids))
+        .group_by(Delivery.notification_id, Delivery.status)
+    )
+    counts: dict[uuid.UUID, dict[str, int]] = {}
+    for notification_id, status, count in await session.execute(query):
+        counts.setdefault(notification_id, {})[status] = int(count)
     return counts
 
 
