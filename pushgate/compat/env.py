@@ -26,3 +26,9 @@ def values(environ: Mapping[str, str]) -> dict[str, Any]:
             for name, value in fields.items():
                 merged[section].setdefault(name, value)
     return dict(merged)
+
+
+from pushgate.compat.webpush_gateway import env as webpush_gateway_env  # noqa: E402
+
+TRANSLATORS.append(webpush_gateway_env.translate)
+NAMES.extend(webpush_gateway_env.NAMES)

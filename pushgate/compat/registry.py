@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import importlib
 
-MODULES: tuple[str, ...] = ()
+MODULES: tuple[str, ...] = ("pushgate.compat.webpush_gateway.shape",)
 
 
 def load() -> None:

@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import NoDecode
 
 from pushgate.compat import ShapeName
+from pushgate.compat.webpush_gateway.settings import WebPushGatewaySettings
 from pushgate.domain.apikeys import Scope
 from pushgate.provider_settings import split_list
 
@@ -26,6 +27,7 @@ class CompatSettings(BaseModel):
     static_key: Annotated[list[ShapeName], NoDecode] = Field(default_factory=list)
     static_key_app: str = "default"
     static_key_scope: Scope = Scope.SEND
+    webpush_gateway: WebPushGatewaySettings = Field(default_factory=WebPushGatewaySettings)
 
     @field_validator("enabled", "static_key", mode="before")
     @classmethod

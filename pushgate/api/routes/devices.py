@@ -15,6 +15,7 @@ from collections.abc import Collection
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Path, Query, Response
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from pushgate import netguard
 from pushgate.api import owners
@@ -153,6 +154,16 @@ async def register_device(
     runtime: RuntimeDep,
     response: Response,
 ) -> Answer:
+    registration = await register(runtime, session, caller, body)
+    response.status_code = 201 if registration.created else 200
+    return answer(caller, registration.record, sent=body.model_fields_set)
+
+
+async def register(
+    runtime: Runtime, session: AsyncSession, caller: Caller, body: schemas.DeviceCreate
+) -> devices.Registration:
+    """Register a device, or refresh the one with its token, for `caller`, and commit: the use
+    case of `POST /v1/devices` (also the legacy `/subscribe` routes', pushgate/compat)."""
     address = await push_address(body, runtime)
     profile = owners.profile(caller, body.profile())
     with owners.taken_token(caller):
@@ -165,8 +176,7 @@ async def register_device(
             keep_user=not trusted(caller) or caller.user_id is not None,
         )
     await session.commit()
-    response.status_code = 201 if registration.created else 200
-    return answer(caller, registration.record, sent=body.model_fields_set)
+    return registration
 
 
 @router.get("/v1/devices/{device_id}", summary="One device", responses=NOT_FOUND)
