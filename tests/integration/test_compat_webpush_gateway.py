@@ -26,12 +26,14 @@ from pushgate.compat import install
 from pushgate.compat.webpush_gateway import start
 from pushgate.compat.webpush_gateway.settings import WebPushGatewaySettings, Welcome
 from pushgate.domain import vapid
+from pushgate.domain.dead_letters import LetterFilter
 from pushgate.domain.rates import Rate
 from pushgate.errors import ConfigError
 from pushgate.runtime import open_runtime
 from pushgate.settings import Settings
 from pushgate.store import apps, notifications
-from pushgate.store.tables import Notification, WebhookEvent
+from pushgate.store import dead_letters as stored_letters
+from pushgate.store.tables import DeadLetterRecord, Notification, WebhookEvent
 from tests.conftest import make_tenant
 from tests.fakes.webpush_server import FakeWebPushService
 from tests.integration.conftest import Pushgate, PushgateFactory
@@ -95,6 +97,13 @@ async def publish(pushgate: Pushgate, message: dict[str, Any]) -> None:
         channel = await connection.channel()
         await channel.default_exchange.publish(
             aio_pika.Message(body), routing_key=f"{broker.prefix}{LEGACY_QUEUE}"
+        )
+
+
+async def recorded_letters(pushgate: Pushgate) -> list[DeadLetterRecord]:
+    async with pushgate.runtime.sessions() as session:
+        return await stored_letters.page(
+            session=session, app_id=stored_letters.EVERY_APP, chosen=LetterFilter(), limit=100
         )
 
 
@@ -224,6 +233,22 @@ async def test_the_old_gateway_contract_end_to_end(
     assert event.payload["device_id"] == gone["id"]
     assert gone["active"] is False
 
+    # And a message naming a subscription no registration would take is dead-lettered with
+    # the reason and the subscription's place, registering none of its subscriptions
+    fourth = fake_push.new_subscription()
+    bad = {**message, "notification_id": "sale-4", "devices": [fourth, public]}
+    await publish(pushgate, bad)
+    await publish(pushgate, {**message, "notification_id": "sale-5", "devices": []})
+    deadline = time.monotonic() + 15
+    while len(letters := await recorded_letters(pushgate)) < 2:
+        assert time.monotonic() < deadline, f"{len(letters)} dead letters"
+        await asyncio.sleep(0.05)
+    reasons = sorted(letter.reason for letter in letters)
+    assert reasons[0].startswith("invalid_input: devices: List should have at least 1 item")
+    assert reasons[1].startswith("unsafe_endpoint: '198.51.100.7' is not a known push service")
+    listed = await http.get("/v1/devices", params={"status": "all"}, headers=keys.send)
+    assert fourth["endpoint"] not in {d["endpoint"] for d in listed.json()["items"]}
+
     # And /health answers in the old gateway's shape, with pushgate's fields beside it
     answer = await http.get("/health")
     assert answer.status_code == 200
@@ -288,6 +313,31 @@ async def test_open_mode_the_old_test_page_and_a_pair_in_use(
         # and what the keyless caller registered is the default app's
         listed = await page.get("/v1/devices", headers=keys.send)
         assert len(listed.json()["items"]) == 3
+
+        # A page on the shop's own site may call them (the app's CORS origins), no other
+        shop = "https://shop.example.com"
+        allowed = await page.put(
+            "/v1/apps/current/auth",
+            json={"audience": "pushgate", "hs256_secret": "s" * 32, "cors_origins": [shop]},
+            headers=keys.admin,
+        )
+        assert allowed.status_code == 200, allowed.text
+        ask = {
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type",
+        }
+        preflight = await neighbour.options("/subscribe", headers={"Origin": shop, **ask})
+        assert preflight.status_code == 204
+        assert preflight.headers["access-control-allow-origin"] == shop
+        refused = await neighbour.options(
+            "/subscribe", headers={"Origin": "https://evil.example", **ask}
+        )
+        assert refused.status_code == 403
+        answer = await neighbour.post(
+            "/subscribe", json=fake_push.new_subscription(), headers={"Origin": shop}
+        )
+        assert answer.status_code == 200, answer.text
+        assert answer.headers["access-control-allow-origin"] == shop
 
         # The test page loads at its old path with what it refers to beside it
         answer = await page.get("/web_push_test/web_push_test.html")
