@@ -245,7 +245,9 @@ async def test_the_old_gateway_contract_end_to_end(
         await asyncio.sleep(0.05)
     reasons = sorted(letter.reason for letter in letters)
     assert reasons[0].startswith("invalid_input: devices: List should have at least 1 item")
-    assert reasons[1].startswith("unsafe_endpoint: '198.51.100.7' is not a known push service")
+    assert reasons[1].startswith(
+        "unsafe_endpoint: devices.1: '198.51.100.7' is not a known push service"
+    )
     listed = await http.get("/v1/devices", params={"status": "all"}, headers=keys.send)
     assert fourth["endpoint"] not in {d["endpoint"] for d in listed.json()["items"]}
 
@@ -366,8 +368,8 @@ async def test_open_mode_the_old_test_page_and_a_pair_in_use(
         )
         async with runtime.sessions() as session:
             default = await apps.get_by_name(session=session, name="default")
-            with pytest.raises(ConfigError, match="differs from the key pair") as refused:
+            with pytest.raises(ConfigError, match="differs from the key pair") as mismatch:
                 await start.import_vapid(runtime, session, default, changed)
-            assert "\n" not in str(refused.value)
+            assert "\n" not in str(mismatch.value)
             await start.import_vapid(runtime, session, default, gateway)
             assert default.vapid_public_key == PAIR.public_key

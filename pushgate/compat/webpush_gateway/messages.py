@@ -89,8 +89,10 @@ async def _address(
     try:
         return await device_routes.push_address(body, runtime)
     except InvalidInputError as exc:
+        # The dead letter's reason says which subscription: `devices.1: ...`.
         exc.field = f"devices.{index}.{exc.field or 'endpoint'}"
         exc.details = {**(exc.details or {}), "field": exc.field}
+        exc.message = f"devices.{index}: {exc.message}"
         raise
 
 
