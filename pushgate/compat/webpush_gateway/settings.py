@@ -4,6 +4,8 @@ subscriptions, the welcome notification per app, and the open (keyless) subscrib
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 
 from pushgate.domain.rates import Rate
@@ -48,10 +50,15 @@ class WebPushGatewaySettings(BaseModel):
     # The welcome notification of each app (by name) a new subscription gets; none by default.
     welcome: dict[str, Welcome] = Field(default_factory=dict)
 
-    @field_validator("vapid_public_key", "vapid_subject", "user_service_url", "open_app")
+    # Before the length checks: a blank line in a .env file means unset.
+    @field_validator(
+        "vapid_public_key", "vapid_subject", "user_service_url", "open_app", mode="before"
+    )
     @classmethod
-    def _blank_is_none(cls, value: str | None) -> str | None:
-        return value.strip() or None if value is not None else None
+    def _blank_is_none(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return value.strip() or None
+        return value
 
     @field_validator("vapid_private_key")
     @classmethod
