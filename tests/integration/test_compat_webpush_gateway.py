@@ -316,6 +316,14 @@ async def test_open_mode_the_old_test_page_and_a_pair_in_use(
         listed = await page.get("/v1/devices", headers=keys.send)
         assert len(listed.json()["items"]) == 3
 
+        # The two routes are documented under the shape's tag, deprecated; the page is not
+        paths = (await page.get("/openapi.json")).json()["paths"]
+        subscribe = paths["/subscribe"]["post"]
+        assert (subscribe["tags"], subscribe["deprecated"]) == (["compat: webpush_gateway"], True)
+        assert {"401", "403", "422", "429"} <= set(subscribe["responses"])
+        assert "/vapid_public_key" in paths
+        assert not [path for path in paths if path.startswith("/web_push_test")]
+
         # A page on the shop's own site may call them (the app's CORS origins), no other
         shop = "https://shop.example.com"
         allowed = await page.put(

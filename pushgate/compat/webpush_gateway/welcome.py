@@ -34,7 +34,10 @@ async def send(runtime: Runtime, app_id: uuid.UUID, app_name: str, device_id: uu
     except ValidationError as exc:
         log.warning("welcome notification refused", app=app_name, error=str(exc.errors()[0]))
         return
-    [result] = await accept.accept_many(runtime, app_id=app_id, requests=[request])
+    try:
+        [result] = await accept.accept_many(runtime, app_id=app_id, requests=[request])
+    except PushgateError as exc:  # the store is away: the page need not subscribe again
+        result = exc
     if isinstance(result, PushgateError):
         log.warning(
             "welcome notification refused", app=app_name, code=result.code, error=result.message
