@@ -279,6 +279,9 @@ async def test_open_mode_the_old_test_page_and_a_pair_in_use(
     runtime = await open_runtime(opened)
     async with AsyncExitStack() as stack:
         stack.push_async_callback(runtime.close)
+        # (a process refuses to start while the open app does not exist)
+        with pytest.raises(ConfigError, match="OPEN_APP: no app named 'default'"):
+            await install.start(runtime)
         keys = await make_tenant(runtime, "default")
         await install.start(runtime)
         app = create_app(opened, runtime=runtime)

@@ -43,23 +43,32 @@ async def start(runtime: Runtime) -> None:
             browsers subscribed with; an unusable subject or URL; no such app.
     """
     options = runtime.settings.compat.webpush_gateway
+    if options.open_app is not None:
+        # Checked here, so a missing app stops the process instead of answering every page
+        # with an error that blames it.
+        async with runtime.sessions() as session:
+            await _app(session, options.open_app, "OPEN_APP")
     wants_vapid = options.vapid_private_key or options.vapid_public_key or options.vapid_subject
     if not wants_vapid and not options.user_service_url:
         return
     async with runtime.sessions() as session:
-        try:
-            app = await apps.get_by_name(session=session, name=options.app)
-        except NotFoundError:
-            raise ConfigError(
-                f"VAPID_* and USER_SERVICE_URL configure the app {options.app!r}, which does not"
-                " exist: create it (`pushgate apps create`) or name another with"
-                " PUSHGATE_COMPAT__WEBPUSH_GATEWAY__APP"
-            ) from None
+        app = await _app(session, options.app, "APP")
         await import_vapid(runtime, session, app, options)
         await session.commit()
         app_id = app.id
     if options.user_service_url:
         await _user_service_webhook(runtime, app_id, options.user_service_url)
+
+
+async def _app(session: AsyncSession, name: str, setting: str) -> App:
+    """Raises: ConfigError naming `PUSHGATE_COMPAT__WEBPUSH_GATEWAY__<setting>`."""
+    try:
+        return await apps.get_by_name(session=session, name=name)
+    except NotFoundError:
+        raise ConfigError(
+            f"invalid setting PUSHGATE_COMPAT__WEBPUSH_GATEWAY__{setting}: no app named {name!r}"
+            f" (create it with `pushgate apps create {name}`)"
+        ) from None
 
 
 def key_pair(options: WebPushGatewaySettings) -> vapid.VapidKeyPair | None:
