@@ -106,6 +106,11 @@ def _normal(key: str) -> str:
 async def import_vapid(
     runtime: Runtime, session: AsyncSession, app: App, options: WebPushGatewaySettings
 ) -> None:
+    """Make the settings' pair and subject the app's, in `session` (the caller commits).
+
+    Raises:
+        ConfigError: see `start`.
+    """
     pair = key_pair(options)
     if pair is not None and pair.public_key != app.vapid_public_key:
         subscribed = await _webpush_devices(session, app)
