@@ -103,6 +103,7 @@ def build_broker(settings: Settings, engine: AsyncEngine) -> Broker:
         prefix=settings.broker.prefix,
         quorum_queues=settings.broker.quorum_queues,
         delay_levels=settings.broker.delay_levels,
+        ingress_queue=settings.broker.ingress_queue,
     )
 
 

@@ -55,6 +55,7 @@ LEGACY_ENV: dict[str, tuple[str, str]] = {
     "RATE_LIMIT_SUBSCRIPTION": ("rate_limits", "key_subscribe"),
     "RATE_LIMIT_NOTIFICATION": ("rate_limits", "key_send"),
     "RATE_LIMIT_ANALYTICS": ("rate_limits", "key_read"),
+    "RABBITMQ_QUEUE_NAME": ("broker", "ingress_queue"),
 }
 
 
@@ -108,6 +109,22 @@ class BrokerSettings(BaseModel):
     delay_levels: list[float] = Field(
         default_factory=lambda: [1.0, 5.0, 30.0, 120.0, 600.0, 3600.0]
     )
+    # The ingress queue's name (behind `prefix`) instead of `push.queue`, for producers that
+    # publish to another name (`RABBITMQ_QUEUE_NAME` of the Web Push gateway pushgate replaces).
+    ingress_queue: str | None = Field(default=None, max_length=200)
+
+    @field_validator("ingress_queue")
+    @classmethod
+    def _own_queue_name(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip()
+        if value.startswith("amq."):
+            raise ValueError("queue names starting with amq. are RabbitMQ's own")
+        taken = {f"{name}.queue" for name in ("dispatch", "deliver", "failed")}
+        if value in taken or ".retry." in value:
+            raise ValueError(f"{value!r} is the name of another pushgate queue")
+        return value
 
     @field_validator("url")
     @classmethod

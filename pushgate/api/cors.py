@@ -22,7 +22,11 @@ from pushgate.api.errors import error_response
 from pushgate.runtime import Runtime
 from pushgate.store.tables import App
 
-PATHS = re.compile(r"^/v1/(devices(/.*)?|users/[^/]+/devices|webpush/vapid-public-key)$")
+PATHS = re.compile(
+    r"^/v1/(devices(/.*)?|users/[^/]+/devices|webpush/vapid-public-key)$"
+    # The Web Push gateway's page routes (pushgate/compat/webpush_gateway), when enabled.
+    r"|^/(subscribe|vapid_public_key)$"
+)
 METHODS = "GET, POST, PATCH, DELETE"
 HEADERS = "authorization, content-type, x-pushgate-app, x-device-token, x-api-key"
 EXPOSED = "ratelimit, ratelimit-policy, retry-after"

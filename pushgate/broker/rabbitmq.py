@@ -61,6 +61,7 @@ class RabbitMQBroker(Broker):
         connection_name: shown in the management UI and `rabbitmqctl list_connections`.
         reconnect_interval: seconds between reconnection attempts.
         publish_timeout: how long `publish` keeps retrying through a lost connection.
+        ingress_queue: the push queue's name instead of `push.queue` (behind `prefix`).
     """
 
     def __init__(
@@ -73,8 +74,11 @@ class RabbitMQBroker(Broker):
         connection_name: str = "pushgate",
         reconnect_interval: float = 1.0,
         publish_timeout: float = 30.0,
+        ingress_queue: str | None = None,
     ) -> None:
-        self.topology = Topology(prefix, check_levels(delay_levels), quorum_queues)
+        self.topology = Topology(
+            prefix, check_levels(delay_levels), quorum_queues, ingress_queue=ingress_queue
+        )
         self._url = url
         self._connection_name = connection_name
         self._reconnect_interval = reconnect_interval

@@ -22,7 +22,7 @@ from typing import Any
 
 import aio_pika
 
-from pushgate.broker.base import QUEUES, WORK_QUEUES, LetterInfo
+from pushgate.broker.base import PUSH, QUEUES, WORK_QUEUES, LetterInfo
 
 EXCHANGE = "notifications.direct"
 DEFAULT_DELAY_LEVELS = (1.0, 5.0, 30.0, 120.0, 600.0, 3600.0)
@@ -87,12 +87,16 @@ class Topology:
     prefix: str = ""
     levels: tuple[float, ...] = DEFAULT_DELAY_LEVELS
     quorum: bool = False
+    # `broker.ingress_queue`: the push queue's own name (still bound with the key `push`).
+    ingress_queue: str | None = None
 
     @property
     def exchange(self) -> str:
         return f"{self.prefix}{EXCHANGE}"
 
     def queue(self, logical: str) -> str:
+        if logical == PUSH and self.ingress_queue:
+            return f"{self.prefix}{self.ingress_queue}"
         return f"{self.prefix}{logical}.queue"
 
     def delay_queue(self, logical: str, level: float) -> str:

@@ -36,3 +36,7 @@ from pushgate.compat.subscription_service import env as subscription_service_env
 
 TRANSLATORS.append(subscription_service_env.translate)
 NAMES.extend(subscription_service_env.NAMES)
+from pushgate.compat.webpush_gateway import env as webpush_gateway_env  # noqa: E402
+
+TRANSLATORS.append(webpush_gateway_env.translate)
+NAMES.extend(webpush_gateway_env.NAMES)

@@ -8,6 +8,7 @@ import importlib
 
 MODULES: tuple[str, ...] = (
     "pushgate.compat.fcm_gateway.shape",
+    "pushgate.compat.webpush_gateway.shape",
     "pushgate.compat.subscription_service.shape",
 )
 

@@ -10,6 +10,7 @@ from pydantic_settings import NoDecode
 
 from pushgate.compat import ShapeName
 from pushgate.compat.subscription_service.settings import SubscriptionServiceSettings
+from pushgate.compat.webpush_gateway.settings import WebPushGatewaySettings
 from pushgate.domain.apikeys import Scope
 from pushgate.provider_settings import split_list
 
@@ -30,6 +31,7 @@ class CompatSettings(BaseModel):
     subscription_service: SubscriptionServiceSettings = Field(
         default_factory=SubscriptionServiceSettings
     )
+    webpush_gateway: WebPushGatewaySettings = Field(default_factory=WebPushGatewaySettings)
 
     @field_validator("enabled", "static_key", mode="before")
     @classmethod
