@@ -49,6 +49,7 @@ LEGACY_ENV: dict[str, tuple[str, str]] = {
     "SERVICE_ACCOUNT_PATH": ("fcm", "service_account_path"),
     "PROJECT_ID": ("fcm", "project_id"),
     "API_KEY": ("compat", "api_key"),
+    "FIREBASE_KEY": ("fcm", "service_account_json"),
 }
 
 

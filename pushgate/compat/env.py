@@ -26,3 +26,11 @@ def values(environ: Mapping[str, str]) -> dict[str, Any]:
             for name, value in fields.items():
                 merged[section].setdefault(name, value)
     return dict(merged)
+
+
+# template_consumer: FCM_SERVER_KEY refused. flask_consumer: RABBITMQ_HOST, REDIS_HOST ... URLs.
+from pushgate.compat.flask_consumer import env as flask_consumer_env  # noqa: E402
+from pushgate.compat.template_consumer import env as template_consumer_env  # noqa: E402
+
+TRANSLATORS.extend((template_consumer_env.translate, flask_consumer_env.translate))
+NAMES.extend((*template_consumer_env.NAMES, *flask_consumer_env.NAMES))

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import importlib
 
-MODULES: tuple[str, ...] = ()
+MODULES: tuple[str, ...] = (
+    "pushgate.compat.template_consumer.shape",
+    "pushgate.compat.flask_consumer.shape",
+)
 
 
 def load() -> None:
