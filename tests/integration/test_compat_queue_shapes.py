@@ -8,6 +8,7 @@ delivers exactly what the same notification through `/v1` delivers."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -195,6 +196,24 @@ async def test_flask_consumer_messages_are_sent_and_other_channels_dead_lettered
     operation = (await pushgate.http.get("/openapi.json")).json()["paths"]["/api/v1/health"]
     assert operation["get"]["tags"] == ["compat: template_consumer"]
     assert operation["get"]["deprecated"] is True
+
+    # When FCM refuses the service account (a credential alarm opens the circuit at once)
+    fake_fcm.script("THIRD_PARTY_AUTH_ERROR", times=None)
+    await publish(pushgate, {**push, "request_id": "signup-46"})
+
+    # Then /health says the breaker is open; the backends still answer, so still healthy
+    answers: list[dict[str, Any]] = []
+
+    async def breaker_state() -> str:
+        answers.append((await pushgate.http.get("/health")).json())
+        return str(answers[-1]["breaker_state"])
+
+    for _ in range(200):
+        if await breaker_state() == "open":
+            break
+        await asyncio.sleep(0.05)
+    assert answers[-1]["breaker_state"] == "open", answers[-1]
+    assert answers[-1]["status"] == "healthy"
 
 
 def sent_alike(received: list[Received]) -> list[dict[str, Any]]:
