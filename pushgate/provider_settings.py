@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode
 
 from pushgate.domain import vapid
@@ -65,6 +65,9 @@ class FCMSettings(BaseModel):
     # service account's token_uri is otherwise refused: SSRF).
     token_uris: Annotated[list[str], NoDecode] = Field(default_factory=list)
     service_account_path: Path | None = None
+    # The same service account as JSON text (the legacy FIREBASE_KEY variable), for
+    # deployments that pass it in the environment: read from memory, never written to a file.
+    service_account_json: SecretStr | None = None
     # Overrides the service account's own project_id (the legacy PROJECT_ID variable).
     project_id: str | None = None
 
@@ -79,6 +82,21 @@ class FCMSettings(BaseModel):
     @classmethod
     def _split(cls, value: Any) -> Any:
         return split_list(value)
+
+    @field_validator("service_account_json")
+    @classmethod
+    def _blank_is_none(cls, value: SecretStr | None) -> SecretStr | None:
+        # An empty FIREBASE_KEY (a blank line in a .env file) means none.
+        return value if value is not None and value.get_secret_value().strip() else None
+
+    @model_validator(mode="after")
+    def _one_service_account(self) -> FCMSettings:
+        if self.service_account_path is not None and self.service_account_json is not None:
+            raise ValueError(
+                "give service_account_path (SERVICE_ACCOUNT_PATH) or service_account_json"
+                " (FIREBASE_KEY), not both"
+            )
+        return self
 
 
 class APNSSettings(BaseModel):

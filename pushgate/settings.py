@@ -56,6 +56,7 @@ LEGACY_ENV: dict[str, tuple[str, str]] = {
     "RATE_LIMIT_NOTIFICATION": ("rate_limits", "key_send"),
     "RATE_LIMIT_ANALYTICS": ("rate_limits", "key_read"),
     "RABBITMQ_QUEUE_NAME": ("broker", "ingress_queue"),
+    "FIREBASE_KEY": ("fcm", "service_account_json"),
 }
 
 

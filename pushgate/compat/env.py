@@ -28,15 +28,22 @@ def values(environ: Mapping[str, str]) -> dict[str, Any]:
     return dict(merged)
 
 
-from pushgate.compat.fcm_gateway import env as fcm_gateway_env  # noqa: E402 (after the lists)
-
-TRANSLATORS.append(fcm_gateway_env.translate)
-NAMES.extend(fcm_gateway_env.NAMES)
+# Each shape's translator (imported here, after the lists, so settings.py gets them with
+# this module): fcm_gateway RATE_LIMIT_PER_*; template_consumer refuses FCM_SERVER_KEY;
+# webpush_gateway PORT; subscription_service JWT_SECRET_KEY; flask_consumer RABBITMQ_HOST,
+# REDIS_HOST ... into URLs.
+from pushgate.compat.fcm_gateway import env as fcm_gateway_env  # noqa: E402
+from pushgate.compat.flask_consumer import env as flask_consumer_env  # noqa: E402
 from pushgate.compat.subscription_service import env as subscription_service_env  # noqa: E402
-
-TRANSLATORS.append(subscription_service_env.translate)
-NAMES.extend(subscription_service_env.NAMES)
+from pushgate.compat.template_consumer import env as template_consumer_env  # noqa: E402
 from pushgate.compat.webpush_gateway import env as webpush_gateway_env  # noqa: E402
 
-TRANSLATORS.append(webpush_gateway_env.translate)
-NAMES.extend(webpush_gateway_env.NAMES)
+for _shape in (
+    fcm_gateway_env,
+    template_consumer_env,
+    webpush_gateway_env,
+    subscription_service_env,
+    flask_consumer_env,
+):
+    TRANSLATORS.append(_shape.translate)
+    NAMES.extend(_shape.NAMES)

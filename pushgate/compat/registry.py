@@ -8,8 +8,10 @@ import importlib
 
 MODULES: tuple[str, ...] = (
     "pushgate.compat.fcm_gateway.shape",
+    "pushgate.compat.template_consumer.shape",
     "pushgate.compat.webpush_gateway.shape",
     "pushgate.compat.subscription_service.shape",
+    "pushgate.compat.flask_consumer.shape",
 )
 
 

@@ -150,9 +150,13 @@ class FCMStoredCredentials(StoredCredentials[FCMCredentials]):
         return FCMCredentials.from_service_account(secret)
 
     def from_settings(self) -> FCMCredentials | None:
-        if self._settings.service_account_path is None:
+        if self._settings.service_account_json is not None:
+            text = self._settings.service_account_json.get_secret_value()
+            account = FCMCredentials.from_service_account(text)
+        elif self._settings.service_account_path is not None:
+            account = FCMCredentials.from_file(self._settings.service_account_path)
+        else:
             return None
-        account = FCMCredentials.from_file(self._settings.service_account_path)
         if self._settings.project_id:
             account = dataclasses.replace(account, project_id=self._settings.project_id)
         return account

@@ -1,0 +1,26 @@
+"""Registers `flask_consumer` (imported by `compat.registry`): its queue messages
+(`message.py`) and its `/health` fields, `{"status", "queue", "breaker_state"}`: the ingress
+queue's name and the worst state of pushgate's circuit breakers (those of this process and
+those the workers share), healthy while every backend answers."""
+
+from __future__ import annotations
+
+from pushgate.compat import ShapeName, messages, queue_health, shapes
+from pushgate.compat.flask_consumer import message
+from pushgate.runtime import Runtime
+
+NAME: ShapeName = "flask_consumer"
+
+
+async def health(runtime: Runtime) -> shapes.HealthReport:
+    return shapes.HealthReport(
+        await queue_health.backends_answer(runtime),
+        {
+            "queue": queue_health.ingress_queue(runtime.settings),
+            "breaker_state": queue_health.worst_state(await runtime.open_circuits()),
+        },
+    )
+
+
+shapes.register(shapes.Shape(NAME, health=health))
+messages.register(messages.MessageShape(NAME, message.matches, message.translate))
