@@ -20,7 +20,10 @@ from pushgate.store import apps
 
 def install(app: FastAPI, settings: Settings) -> None:
     """Include the routes of every enabled shape. Called before pushgate's own routers, so a
-    legacy path that is also a pushgate path (`/health`) is answered in the legacy shape."""
+    legacy path that is also a pushgate path (`/health`) is answered in the legacy shape.
+    With none enabled the shapes' modules are not even imported: the API is the one it was."""
+    if not settings.compat.enabled:
+        return
     registry.load()
     for name in settings.compat.enabled:
         shape = SHAPES[name]
@@ -30,6 +33,8 @@ def install(app: FastAPI, settings: Settings) -> None:
 
 def answers_health(settings: Settings) -> bool:
     """Whether `GET /health` answers in a legacy shape."""
+    if not settings.compat.enabled:
+        return False
     registry.load()
     return any(SHAPES[name].health is not None for name in settings.compat.enabled)
 
