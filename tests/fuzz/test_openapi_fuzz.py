@@ -37,6 +37,7 @@ from hypothesis import strategies as st
 from schemathesis.python import asgi
 
 from pushgate.api.app import create_app
+from pushgate.compat import SHAPE_NAMES
 from pushgate.domain.apikeys import Scope
 from pushgate.runtime import open_runtime
 from pushgate.settings import Settings, load_settings
@@ -58,7 +59,11 @@ def _settings(data_dir: Path, database_url: str | None = None) -> Settings:
         for name in list(os.environ):
             if name.startswith("PUSHGATE_") and not name.startswith("PUSHGATE_TEST_"):
                 patch.delenv(name)
-        overrides: dict[str, Any] = {"data_dir": data_dir}
+        # Every legacy shape's routes too (pushgate/compat), acting for the seeded app.
+        overrides: dict[str, Any] = {
+            "data_dir": data_dir,
+            "compat": {"enabled": list(SHAPE_NAMES), "static_key_app": "fuzz"},
+        }
         if database_url is not None:
             overrides["database"] = {"url": database_url}
         return load_settings(**overrides)

@@ -93,16 +93,20 @@ async def register_token(
     return schemas.DeviceTokenPublic.of(registration.record, whole=whole)
 
 
+# The old service's two routes on this path named its segment `user_id` (GET) and `token`
+# (DELETE); one name for both keeps them one path in the OpenAPI document, so the methods it
+# lists for the path (and `Allow` on a 405) agree.
 @router.get(
-    "/api/device-tokens/{user_id}",
+    "/api/device-tokens/{key}",
     summary="A user's active tokens",
     response_model=schemas.DeviceTokensPublic,
 )
 async def list_tokens(
-    user_id: Annotated[str, Path(min_length=1, max_length=255)],
+    key: Annotated[str, Path(min_length=1, max_length=255, description="The user id")],
     caller: TokenReader,
     session: SessionDep,
 ) -> schemas.DeviceTokensPublic:
+    user_id = key
     found: list[devices.DeviceRecord] = []
     after = None
     while True:
@@ -126,16 +130,17 @@ async def list_tokens(
 
 
 @router.delete(
-    "/api/device-tokens/{token}",
+    "/api/device-tokens/{key}",
     summary="Deactivate a token (soft: kept for history, like DELETE /v1/devices/{id})",
     response_model=schemas.TokenDeactivated,
     responses=NOT_FOUND,
 )
 async def deactivate_token(
-    token: Annotated[str, Path(min_length=1, max_length=4096)],
+    key: Annotated[str, Path(min_length=1, max_length=4096, description="The token")],
     caller: TokenWriter,
     session: SessionDep,
 ) -> schemas.TokenDeactivated:
+    token = key
     found = await devices.by_token(session=session, app_id=caller.app_id, token=token)
     if not found:
         raise devices.device_not_found()
