@@ -91,7 +91,10 @@ async def static_app_id(request: Request, name: str) -> uuid.UUID:
     Raises:
         NotFoundError: no such app (a setting naming an app that was never made).
     """
-    cache: dict[str, uuid.UUID] = request.app.state.__dict__.setdefault("compat_app_ids", {})
+    state = request.app.state
+    cache: dict[str, uuid.UUID] | None = getattr(state, "compat_app_ids", None)
+    if cache is None:
+        cache = state.compat_app_ids = {}
     found = cache.get(name)
     if found is None:
         runtime: Runtime = request.app.state.runtime
