@@ -32,6 +32,11 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--broadcast-n", type=int, default=None, help="broadcast audience (target run: 1000000)"
     )
+    parser.add_argument(
+        "--broadcast-users",
+        action="store_true",
+        help="every broadcast device belongs to a user (each page planned: preferences read)",
+    )
     parser.add_argument("--workers", type=int, default=1, help="worker processes (services)")
     parser.add_argument("--max-load", type=float, default=0.7, help="quiet machine: load1 below")
     parser.add_argument("--quiet-wait", type=float, default=600, help="seconds to wait for quiet")
@@ -151,6 +156,7 @@ def _main(args: argparse.Namespace, argv: list[str] | None) -> int:
                 workers=args.workers,
                 timeout_factor=args.timeout_factor,
                 broadcast_n=args.broadcast_n,
+                broadcast_users=args.broadcast_users,
                 tls=files,
                 spy_dir=args.py_spy,
             )

@@ -32,6 +32,9 @@ class Context:
     workers: int = 1
     timeout_factor: float = 1.0
     broadcast_n: int | None = None
+    # Each broadcast device has a user of its own: the dispatcher plans every page (reads the
+    # users' preferences) instead of making it inside PostgreSQL.
+    broadcast_users: bool = False
     tls: TLSFiles | None = None
     spy_dir: Path | None = None  # set: py-spy records the busiest pushgate process (raw stacks)
     log: list[str] = field(default_factory=list)

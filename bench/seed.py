@@ -75,7 +75,9 @@ def subscriptions(endpoints: Sequence[str]) -> list[Subscription]:
     ]
 
 
-async def _insert(url: str, app_id: uuid.UUID, addresses: Sequence[Address]) -> list[uuid.UUID]:
+async def _insert(
+    url: str, app_id: uuid.UUID, addresses: Sequence[Address], *, users: bool
+) -> list[uuid.UUID]:
     engine = db.create_engine(url, pool_size=2)
     ids: list[uuid.UUID] = []
     try:
@@ -85,7 +87,10 @@ async def _insert(url: str, app_id: uuid.UUID, addresses: Sequence[Address]) -> 
             for address in addresses[start : start + BATCH]:
                 device_id = new_id()
                 ids.append(device_id)
-                rows.append(_row(device_id, app_id, address, now))
+                row = _row(device_id, app_id, address, now)
+                if users:
+                    row["user_id"] = f"bench-{device_id.hex}"
+                rows.append(row)
             async with engine.begin() as connection:
                 await connection.execute(insert(Device), rows)
     finally:
@@ -111,14 +116,19 @@ def _row(
     }
 
 
-def insert_devices(url: str, app_id: uuid.UUID, subs: Sequence[Subscription]) -> list[uuid.UUID]:
-    """Insert Web Push devices; their ids in the order given (UUIDv7: also the fan-out order)."""
-    return insert_addresses(url, app_id, [Address.of(sub) for sub in subs])
+def insert_devices(
+    url: str, app_id: uuid.UUID, subs: Sequence[Subscription], *, users: bool = False
+) -> list[uuid.UUID]:
+    """Insert Web Push devices; their ids in the order given (UUIDv7: also the fan-out order).
+    With `users`, each device belongs to a user of its own."""
+    return insert_addresses(url, app_id, [Address.of(sub) for sub in subs], users=users)
 
 
-def insert_addresses(url: str, app_id: uuid.UUID, addresses: Sequence[Address]) -> list[uuid.UUID]:
+def insert_addresses(
+    url: str, app_id: uuid.UUID, addresses: Sequence[Address], *, users: bool = False
+) -> list[uuid.UUID]:
     """Insert devices of any platform; their ids in the order given."""
-    return asyncio.run(_insert(url, app_id, addresses))
+    return asyncio.run(_insert(url, app_id, addresses, users=users))
 
 
 @dataclass(frozen=True)

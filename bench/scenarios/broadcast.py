@@ -31,7 +31,9 @@ def run(ctx: Context) -> list[Result]:
         names = [f"{deployment.tag}-{i:07d}" for i in range(n)]
         subs = seed.subscriptions([sink.endpoint(x) for x in names])
         began = time.monotonic()
-        seed.insert_devices(deployment.database_url, deployment.app_id, subs)
+        seed.insert_devices(
+            deployment.database_url, deployment.app_id, subs, users=ctx.broadcast_users
+        )
         del subs
         ctx.say(f"{name}: {n} devices seeded in {time.monotonic() - began:.1f} s")
         # Services: a dispatch-only worker beside the senders, as docs/operations.md advises
@@ -87,6 +89,7 @@ def run(ctx: Context) -> list[Result]:
                 "n": n,
                 "workers": ctx.workers if ctx.profile == "services" else 1,
                 "dispatchers": dispatchers,
+                **({"users": 1} if ctx.broadcast_users else {}),
             },
             figures=figures,
             headline="fanout_per_s",
