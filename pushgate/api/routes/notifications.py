@@ -139,19 +139,10 @@ async def accept_one(
     the group commit with the accepts of other requests in flight), and the answer is
     serialised once, by orjson, rather than validated and encoded again by FastAPI.
     """
-    [result] = await accept.accept_many(
-        state.runtime,
-        app_id=caller.app_id,
-        requests=[_with_key(body, idempotency_key)],
-        group=state.accepts,
-    )
-    if isinstance(result, PushgateError):
-        raise result
+    result = await grouped(state, caller.app_id, _with_key(body, idempotency_key))
     row = result.stored
-    location = f"/v1/notifications/{row.id}"
-    headers = {"Location": location}
-    if result.replayed:
-        headers["Idempotency-Replay"] = "true"
+    headers = accept_headers(row.id, replayed=result.replayed)
+    location = headers["Location"]
     answer = {
         "id": str(row.id),
         "status": _status(row, replayed=result.replayed),
@@ -161,6 +152,30 @@ async def accept_one(
     return Response(
         orjson.dumps(answer), status_code=202, headers=headers, media_type="application/json"
     )
+
+
+async def grouped(state: State, app_id: uuid.UUID, request: NotificationCreate) -> accept.Accepted:
+    """Accept one notification through the API's group commit (stored with the accepts of
+    other requests in flight): `/v1/notifications` and the legacy send routes (compat).
+
+    Raises:
+        PushgateError: the request is refused.
+    """
+    [result] = await accept.accept_many(
+        state.runtime, app_id=app_id, requests=[request], group=state.accepts
+    )
+    if isinstance(result, PushgateError):
+        raise result
+    return result
+
+
+def accept_headers(notification_id: uuid.UUID, *, replayed: bool) -> dict[str, str]:
+    """What an accept answers besides its body: where the status is, and whether a repeated
+    idempotency key replayed the first accept."""
+    headers = {"Location": f"/v1/notifications/{notification_id}"}
+    if replayed:
+        headers["Idempotency-Replay"] = "true"
+    return headers
 
 
 @router.post("/bulk", status_code=200, summary="Accept up to 1000 notifications, each on its own")

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pushgate.api.deps import Caller, RuntimeDep, SessionDep
 from pushgate.api.responses import errors
+from pushgate.api.routes import notifications as notification_routes
 from pushgate.compat import ShapeName
 from pushgate.compat.auth import legacy_caller
 from pushgate.compat.errors import LegacyRoute
@@ -86,14 +87,8 @@ async def send(
     response: Response,
 ) -> schemas.SendAccepted:
     wanted = await aimed(runtime, session, caller, body)
-    # Through the group commit, with the accepts of other requests in flight (as /v1's).
-    [result] = await accept.accept_many(
-        runtime, app_id=caller.app_id, requests=[wanted], group=request.app.state.accepts
-    )
-    if isinstance(result, PushgateError):
-        raise result
-    stored = result.stored
-    _locate(response, stored.id, replayed=stored.replayed)
+    stored = (await notification_routes.grouped(request.app.state, caller.app_id, wanted)).stored
+    response.headers.update(notification_routes.accept_headers(stored.id, replayed=stored.replayed))
     return schemas.SendAccepted(
         notification_id=stored.id,
         status=_accepted_status(stored),
@@ -104,13 +99,6 @@ async def send(
 def _accepted_status(stored: notifications.Created) -> str:
     # A replay answers the first answer again (accepted, so pending), as /v1 does.
     return "pending" if stored.replayed else translate.status(stored.status)
-
-
-def _locate(response: Response, notification_id: uuid.UUID, *, replayed: bool) -> None:
-    """The headers /v1 answers an accept with: where its status is, and whether it is a replay."""
-    response.headers["Location"] = f"/v1/notifications/{notification_id}"
-    if replayed:
-        response.headers["Idempotency-Replay"] = "true"
 
 
 @router.post(
@@ -151,7 +139,7 @@ async def send_immediate(
         )
         for d in sent.deliveries
     ]
-    _locate(response, row.id, replayed=sent.replayed)
+    response.headers.update(notification_routes.accept_headers(row.id, replayed=sent.replayed))
     return schemas.ImmediateResult(
         notification_id=row.id,
         status=translate.status(row.status),

@@ -18,9 +18,8 @@ from pushgate.domain.apikeys import Permission
 from pushgate.domain.notification import NotificationStatus
 from pushgate.domain.rates import RouteClass
 from pushgate.domain.request import NotificationCreate
-from pushgate.errors import InvalidInputError, PushgateError
+from pushgate.errors import InvalidInputError
 from pushgate.runtime import Runtime
-from pushgate.sending import accept
 from pushgate.store import notifications
 
 router = APIRouter(route_class=LegacyRoute, tags=[tag(SHAPE)], deprecated=True)
@@ -76,14 +75,8 @@ async def _accept(
     notification's status and its deliveries so far (a replay: as they stand now)."""
     state = request.app.state
     runtime: Runtime = state.runtime
-    [result] = await accept.accept_many(
-        runtime, app_id=caller.app_id, requests=[wanted], group=state.accepts
-    )
-    if isinstance(result, PushgateError):
-        raise result
-    stored = result.stored
-    if stored.replayed:
-        response.headers["Idempotency-Replay"] = "true"
+    stored = (await notification_routes.grouped(state, caller.app_id, wanted)).stored
+    response.headers.update(notification_routes.accept_headers(stored.id, replayed=stored.replayed))
     async with runtime.sessions() as session:
         row = await notifications.get(
             session=session, app_id=caller.app_id, notification_id=stored.id
