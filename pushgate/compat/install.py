@@ -4,14 +4,13 @@ them answers it. `/health/ready` keeps pushgate's shape for orchestrators."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from fastapi import FastAPI
 
 from pushgate import __version__
 from pushgate.compat import registry
-from pushgate.compat.shapes import SHAPES, HealthReport
+from pushgate.compat.shapes import SHAPES, backends
 from pushgate.errors import ConfigError, NotFoundError
 from pushgate.runtime import Runtime
 from pushgate.settings import Settings
@@ -43,15 +42,16 @@ async def health(runtime: Runtime) -> tuple[int, dict[str, Any]]:
     """`GET /health` in the enabled shapes' union: `status` healthy only when every shape is,
     each shape's fields (the first shape's value where two name the same field), and
     pushgate's own `version` and dependency `checks`. 503 when unhealthy."""
+    state = await backends(runtime)
     checks = [SHAPES[n].health for n in runtime.settings.compat.enabled]
-    reports: list[HealthReport] = await asyncio.gather(*(c(runtime) for c in checks if c))
+    reports = [check(runtime, state) for check in checks if check is not None]
     healthy = all(r.healthy for r in reports)
     body: dict[str, Any] = {}
     for report in reports:
         body = {**report.fields, **body}
     body["status"] = "healthy" if healthy else "unhealthy"
     body["version"] = __version__
-    body.setdefault("checks", await runtime.health())
+    body["checks"] = state.checks
     return (200 if healthy else 503), body
 
 

@@ -1,6 +1,6 @@
 """What the two legacy queue consumers (`template_consumer`, `flask_consumer`) reported on
 their health routes, read from pushgate's own state: the name of the ingress queue they
-consumed, whether the backends answer, and the worst state of the circuit breakers."""
+consumed, and the worst state of the circuit breakers."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from collections.abc import Iterable
 from pushgate.broker import base as broker_base
 from pushgate.broker.rabbitmq_topology import Topology
 from pushgate.domain.circuit import CircuitReport, State
-from pushgate.runtime import Runtime
 from pushgate.settings import Settings
 
 # pybreaker's states, worst last. pushgate's `rate_limited` (the upstream asked it to slow
@@ -28,8 +27,3 @@ def worst_state(reports: Iterable[CircuitReport]) -> str:
     """`closed`, `half_open` or `open`: the worst state of the breakers reported."""
     worst = max((r.state for r in reports), key=_RANK.__getitem__, default=State.CLOSED)
     return State.CLOSED.value if worst is State.RATE_LIMITED else worst.value
-
-
-async def backends_answer(runtime: Runtime) -> bool:
-    """Whether the database, the broker and the key-value store all answer."""
-    return all(state == "ok" for state in (await runtime.health()).values())

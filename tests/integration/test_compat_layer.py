@@ -20,7 +20,7 @@ from pushgate.api.deps import Caller
 from pushgate.compat import install, registry
 from pushgate.compat.auth import legacy_caller, static_key_id
 from pushgate.compat.errors import LegacyRoute
-from pushgate.compat.shapes import SHAPES, HealthReport, Shape, tag
+from pushgate.compat.shapes import SHAPES, Backends, HealthReport, Shape, tag
 from pushgate.domain.apikeys import Permission
 from pushgate.domain.rates import RouteClass
 from pushgate.errors import ConfigError, NotFoundError
@@ -50,11 +50,11 @@ def _routes(_settings: Settings) -> APIRouter:
     return router
 
 
-async def _healthy(_runtime: Runtime) -> HealthReport:
+def _healthy(_runtime: Runtime, _backends: Backends) -> HealthReport:
     return HealthReport(True, {"service": "push_service", "status": "ignored"})
 
 
-async def _unhealthy(_runtime: Runtime) -> HealthReport:
+def _unhealthy(_runtime: Runtime, _backends: Backends) -> HealthReport:
     return HealthReport(False, {"queue": "push.queue", "service": "not this one"})
 
 

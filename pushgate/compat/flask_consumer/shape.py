@@ -12,12 +12,12 @@ from pushgate.runtime import Runtime
 NAME: ShapeName = "flask_consumer"
 
 
-async def health(runtime: Runtime) -> shapes.HealthReport:
+def health(runtime: Runtime, backends: shapes.Backends) -> shapes.HealthReport:
     return shapes.HealthReport(
-        await queue_health.backends_answer(runtime),
+        backends.answer,
         {
             "queue": queue_health.ingress_queue(runtime.settings),
-            "breaker_state": queue_health.worst_state(await runtime.open_circuits()),
+            "breaker_state": queue_health.worst_state(backends.circuits),
         },
     )
 

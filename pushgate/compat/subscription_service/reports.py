@@ -15,7 +15,7 @@ from pushgate.api.deps import Caller, RuntimeDep, SessionDep
 from pushgate.api.routes import metrics as metrics_route
 from pushgate.compat.auth import legacy_caller
 from pushgate.compat.errors import LegacyRoute
-from pushgate.compat.shapes import HealthReport, tag
+from pushgate.compat.shapes import Backends, HealthReport, backends, tag
 from pushgate.compat.subscription_service import SHAPE, schemas, translate
 from pushgate.domain import storable
 from pushgate.domain.analytics import Interval, Stats, Window
@@ -141,13 +141,11 @@ async def delivery_analytics(
     )
 
 
-async def health_report(runtime: Runtime) -> HealthReport:
+def health_report(_runtime: Runtime, backends: Backends) -> HealthReport:
     """This shape's health: each dependency's state (`/health/`, and `/health` when the
     shape is enabled: the old service's clients reached `/health/` from `/health` by
     FastAPI's redirect)."""
-    checks = await runtime.health()
-    healthy = all(state == "ok" for state in checks.values())
-    return HealthReport(healthy, {"dependencies": checks})
+    return HealthReport(backends.answer, {"dependencies": backends.checks})
 
 
 @router.get(
@@ -156,7 +154,7 @@ async def health_report(runtime: Runtime) -> HealthReport:
     responses={503: {"description": "A dependency is unreachable (`status` unhealthy)"}},
 )
 async def health(runtime: RuntimeDep) -> JSONResponse:
-    report = await health_report(runtime)
+    report = health_report(runtime, await backends(runtime))
     body = {
         "status": "healthy" if report.healthy else "unhealthy",
         "version": __version__,

@@ -37,9 +37,9 @@ def routes(_settings: Settings) -> APIRouter:
     return router
 
 
-async def health(runtime: Runtime) -> shapes.HealthReport:
+def health(runtime: Runtime, backends: shapes.Backends) -> shapes.HealthReport:
     return shapes.HealthReport(
-        await queue_health.backends_answer(runtime),
+        backends.answer,
         {"queue": queue_health.ingress_queue(runtime.settings)},
     )
 

@@ -10,7 +10,7 @@ from pushgate.compat.webpush_gateway import routes, start
 from pushgate.runtime import Runtime
 
 
-async def health(_runtime: Runtime) -> shapes.HealthReport:
+def health(_runtime: Runtime, _backends: shapes.Backends) -> shapes.HealthReport:
     """The old gateway's liveness answer (pushgate adds `version` and its `checks`)."""
     return shapes.HealthReport(
         True, {"service": "push_service", "timestamp": datetime.now(UTC).isoformat()}
